@@ -1,0 +1,5 @@
+import sys
+
+from cremad.cli import main
+
+sys.exit(main())

@@ -1,0 +1,186 @@
+"""Frozen configuration: the paper's values as defaults, every silent choice explained.
+
+Three dataclasses cover the pipeline: `FeatureConfig` (section II-B), `ModelConfig`
+(sections II-D to II-G) and `TrainConfig` (section II-C plus the training recipe the paper
+does not give). `ExperimentConfig` bundles them; `experiments/*.toml` override fields by name.
+Unknown keys and wrong types raise `ValueError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+EMOTION_NAMES = {
+    "ANG": "Anger",
+    "DIS": "Disgust",
+    "FEA": "Fear",
+    "HAP": "Happy",
+    "NEU": "Neutral",
+    "SAD": "Sad",
+}
+SAMPLE_RATE = 16_000  # CREMA-D is recorded at 16 kHz
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """MFCC extraction, section II-B: 13 MFCCs, 20 ms window, 10 ms hop, zero-padded clips."""
+
+    sample_rate: int = SAMPLE_RATE
+    n_mfcc: int = 13  # paper: "the first 13 MFCCs"
+    win_length: int = 320  # paper: 20 ms at 16 kHz
+    hop_length: int = 160  # paper: 10 ms frame step
+    # The paper is silent on the rest. n_fft is the next power of two above the 20 ms window
+    # (the window itself stays 320 samples, zero-padded inside the FFT).
+    n_fft: int = 512
+    # 40 mel bands is the usual filterbank for 16 kHz speech (HTK/Kaldi recipes); librosa's
+    # default of 128 leaves empty bands at n_fft=512.
+    n_mels: int = 40
+    fmin: float = 0.0
+    fmax: float = 8000.0  # Nyquist at 16 kHz
+    # Centred frames (frame t is centred on sample t * hop, zero-padded at the ends): frames map
+    # to samples by a plain multiply for Fig. 2, and a 5.005 s clip gives 1 + 80080 // 160 = 501
+    # frames.
+    center: bool = True
+    # Target length in samples. None is the paper's rule: pad every clip to the longest clip.
+    pad_to: int | None = None
+    # A clip whose peak absolute amplitude stays below this (-60 dBFS) holds no speech; CREMA-D's
+    # 1076_MTI_SAD_XX.wav is such a clip. Silent clips are excluded unless keep_silent is set.
+    silence_peak: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The four models of sections II-D to II-G. The paper gives no sizes; ours follow the
+    Keras attention recipe its Fig. 1 reproduces (RepeatVector, Concatenate, Dense(tanh),
+    Dense(relu), softmax over time, Dot), which uses 32 pre-attention and 64 post-attention units
+    and a 10-unit attention layer."""
+
+    pre_units: int = 32  # pre-LSTM units per direction (BiLSTM outputs 64)
+    post_units: int = 64  # post-LSTM units, the s<t> of the attention block
+    attention_units: int = 10  # width of the first attention Dense (tanh)
+    dropout_rate: float = 0.3  # paper: "Dropout is used"; rate not given, 0.3 is a common middle
+    decoder_steps: int = 1  # one label per utterance, one attention curve per clip (Fig. 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Leave-one-subject-out training, section II-C, and the recipe the paper leaves out."""
+
+    optimizer: str = "adam"  # the usual default for LSTMs in Keras; the paper names none
+    learning_rate: float = 1e-3  # Adam's default
+    batch_size: int = 32  # Keras' default batch size
+    max_epochs: int = 60  # an upper bound; early stopping ends most folds well before it
+    patience: int = 8  # epochs without validation improvement before stopping
+    # Early stopping watches a validation set made of whole *training* actors (never the test
+    # actor): this share of them, at least one.
+    validation_fraction: float = 0.1
+    # Halve the learning rate when validation loss stalls for this many epochs (0 = off).
+    reduce_lr_patience: int = 4
+    # Per-coefficient z-scoring with statistics of the training actors only.
+    standardize: bool = True
+    # "balanced" weights classes inversely to their training counts (CREMA-D has fewer NEU);
+    # "none" trains unweighted.
+    class_weight: str = "balanced"
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines a run; written into every run folder."""
+
+    name: str = "paper"
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(key: str, value: Any, annotation: Any) -> Any:
+    """Return `value` coerced to `annotation` (int -> float allowed), else raise ValueError."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {**typing.__dict__, **__builtins__})  # noqa: S307 (own annotations)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_type(key, value, option)
+            except ValueError:
+                pass
+        raise ValueError(f"{key}: expected {annotation}, got {value!r}")
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if isinstance(value, bool) and annotation is not bool:
+            raise ValueError(f"{key}: expected {annotation.__name__}, got {value!r}")
+        if not isinstance(value, annotation):
+            raise ValueError(f"{key}: expected {annotation.__name__}, got {value!r}")
+        return value
+    raise ValueError(f"{key}: unsupported type {annotation}")
+
+
+def replace(config: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
+    """Return a copy of the dataclass `config` with `overrides` applied, nested dicts for
+    nested dataclasses. Unknown keys or wrong types raise ValueError naming the key."""
+    fields = {field.name: field for field in dataclasses.fields(config)}
+    changes = {}
+    for key, value in overrides.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ValueError(f"unknown config key {name!r} (known: {known})")
+        current = getattr(config, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"{name}: expected a table of settings, got {value!r}")
+            changes[key] = replace(current, value, prefix=f"{name}.")
+        else:
+            changes[key] = _check_type(name, value, fields[key].type)
+    return dataclasses.replace(config, **changes)
+
+
+def from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """Rebuild an ExperimentConfig from `to_dict()` output (e.g. a run folder's config.json)."""
+    return replace(ExperimentConfig(), data)
+
+
+def list_experiments(directory: Path = EXPERIMENTS_DIR) -> list[str]:
+    return sorted(path.stem for path in Path(directory).glob("*.toml"))
+
+
+def load_experiment(
+    name: str = "paper", model_id: int | None = None, directory: Path = EXPERIMENTS_DIR
+) -> ExperimentConfig:
+    """Load `experiments/<name>.toml`: top-level [features]/[model]/[train] tables apply to
+    every model, a [model<k>] table (same sub-tables) applies on top for model k."""
+    path = Path(directory) / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(list_experiments(directory)) or "none"
+        raise ValueError(f"unknown experiment {name!r}: no {path} (known: {known})")
+    with open(path, "rb") as handle:
+        try:
+            data = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: {error}") from error
+    per_model = {key: data.pop(key) for key in list(data) if key.startswith("model") and key != "model"}
+    for key in per_model:
+        if key not in {f"model{k}" for k in (1, 2, 3, 4)}:
+            raise ValueError(f"{path}: unknown table [{key}] (per-model tables are [model1]..[model4])")
+    data.pop("description", None)
+    config = replace(ExperimentConfig(name=name), data)
+    if model_id is not None and f"model{model_id}" in per_model:
+        config = replace(config, per_model[f"model{model_id}"], prefix=f"model{model_id}.")
+    return config
