@@ -1,0 +1,152 @@
+"""The paper's four models (sections II-D to II-G, Fig. 1), Keras functional API.
+
+    model 1: pre-LSTM -> Dropout -> attention -> post-LSTM -> Dense softmax
+    model 2: model 1 with a Bidirectional pre-LSTM (forward and backward outputs concatenated)
+    model 3: pre-LSTM -> Dropout -> post-LSTM over the whole sequence -> Dense softmax
+    model 4: model 3 with a Bidirectional pre-LSTM
+
+The paper's LSTMs are CuDNNLSTM. Keras 3 picks the cuDNN kernel on a GPU by itself (TensorFlow,
+JAX and PyTorch backends alike) when a layer keeps cuDNN's fixed recipe: tanh / sigmoid
+activations, a bias, no recurrent dropout, no unrolling and no mask. Every LSTM here is built by
+`_lstm`, which pins that recipe; input dropout is a separate Dropout layer, and there is no
+Masking layer anywhere (CuDNNLSTM had none; the attention learns to ignore padded silence).
+Only backend-agnostic `keras.ops` are used, so the models run on all three backends.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from cremad.config import ModelConfig
+
+MODEL_IDS = (1, 2, 3, 4)
+ATTENTION_WEIGHTS = "attention_weights"  # name (prefix) of the softmax-over-time layer(s)
+
+
+@keras.saving.register_keras_serializable(package="cremad")
+class ZeroState(layers.Layer):
+    """s<0> and c<0> of the post-LSTM: zeros of shape (batch, units), sized from the input's
+    batch. A registered layer rather than a Lambda so `.keras` files load without unsafe code."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def call(self, inputs):
+        return ops.zeros((ops.shape(inputs)[0], self.units), dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def _lstm(units: int, name: str, **kwargs) -> layers.LSTM:
+    """An LSTM that runs on the cuDNN kernel when a GPU is there (CuDNNLSTM's recipe)."""
+    return layers.LSTM(
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        unroll=False,
+        use_cudnn="auto",  # True would refuse to run on a CPU
+        name=name,
+        **kwargs,
+    )
+
+
+def pre_lstm(inputs, units: int, bidirectional: bool):
+    """Encoder: p<1..x>, one output per frame (a BiLSTM concatenates both directions)."""
+    if bidirectional:
+        lstm = _lstm(units, name="pre_lstm_forward", return_sequences=True)
+        return layers.Bidirectional(lstm, merge_mode="concat", name="pre_lstm")(inputs)
+    return _lstm(units, name="pre_lstm", return_sequences=True)(inputs)
+
+
+def attention_block(pre_outputs, s_prev, energy_dense, score_dense, suffix: str = ""):
+    """Fig. 1's dotted box for one post-LSTM step t: equation (1).
+
+    pre_outputs: p<1..x> (batch, x, P); s_prev: s<t-1> (batch, post_units). The two Dense
+    layers carry the block's weights and are passed in so every decoder step shares them.
+    Returns context<t> (batch, 1, P) and a<t, 1..x> (batch, x, 1)."""
+    n_frames = pre_outputs.shape[1]
+    repeated = layers.RepeatVector(n_frames, name=f"attention_repeat{suffix}")(s_prev)  # (B, x, S)
+    concatenated = layers.Concatenate(axis=-1, name=f"attention_concat{suffix}")(
+        [pre_outputs, repeated]
+    )  # (B, x, P + S)
+    energies = score_dense(energy_dense(concatenated))  # e<t, t'>: (B, x, 1)
+    weights = layers.Softmax(axis=1, name=f"{ATTENTION_WEIGHTS}{suffix}")(energies)  # over time
+    context = layers.Dot(axes=1, name=f"attention_context{suffix}")([weights, pre_outputs])
+    return context, weights  # (B, 1, P), (B, x, 1)
+
+
+def build_model(
+    model_id: int,
+    n_frames: int,
+    n_features: int = 13,
+    n_classes: int = 6,
+    config: ModelConfig = ModelConfig(),
+) -> keras.Model:
+    """Build paper model `model_id` (1-4) for inputs of shape (n_frames, n_features).
+
+    Models 1 and 2 run the attention block and the post-LSTM for `config.decoder_steps` steps
+    (default 1: one label per utterance, one attention curve per clip as in Fig. 2), starting
+    from s<0> = c<0> = 0, with the same post-LSTM layer at every step; the Dense softmax reads
+    the last s<t>. Models 3 and 4 feed the whole dropped-out pre-LSTM sequence to the post-LSTM.
+    Returns an uncompiled keras.Model named "model<k>"."""
+    if model_id not in MODEL_IDS:
+        raise ValueError(f"model_id must be one of {MODEL_IDS}, got {model_id!r}")
+    if n_frames < 1 or n_features < 1 or n_classes < 2:
+        raise ValueError(
+            f"need n_frames >= 1, n_features >= 1, n_classes >= 2; "
+            f"got {n_frames}, {n_features}, {n_classes}"
+        )
+    if config.decoder_steps < 1:
+        raise ValueError(f"decoder_steps must be >= 1, got {config.decoder_steps}")
+    bidirectional = model_id in (2, 4)
+    with_attention = model_id in (1, 2)
+
+    inputs = keras.Input(shape=(n_frames, n_features), name="mfcc")  # (B, x, 13)
+    pre_outputs = pre_lstm(inputs, config.pre_units, bidirectional)  # (B, x, P)
+    pre_outputs = layers.Dropout(config.dropout_rate, name="dropout")(pre_outputs)
+
+    if with_attention:
+        energy_dense = layers.Dense(config.attention_units, activation="tanh", name="attention_energy")
+        score_dense = layers.Dense(1, activation="relu", name="attention_score")
+        post_lstm = _lstm(config.post_units, name="post_lstm", return_state=True)
+        s = c = ZeroState(config.post_units, name="post_lstm_initial_state")(inputs)  # (B, S)
+        for step in range(1, config.decoder_steps + 1):
+            suffix = f"_{step}" if config.decoder_steps > 1 else ""
+            context, _ = attention_block(pre_outputs, s, energy_dense, score_dense, suffix)
+            s, _, c = post_lstm(context, initial_state=[s, c])  # s<t>, c<t>: (B, S)
+        final_state = s
+    else:
+        final_state = _lstm(config.post_units, name="post_lstm")(pre_outputs)  # (B, S)
+
+    outputs = layers.Dense(n_classes, activation="softmax", name="output")(final_state)
+    return keras.Model(inputs, outputs, name=f"model{model_id}")
+
+
+def attention_layers(model: keras.Model) -> list[layers.Layer]:
+    """The softmax-over-time layers of an attention model, in decoder-step order."""
+    found = [
+        layer
+        for layer in model.layers
+        if layer.name == ATTENTION_WEIGHTS or layer.name.startswith(f"{ATTENTION_WEIGHTS}_")
+    ]
+    return sorted(found, key=lambda layer: int(layer.name[len(ATTENTION_WEIGHTS) + 1 :] or 0))
+
+
+def attention_model(model: keras.Model) -> keras.Model:
+    """A model sharing `model`'s weights that maps its input to the attention weights
+    a<t, t'>, shape (batch, decoder_steps, n_frames). Models 1 and 2 only."""
+    found = attention_layers(model)
+    if not found:
+        raise ValueError(f"{model.name} has no attention layer (only models 1 and 2 do)")
+    steps = [layers.Reshape((1, -1))(layer.output) for layer in found]  # each (B, 1, x)
+    weights = steps[0] if len(steps) == 1 else layers.Concatenate(axis=1)(steps)
+    return keras.Model(model.inputs, weights, name=f"{model.name}_attention")
