@@ -1,0 +1,459 @@
+"""The paper's Table II, Fig. 2 and Fig. 3 (section III), drawn only from saved run folders.
+
+    cremad figures --runs runs/cremad --data data/CREMA-D [--clip 1015_DFA_ANG_XX] [--out figures]
+
+Nothing is retrained: tables and confusion matrices come from `fold-*/predictions.csv`
+(through `cremad.metrics`), Fig. 2's attention curves from the `attention.npz` of the fold that
+held the clip's actor out. Beyond the paper: the per-fold accuracy of each model and paired tests
+between models (Wilcoxon signed-rank on per-fold UA, exact McNemar on pooled predictions), since
+the paper calls model 2 "significantly better" without a test. Missing models or folds are named
+in log lines and left out; what exists is drawn.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # figures built without pyplot: no GUI backend, no global state
+from scipy.stats import binomtest, wilcoxon
+
+from cremad import CremadError
+from cremad.config import EMOTION_NAMES, EMOTIONS, FeatureConfig
+from cremad.metrics import compute_summary, find_model_dirs, load_predictions, model_id_of
+
+log = logging.getLogger(__name__)
+
+PAPER_CLIP = "1015_DFA_ANG_XX"  # the clip of the paper's Fig. 2
+MODEL_IDS = (1, 2, 3, 4)
+ATTENTION_MODELS = (1, 2)
+# Table II as published: emotion -> ((best model, %), (worst model, %)), digits as printed.
+PAPER_TABLE_II = {
+    "ANG": ((2, "75.6"), (1, "63.25")),
+    "DIS": ((2, "48.46"), (3, "36.18")),
+    "FEA": ((2, "48.62"), (3, "6.89")),
+    "HAP": ((1, "62.7"), (3, "43.71")),
+    "NEU": ((1, "63.10"), (3, "52.48")),
+    "SAD": ((2, "70.57"), (4, "63.25")),
+}
+COLUMN_WIDTH = 3.5  # inches, one column of a two-column paper
+PAGE_WIDTH = 7.16  # inches, both columns
+STYLE = {"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "xtick.labelsize": 6, "ytick.labelsize": 6, "legend.fontsize": 6}
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def resolve_models(runs: str | Path, corpus: str | None = None) -> dict[int, Path]:
+    """Map model id -> run folder for one set of models: `runs` may be a model folder, a folder
+    of model<k> folders, or a parent of such sets (then --corpus, or a single set, must pick)."""
+    groups: dict[Path, list[Path]] = {}
+    for model_dir in find_model_dirs(runs):
+        groups.setdefault(model_dir.parent, []).append(model_dir)
+    if len(groups) > 1 and corpus is not None:
+        groups = {parent: dirs for parent, dirs in groups.items() if parent.name == corpus or parent.parent.name == corpus} or groups
+    if len(groups) > 1:
+        names = ", ".join(str(parent) for parent in sorted(groups))
+        raise CremadError(f"--runs {runs}: several sets of runs ({names}); pass one of them as --runs")
+    models = {}
+    for model_dir in next(iter(groups.values())):
+        model_id = model_id_of(model_dir)
+        if model_id is None or model_id in models:
+            raise CremadError(f"{model_dir}: cannot tell which model it holds (no model_id in run.json, name not model<k>, or a duplicate)")
+        models[model_id] = model_dir
+    return dict(sorted(models.items()))
+
+
+def load_results(models: dict[int, Path]) -> dict[int, dict[str, Any]]:
+    """Model id -> {"predictions", "summary"} for every model with at least one finished fold;
+    models that lack results are named in a log line."""
+    results = {}
+    for model_id in sorted(set(MODEL_IDS) | set(models)):
+        if model_id not in models:
+            log.warning("model %d: no run folder, left out", model_id)
+            continue
+        predictions = load_predictions(models[model_id])
+        if not predictions.folds:
+            log.warning("model %d: no finished folds in %s, left out", model_id, models[model_id])
+            continue
+        summary = compute_summary(predictions)
+        expected = summary["n_expected_folds"]
+        if expected and summary["n_folds"] < expected:
+            log.warning("model %d: partial run, %d of %d folds finished", model_id, summary["n_folds"], expected)
+        results[model_id] = {"predictions": predictions, "summary": summary}
+    if not results:
+        raise CremadError("no model has a finished fold; run `cremad loso` first")
+    return results
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+def table_ii(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table II: per emotion, the best and worst model by true-positive % among the models given,
+    beside the paper's values (differences are ours minus the paper's, in points). Ties go to
+    the lower model number."""
+    rows = []
+    for emotion in EMOTIONS:
+        scores = [(model_id, summary["recall"][emotion]) for model_id, summary in sorted(summaries.items()) if summary["recall"][emotion] is not None]
+        if not scores:
+            continue
+        best = max(scores, key=lambda item: (item[1], -item[0]))
+        worst = min(scores, key=lambda item: (item[1], item[0]))
+        (paper_best_model, paper_best), (paper_worst_model, paper_worst) = PAPER_TABLE_II[emotion]
+        rows.append({
+            "emotion": EMOTION_NAMES[emotion],
+            "best_model": best[0],
+            "best_percent": round(best[1], 2),
+            "worst_model": worst[0],
+            "worst_percent": round(worst[1], 2),
+            "paper_best_model": paper_best_model,
+            "paper_best_percent": paper_best,
+            "paper_worst_model": paper_worst_model,
+            "paper_worst_percent": paper_worst,
+            "best_difference": round(best[1] - float(paper_best), 2),
+            "worst_difference": round(worst[1] - float(paper_worst), 2),
+        })
+    return rows
+
+
+def table_ii_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| Emotion | Best classified (%) | Worst classified (%) | Paper best (%) | Paper worst (%) | Δ best | Δ worst |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['emotion']} | Model {row['best_model']} – {row['best_percent']:.2f} | Model {row['worst_model']} – {row['worst_percent']:.2f}"
+            f" | Model {row['paper_best_model']} – {row['paper_best_percent']} | Model {row['paper_worst_model']} – {row['paper_worst_percent']}"
+            f" | {row['best_difference']:+.2f} | {row['worst_difference']:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def full_table(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every model's per-class recall, WA, UA, macro-F1 and per-fold accuracy (all %)."""
+    rows = []
+    for model_id, summary in sorted(summaries.items()):
+        expected = summary["n_expected_folds"]
+        row = {"model": model_id, "folds": f"{summary['n_folds']}/{expected}" if expected else str(summary["n_folds"])}
+        row.update({emotion: summary["recall"][emotion] for emotion in EMOTIONS})
+        row.update({key: summary[key] for key in ("wa", "ua", "macro_f1", "fold_accuracy_mean", "fold_accuracy_std")})
+        rows.append(row)
+    return rows
+
+
+def significance(results: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Paired model-vs-model tests: Wilcoxon signed-rank on per-fold UA over the folds both
+    finished, and exact McNemar (binomial test on the discordant clips) on pooled predictions
+    matched by clip id. p-values are two-sided and not adjusted for the several pairs."""
+    rows = []
+    for a, b in itertools.combinations(sorted(results), 2):
+        folds_a, folds_b = results[a]["summary"]["folds"], results[b]["summary"]["folds"]
+        actors = [actor for actor in folds_a if actor in folds_b and folds_a[actor]["ua"] is not None and folds_b[actor]["ua"] is not None]
+        difference = np.array([folds_a[actor]["ua"] - folds_b[actor]["ua"] for actor in actors])
+        if not actors:
+            wilcoxon_p = None
+        elif np.allclose(difference, 0.0):
+            wilcoxon_p = 1.0  # identical per-fold UA: no evidence of a difference
+        else:
+            wilcoxon_p = float(wilcoxon(difference).pvalue)
+
+        pred_a, pred_b = results[a]["predictions"], results[b]["predictions"]
+        index_b = {clip: i for i, clip in enumerate(pred_b.clip_ids)}
+        pairs = [(i, index_b[clip]) for i, clip in enumerate(pred_a.clip_ids) if clip in index_b]
+        right_a = np.array([pred_a.true[i] == pred_a.predicted[i] for i, _ in pairs], dtype=bool)
+        right_b = np.array([pred_b.true[j] == pred_b.predicted[j] for _, j in pairs], dtype=bool)
+        only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
+        mcnemar_p = float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
+        rows.append({
+            "model_a": a,
+            "model_b": b,
+            "paired_folds": len(actors),
+            "ua_difference": round(float(difference.mean()), 2) if actors else None,
+            "wilcoxon_p": None if wilcoxon_p is None else round(wilcoxon_p, 6),
+            "paired_clips": len(pairs),
+            "only_a_correct": only_a,
+            "only_b_correct": only_b,
+            "mcnemar_p": round(mcnemar_p, 6),
+        })
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]], headers: dict[str, str]) -> str:
+    lines = ["| " + " | ".join(headers.values()) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(row[key]) for key in headers) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+
+def save(figure: Figure, out: Path, stem: str) -> list[Path]:
+    """Write `stem`.png (300 dpi) and `stem`.pdf under `out`."""
+    paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
+    for path in paths:
+        figure.savefig(path, dpi=300, bbox_inches="tight")
+    log.info("wrote %s", paths[0])
+    return paths
+
+
+def plot_confusion(ax, summary: dict[str, Any], title: str, colorbar: bool = False) -> None:
+    """Fig. 3: row-normalized aggregated confusion matrix, % of the true class in each cell."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    names = [EMOTION_NAMES[emotion] for emotion in EMOTIONS]
+    display = ConfusionMatrixDisplay(np.array(summary["confusion_percent"]), display_labels=names)
+    display.plot(ax=ax, cmap="Blues", values_format=".1f", colorbar=colorbar, xticks_rotation=45,
+                 im_kw={"vmin": 0.0, "vmax": 100.0}, text_kw={"fontsize": 5.5})
+    ax.set_title(title)
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("True (% of row)")
+
+
+def _model_title(model_id: int, summary: dict[str, Any]) -> str:
+    return f"Model {model_id}: WA {summary['wa']:.1f}%, UA {summary['ua']:.1f}%"
+
+
+def confusion_figures(results: dict[int, dict[str, Any]], out: Path) -> list[Path]:
+    written = []
+    for model_id, result in results.items():
+        figure = Figure(figsize=(COLUMN_WIDTH, COLUMN_WIDTH), layout="constrained")
+        plot_confusion(figure.add_subplot(), result["summary"], _model_title(model_id, result["summary"]))
+        written += save(figure, out, f"fig3_confusion_model{model_id}")
+    figure = Figure(figsize=(PAGE_WIDTH, PAGE_WIDTH / len(results) + 0.9), layout="constrained")
+    axes = figure.subplots(1, len(results), squeeze=False)[0]
+    for ax, (model_id, result) in zip(axes, results.items()):
+        plot_confusion(ax, result["summary"], _model_title(model_id, result["summary"]))
+        if ax is not axes[0]:
+            ax.set_ylabel("")
+    return written + save(figure, out, "fig3_confusion_all")
+
+
+def fold_accuracy_figure(results: dict[int, dict[str, Any]], out: Path) -> list[Path]:
+    """Beyond the paper: the spread of per-fold (per held-out actor) accuracy of each model."""
+    figure = Figure(figsize=(COLUMN_WIDTH, 2.4), layout="constrained")
+    ax = figure.add_subplot()
+    data = [[fold["accuracy"] for fold in result["summary"]["folds"].values() if fold["accuracy"] is not None] for result in results.values()]
+    ax.boxplot(data, tick_labels=[f"Model {model_id}" for model_id in results], showfliers=False, widths=0.5)
+    jitter = np.random.default_rng(0)  # fixed jitter: the same run gives the same picture
+    for position, values in enumerate(data, start=1):
+        ax.scatter(position + jitter.uniform(-0.12, 0.12, len(values)), values, s=6, alpha=0.6, color="tab:blue", zorder=3)
+    ax.set_ylabel("Fold accuracy (%)")
+    ax.set_title("Accuracy per held-out actor")
+    ax.grid(axis="y", alpha=0.3)
+    return save(figure, out, "fold_accuracy")
+
+
+def find_clip(results: dict[int, dict[str, Any]], clip_id: str) -> str | None:
+    """The held-out actor (fold) whose test set holds `clip_id` in model 1 or 2, else None."""
+    for model_id in ATTENTION_MODELS:
+        if model_id in results:
+            predictions = results[model_id]["predictions"]
+            hits = np.flatnonzero(predictions.clip_ids == clip_id)
+            if hits.size:
+                return str(predictions.actors[hits[0]])
+    return None
+
+
+def clip_attention(result: dict[str, Any], actor: str, clip_id: str) -> tuple[np.ndarray, str, str] | None:
+    """(weights (decoder_steps, n_frames), true, predicted) of `clip_id` from the attention.npz of
+    the fold that held `actor` out; None when that fold or clip is missing."""
+    predictions = result["predictions"]
+    rows = np.flatnonzero((predictions.clip_ids == clip_id) & (predictions.actors == actor))
+    path = predictions.model_dir / f"fold-{actor}" / "attention.npz"
+    if not rows.size or not path.is_file():
+        return None
+    with np.load(path) as archive:
+        index = np.flatnonzero(archive["clips"].astype(str) == clip_id)
+        if not index.size:
+            return None
+        weights = np.asarray(archive["weights"][index[0]], dtype=float)
+    return weights.reshape(-1, weights.shape[-1]), str(predictions.true[rows[0]]), str(predictions.predicted[rows[0]])
+
+
+def _run_setting(results: dict[int, dict[str, Any]], *keys: str) -> Any:
+    """The first value found under `keys` in any model's run.json (top level or its config)."""
+    for result in results.values():
+        run = result["predictions"].run
+        for key in keys:
+            if run.get(key) is not None:
+                return run[key]
+            if run.get("config", {}).get("features", {}).get(key) is not None:
+                return run["config"]["features"][key]
+    return None
+
+
+def attention_figure(results: dict[int, dict[str, Any]], clip_id: str, audio_path: Path, actor: str, out: Path) -> list[Path]:
+    """Fig. 2: waveform, spectrogram and the attention of models 1 and 2 on one time axis.
+
+    Attention over frames is stretched to samples: frame t is centred on sample t * hop_length,
+    so sample s takes the weight of frame round(s / hop_length). The waveform is zero-padded to
+    the run's pad length as the features were; the x-axis spans the clip's own duration."""
+    import librosa
+    import librosa.display
+
+    from cremad.features import load_audio
+
+    features = FeatureConfig()
+    sample_rate = int(_run_setting(results, "sample_rate") or features.sample_rate)
+    hop_length = int(_run_setting(results, "hop_length") or features.hop_length)
+    signal = load_audio(str(audio_path), sample_rate=sample_rate)  # (n_samples,)
+    duration = len(signal) / sample_rate
+    curves = {model_id: clip_attention(results[model_id], actor, clip_id) for model_id in ATTENTION_MODELS if model_id in results}
+    n_frames = max((curve[0].shape[-1] for curve in curves.values() if curve), default=1 + len(signal) // hop_length)
+    pad_to = max(len(signal), int(_run_setting(results, "pad_to") or (n_frames - 1) * hop_length))
+    padded = np.pad(signal, (0, pad_to - len(signal)))  # (pad_to,)
+    seconds = np.arange(pad_to) / sample_rate
+
+    figure = Figure(figsize=(COLUMN_WIDTH, 4.6), layout="constrained")
+    ax_wave, ax_spec, *ax_attention = figure.subplots(4, 1, sharex=True)
+    ax_wave.plot(seconds, padded, linewidth=0.4, color="black")
+    ax_wave.set_ylabel("Amplitude")
+    ax_wave.set_title("Raw waveform")
+    ax_wave.secondary_xaxis("top", functions=(lambda t: t * sample_rate, lambda s: s / sample_rate)).set_xlabel("Sample")
+    spectrum = librosa.stft(signal, n_fft=features.n_fft, hop_length=hop_length, win_length=features.win_length)
+    decibels = librosa.amplitude_to_db(np.abs(spectrum), ref=np.max)  # (n_fft // 2 + 1, frames)
+    librosa.display.specshow(decibels, sr=sample_rate, hop_length=hop_length, x_axis="time", y_axis="hz", ax=ax_spec, cmap="magma")
+    ax_spec.set_title("Spectrogram (dB)")
+    ax_spec.set_xlabel("")
+
+    true = None
+    frame_of_sample = np.rint(np.arange(pad_to) / hop_length).astype(int)  # (pad_to,)
+    for ax, model_id in zip(ax_attention, ATTENTION_MODELS):
+        kind = "uni-directional" if model_id == 1 else "bi-directional"
+        curve = curves.get(model_id)
+        if curve is None:
+            reason = "no results" if model_id not in results else f"fold-{actor} has no attention for this clip"
+            log.warning("Fig. 2: model %d: %s", model_id, reason)
+            ax.text(0.5, 0.5, f"Model {model_id}: {reason}", transform=ax.transAxes, ha="center", va="center")
+            ax.set_title(f"Model {model_id} ({kind}) attention")
+            continue
+        weights, true, predicted = curve
+        for step in weights:  # one curve per decoder step (the paper's models have one)
+            per_sample = step[np.minimum(frame_of_sample, len(step) - 1)]  # (pad_to,)
+            ax.plot(seconds, per_sample, linewidth=0.6, color="tab:red" if model_id == 1 else "tab:blue")
+        on_padding = float(weights[:, int(np.ceil(len(signal) / hop_length)):].sum() / weights.sum())
+        verdict = "correct" if predicted == true else "wrong"
+        ax.set_title(f"Model {model_id} ({kind}) attention: predicted {EMOTION_NAMES[predicted]} ({verdict})")
+        ax.set_ylabel("Weight")
+        if on_padding > 0.005:
+            ax.text(0.99, 0.95, f"{100 * on_padding:.1f}% on padding", transform=ax.transAxes, ha="right", va="top", fontsize=5.5)
+    ax_attention[-1].set_xlabel("Time (s)")
+    for ax in (ax_wave, ax_spec, *ax_attention):
+        ax.set_xlim(0.0, duration)
+    title_emotion = EMOTION_NAMES[true] if true else "?"
+    figure.suptitle(f"{clip_id} (true emotion: {title_emotion}, fold {actor} held out)", fontsize=7)
+    return save(figure, out, f"fig2_{clip_id}")
+
+
+# --- command ----------------------------------------------------------------------------------
+
+
+def locate_audio(results: dict[int, dict[str, Any]], clip_id: str, data: str | None, corpus: str) -> Path:
+    from cremad.corpus import scan
+
+    data = data or _run_setting(results, "data_dir", "data")
+    if not data:
+        raise CremadError("Fig. 2 needs the audio: pass --data DIR (the corpus folder the runs were trained on)")
+    clips, _ = scan(data, corpus)
+    match = [clip for clip in clips if clip.clip_id == clip_id]
+    if not match:
+        raise CremadError(f"clip {clip_id} is not in the {corpus} corpus at {data}")
+    return Path(match[0].path)
+
+
+def make_figures(runs: str | Path, out: str | Path = "figures", clip: str | None = None, data: str | None = None, corpus: str | None = None) -> list[Path]:
+    """Write every table and figure for the runs under `runs` into `out`; return the paths.
+    `clip=None` draws Fig. 2 for the paper's clip when the runs hold it, and skips it otherwise."""
+    results = load_results(resolve_models(runs, corpus))
+    corpus = corpus or _run_setting(results, "corpus") or "cremad"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # Fig. 2's clip is checked first, so a mistyped --clip fails before anything is drawn.
+    clip_id, actor, audio_path = clip or PAPER_CLIP, None, None
+    if not any(model_id in results for model_id in ATTENTION_MODELS):
+        log.warning("Fig. 2 skipped: no results for model 1 or model 2")
+    else:
+        actor = find_clip(results, clip_id)
+        if actor is None:
+            hint = f"list valid names with `cremad figures --runs {runs} --list-clips` (the clip column of model1|model2/fold-*/predictions.csv)"
+            if clip is not None:
+                raise CremadError(f"clip {clip_id} is in no finished fold of model 1 or 2 under {runs}; {hint}")
+            log.warning("Fig. 2 skipped: the paper's clip %s is not in these runs; choose one with --clip (%s)", clip_id, hint)
+        else:
+            audio_path = locate_audio(results, clip_id, data, corpus)
+
+    written = []
+    with matplotlib.rc_context(STYLE):
+        summaries = {model_id: result["summary"] for model_id, result in results.items()}
+        rows = table_ii(summaries)
+        markdown = table_ii_markdown(rows)
+        (out / "table2.md").write_text(f"Table II: true-positive % per emotion, best and worst of models {', '.join(map(str, results))} ({corpus})\n\n{markdown}\n")
+        write_csv(out / "table2.csv", rows)
+        print(markdown + "\n")
+
+        headers = {"model": "Model", "folds": "Folds", **{e: EMOTION_NAMES[e] for e in EMOTIONS}, "wa": "WA", "ua": "UA",
+                   "macro_f1": "Macro-F1", "fold_accuracy_mean": "Fold acc. mean", "fold_accuracy_std": "Fold acc. std"}
+        full = full_table(summaries)
+        (out / "table_full.md").write_text(f"Per-class recall, WA, UA, macro-F1 and per-fold accuracy, % ({corpus})\n\n{markdown_table(full, headers)}\n")
+        write_csv(out / "table_full.csv", full)
+        print(markdown_table(full, headers) + "\n")
+
+        tests = significance(results)
+        test_headers = {"model_a": "A", "model_b": "B", "paired_folds": "Folds", "ua_difference": "UA A−B (mean)", "wilcoxon_p": "Wilcoxon p",
+                        "paired_clips": "Clips", "only_a_correct": "Only A right", "only_b_correct": "Only B right", "mcnemar_p": "McNemar p"}
+        note = f"Two-sided, unadjusted p-values; with {len(tests)} pairs a Bonferroni threshold is 0.05/{len(tests)}." if tests else "One model only: nothing to compare."
+        (out / "significance.md").write_text(f"Model-vs-model tests ({corpus}). {note}\n\n{markdown_table(tests, test_headers)}\n")
+        write_csv(out / "significance.csv", tests)
+        written += [out / name for name in ("table2.md", "table2.csv", "table_full.md", "table_full.csv", "significance.md", "significance.csv")]
+
+        written += confusion_figures(results, out)
+        written += fold_accuracy_figure(results, out)
+        if audio_path is not None:
+            written += attention_figure(results, clip_id, audio_path, actor, out)
+    return written
+
+
+def list_clips(runs: str | Path, corpus: str | None = None) -> list[str]:
+    """Clip ids with attention weights available (test clips of model 1 or 2's finished folds)."""
+    results = load_results(resolve_models(runs, corpus))
+    clips = {str(clip) for model_id in ATTENTION_MODELS if model_id in results for clip in results[model_id]["predictions"].clip_ids}
+    return sorted(clips)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--runs", required=True, help="run folder(s) written by `cremad loso` (e.g. runs/cremad)")
+    parser.add_argument("--out", default="figures", help="output folder (default: figures)")
+    parser.add_argument("--clip", default=None, help=f"clip for Fig. 2 (default: the paper's {PAPER_CLIP}, when present)")
+    parser.add_argument("--data", default=None, help="corpus folder for Fig. 2's audio (default: the one in run.json)")
+    parser.add_argument("--corpus", choices=("cremad", "emodb"), default=None, help="corpus (default: from run.json)")
+    parser.add_argument("--list-clips", action="store_true", help="print the clip names Fig. 2 can draw and exit")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def run(args) -> int:
+    if args.list_clips:
+        print("\n".join(list_clips(args.runs, args.corpus)))
+        return 0
+    make_figures(args.runs, args.out, clip=args.clip, data=args.data, corpus=args.corpus)
+    return 0
