@@ -1,0 +1,326 @@
+"""The paper's features (section II-B): every clip zero-padded to the longest clip of the corpus,
+then 13 MFCCs per 20 ms window with a 10 ms hop, cached in one file keyed by what made it.
+
+`cremad features --data DIR` extracts (in parallel over cores) and caches; every later step calls
+`load_features`, which returns the cache when nothing that made it has changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cremad import CremadError
+from cremad.config import EMOTIONS, FeatureConfig
+from cremad.corpus import CORPORA, Clip, scan
+
+log = logging.getLogger(__name__)
+
+# Bump when the extraction code changes in a way that changes its output.
+FEATURE_CODE_VERSION = 1
+
+
+class BadAudioError(CremadError):
+    """An unreadable, truncated or empty audio file; the message names the file."""
+
+
+@dataclasses.dataclass
+class FeatureSet:
+    """MFCCs of a corpus, in clip-id order: features[i] belongs to clips[i]."""
+
+    features: np.ndarray  # (clips, frames, n_mfcc) float32
+    clips: list[Clip]
+    config: FeatureConfig
+    pad_to: int  # samples every clip was zero-padded (or cropped) to
+    cache_key: str = ""
+    excluded: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (clip path, reason)
+
+    @property
+    def actors(self) -> np.ndarray:
+        return np.array([clip.actor for clip in self.clips])
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([clip.label for clip in self.clips], dtype=np.int64)
+
+    @property
+    def clip_ids(self) -> np.ndarray:
+        return np.array([clip.clip_id for clip in self.clips])
+
+    @property
+    def n_frames(self) -> int:
+        return self.features.shape[1]
+
+
+def n_frames(n_samples: int, config: FeatureConfig = FeatureConfig()) -> int:
+    """Frames for a clip of `n_samples`: centred frames give 1 + n // hop, else full windows only."""
+    if config.center:
+        return 1 + n_samples // config.hop_length
+    return 1 + max(0, n_samples - config.win_length) // config.hop_length
+
+
+def _declared_wav_bytes(path: Path) -> tuple[int, int] | None:
+    """(declared data bytes, bytes actually present) from a RIFF/WAVE header, or None if the file
+    is not a plain RIFF WAV. libsndfile silently reads a truncated file, so we check ourselves."""
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return None
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return None
+            chunk_id, size = struct.unpack("<4sI", chunk)
+            if chunk_id == b"data":
+                start = handle.tell()
+                present = os.path.getsize(path) - start
+                return size, present
+            handle.seek(size + (size & 1), os.SEEK_CUR)
+
+
+def load_audio(path: str | Path, sample_rate: int = FeatureConfig.sample_rate) -> np.ndarray:
+    """Read a sound file as float32 mono at `sample_rate`: channels are averaged, other rates
+    resampled (soxr, high quality). Raises BadAudioError naming the file."""
+    import librosa
+    import soundfile
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise BadAudioError(f"{path}: empty file (0 bytes)")
+        declared = _declared_wav_bytes(path)
+        if declared is not None and declared[0] != 0xFFFFFFFF and declared[1] < declared[0]:
+            raise BadAudioError(
+                f"{path}: truncated WAV (header declares {declared[0]} data bytes, {declared[1]} present)"
+            )
+        signal, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except BadAudioError:
+        raise
+    except (OSError, RuntimeError, soundfile.LibsndfileError) as error:
+        raise BadAudioError(f"{path}: unreadable audio ({error})") from error
+    if signal.shape[0] == 0:
+        raise BadAudioError(f"{path}: no audio samples")
+    signal = signal.mean(axis=1)  # (samples,)
+    if file_rate != sample_rate:
+        signal = librosa.resample(signal, orig_sr=file_rate, target_sr=sample_rate, res_type="soxr_hq")
+    return np.ascontiguousarray(signal, dtype=np.float32)
+
+
+def extract_mfcc(signal: np.ndarray, config: FeatureConfig, pad_to: int) -> np.ndarray:
+    """13 MFCCs of `signal` zero-padded at the end (or cropped) to `pad_to` samples.
+    Returns float32 (n_frames(pad_to), n_mfcc)."""
+    import librosa
+
+    padded = np.zeros(pad_to, dtype=np.float32)
+    padded[: min(len(signal), pad_to)] = signal[:pad_to]
+    mel = librosa.feature.melspectrogram(
+        y=padded,
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        window="hann",
+        center=config.center,
+        pad_mode="constant",  # the ends are zero-padded, like the clip padding itself
+        power=2.0,
+        n_mels=config.n_mels,
+        fmin=config.fmin,
+        fmax=config.fmax,
+    )
+    # top_db=None: padding and silence map to the same MFCC vector in every clip. librosa's
+    # default (80 dB below each clip's own peak) would make the padding value depend on the clip.
+    log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)  # (n_mfcc, frames), DCT-II ortho
+    return np.ascontiguousarray(mfcc.T, dtype=np.float32)  # (frames, n_mfcc)
+
+
+def _clip_length(path: str, sample_rate: int) -> int | str:
+    """Length in samples at `sample_rate` from the header alone, or the reason it is unreadable."""
+    import soundfile
+
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+        info = soundfile.info(path)
+    except (OSError, RuntimeError, soundfile.LibsndfileError) as error:
+        return f"unreadable audio ({error})"
+    return int(np.ceil(info.frames * sample_rate / info.samplerate))
+
+
+def _process_clip(path: str, config: FeatureConfig, pad_to: int) -> tuple[np.ndarray | None, float, str]:
+    """Worker: (mfcc or None, peak amplitude, error reason or '')."""
+    try:
+        signal = load_audio(path, config.sample_rate)
+    except BadAudioError as error:
+        return None, 0.0, str(error)
+    peak = float(np.abs(signal).max())
+    return extract_mfcc(signal, config, pad_to), peak, ""
+
+
+def cache_key(clips: list[Clip], config: FeatureConfig, corpus: str, skip_bad: bool, keep_silent: bool) -> str:
+    """Hash of everything that determines the cache: feature parameters, the sorted (name, size,
+    mtime) file list, the librosa version and this module's extraction version."""
+    import librosa
+
+    files = []
+    for clip in sorted(clips, key=lambda item: item.path):
+        stat = os.stat(clip.path)
+        files.append((os.path.basename(clip.path), stat.st_size, stat.st_mtime_ns))
+    payload = {
+        "config": dataclasses.asdict(config),
+        "corpus": corpus,
+        "files": files,
+        "librosa": librosa.__version__,
+        "code": FEATURE_CODE_VERSION,
+        "skip_bad": skip_bad,
+        "keep_silent": keep_silent,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _atomic_savez(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _read_cache(path: Path, by_path: dict[str, Clip], config: FeatureConfig, key: str) -> FeatureSet:
+    with np.load(path, allow_pickle=False) as data:
+        clips = [by_path[str(item)] for item in data["paths"]]
+        excluded = [tuple(item) for item in data["excluded"].reshape(-1, 2)]
+        return FeatureSet(data["features"], clips, config, int(data["pad_to"]), key, excluded)
+
+
+def load_features(
+    data_dir: str | Path,
+    corpus: str = "cremad",
+    config: FeatureConfig = FeatureConfig(),
+    cache_dir: str | Path = "cache",
+    skip_bad: bool = False,
+    keep_silent: bool = False,
+    strict: bool = False,
+    jobs: int = -1,
+    progress: bool = True,
+) -> FeatureSet:
+    """MFCCs of every clip of the corpus under `data_dir`, from the cache when it is current.
+
+    Bad audio raises BadAudioError naming the file unless `skip_bad`; silent clips (peak below
+    config.silence_peak) are excluded and reported unless `keep_silent`."""
+    if corpus not in CORPORA:
+        raise CremadError(f"unknown corpus {corpus!r} (choose from {', '.join(CORPORA)})")
+    clips, _rejected = scan(data_dir, corpus, strict=strict)
+    if not clips:
+        raise CremadError(f"{data_dir}: no {corpus} clips found")
+    key = cache_key(clips, config, corpus, skip_bad, keep_silent)
+    path = Path(cache_dir) / f"{corpus}-{key}.npz"
+    by_path = {clip.path: clip for clip in clips}
+    if path.is_file():
+        started = time.perf_counter()
+        features = _read_cache(path, by_path, config, key)
+        log.info("features: cache hit %s (%d clips, %.2f s)", path, len(features.clips), time.perf_counter() - started)
+        for clip_path, reason in features.excluded:
+            log.info("excluded %s: %s", Path(clip_path).name, reason)
+        return features
+    return _extract(clips, config, corpus, path, key, skip_bad, keep_silent, jobs, progress)
+
+
+def _extract(clips, config, corpus, path, key, skip_bad, keep_silent, jobs, progress) -> FeatureSet:
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    excluded: list[tuple[str, str]] = []
+    lengths = {}
+    for clip in clips:
+        length = _clip_length(clip.path, config.sample_rate)
+        if isinstance(length, str):
+            if not skip_bad:
+                raise BadAudioError(f"{clip.path}: {length} (use --skip-bad to list and exclude it)")
+            excluded.append((clip.path, length))
+        else:
+            lengths[clip.path] = length
+    if not lengths:
+        raise CremadError("no readable clips")
+    pad_to = config.pad_to or max(lengths.values())
+    readable = [clip for clip in clips if clip.path in lengths]
+    results = Parallel(n_jobs=jobs, batch_size=32, return_as="generator")(
+        delayed(_process_clip)(clip.path, config, pad_to) for clip in readable
+    )
+    kept_clips, kept_features, seconds = [], [], 0.0
+    for clip, (mfcc, peak, error) in tqdm(
+        zip(readable, results), total=len(readable), desc="MFCC", unit="clip", disable=not progress
+    ):
+        if error:
+            if not skip_bad:
+                raise BadAudioError(f"{error} (use --skip-bad to list and exclude it)")
+            excluded.append((clip.path, error))
+            continue
+        if peak < config.silence_peak and not keep_silent:
+            db = 20 * np.log10(max(peak, 1e-12))
+            limit = 20 * np.log10(config.silence_peak)
+            excluded.append((clip.path, f"silent (peak {db:.0f} dBFS < {limit:.0f} dBFS; --keep-silent keeps it)"))
+            continue
+        kept_clips.append(clip)
+        kept_features.append(mfcc)
+        seconds += lengths[clip.path] / config.sample_rate
+    for clip_path, reason in excluded:
+        log.warning("excluded %s: %s", Path(clip_path).name, reason)
+    if not kept_clips:
+        raise CremadError("every clip was excluded; nothing to cache")
+    features = np.stack(kept_features)  # (clips, frames, n_mfcc)
+    _atomic_savez(
+        path,
+        features=features,
+        paths=np.array([clip.path for clip in kept_clips]),
+        pad_to=np.array(pad_to),
+        excluded=np.array(excluded, dtype=str).reshape(-1, 2),
+        config=np.array(json.dumps(dataclasses.asdict(config))),
+    )
+    elapsed = time.perf_counter() - started
+    actors = len({clip.actor for clip in kept_clips})
+    log.info(
+        "features: %d clips, %d actors, %d frames x %d MFCCs, %.1f s of audio in %.1f s (%.0fx realtime) -> %s",
+        len(kept_clips), actors, features.shape[1], features.shape[2], seconds, elapsed,
+        seconds / max(elapsed, 1e-9), path,
+    )
+    return FeatureSet(features, kept_clips, config, pad_to, key, excluded)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", default="data/CREMA-D", help="corpus root or its audio folder")
+    parser.add_argument("--corpus", choices=CORPORA, default="cremad")
+    parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--skip-bad", action="store_true", help="list and exclude unreadable files instead of failing")
+    parser.add_argument("--keep-silent", action="store_true", help="keep clips that hold no sound")
+    parser.add_argument("--strict", action="store_true", help="fail on file names that do not parse")
+    parser.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def run(args) -> int:
+    features = load_features(
+        args.data, args.corpus, FeatureConfig(), args.cache_dir,
+        skip_bad=args.skip_bad, keep_silent=args.keep_silent, strict=args.strict, jobs=args.jobs,
+    )
+    counts = np.bincount(features.labels, minlength=len(EMOTIONS))
+    print(
+        f"{len(features.clips)} clips x {features.n_frames} frames x {features.features.shape[2]} MFCCs "
+        f"(padded to {features.pad_to} samples, {features.pad_to / features.config.sample_rate:.3f} s); "
+        + ", ".join(f"{emotion} {count}" for emotion, count in zip(EMOTIONS, counts))
+    )
+    return 0
