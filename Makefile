@@ -1,0 +1,58 @@
+# cremad: the paper's pipeline in three commands (features, loso, figures), plus demo/test/bench.
+# Every target creates the virtual environment on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= data/CREMA-D
+CORPUS ?= cremad
+MODEL ?= 2
+EXP ?= paper
+RUNS ?= runs
+CACHE ?= cache
+FIGURES ?= figures
+CLIP ?= 1015_DFA_ANG_XX
+DEMO ?= demo
+DEMO_EPOCHS ?= 15
+
+.PHONY: install demo test features loso figures data bench clean-demo
+
+$(BIN)/cremad: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,ray]'
+	touch $@
+
+install: $(BIN)/cremad
+
+test: install
+	$(BIN)/python -m pytest -q
+
+features: install
+	$(BIN)/cremad features --data $(DATA) --corpus $(CORPUS) --cache-dir $(CACHE)
+
+loso: install
+	$(BIN)/cremad loso --model $(MODEL) --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE)
+
+figures: install
+	$(BIN)/cremad figures --runs $(RUNS)/$(CORPUS) --data $(DATA) --corpus $(CORPUS) --clip $(CLIP) --out $(FIGURES)
+
+data: install
+	$(BIN)/cremad download --dest $(DATA)
+
+# The whole paper pipeline on the built-in synthetic corpus: 6 actors, 4 models, 6 folds each.
+demo: install
+	$(BIN)/cremad synth $(DEMO)/CREMA-D --actors 6 --seed 0
+	$(BIN)/cremad features --data $(DEMO)/CREMA-D --cache-dir $(CACHE)
+	for model in 1 2 3 4; do \
+		$(BIN)/cremad loso --model $$model --data $(DEMO)/CREMA-D --runs $(DEMO)/runs --cache-dir $(CACHE) --epochs $(DEMO_EPOCHS) || exit 1; \
+	done
+	$(BIN)/cremad figures --runs $(DEMO)/runs/cremad --data $(DEMO)/CREMA-D --clip 1001_DFA_ANG_XX --out $(DEMO)/figures
+
+bench: install
+	$(BIN)/python bench/bench_features.py --out bench/results/features.json
+	$(BIN)/python bench/bench_models.py --out bench/results/models.json
+	$(BIN)/python bench/bench_loso.py --out bench/results/loso.json
+
+clean-demo:
+	rm -rf $(DEMO)
