@@ -1,0 +1,403 @@
+"""People versus the models: CREMA-D's crowd ratings against the LOSO predictions.
+
+The paper claims that "an utterance can be expressed as a mixture of possible emotions". CREMA-D
+(Cao et al. 2014) lets us put that to people: every clip was rated by 4-12 listeners who heard
+the voice only (rows 1xxxxx of `tabulatedVotes.csv`; 2xxxxx are face only, 3xxxxx audio-visual).
+
+Definitions (n_i votes for clip i, v_i[e] of them for emotion e, y_i the intended emotion):
+
+- raters' per-response accuracy = sum_i v_i[y_i] / sum_i n_i, every response counted once. This is
+  the rate the CREMA-D paper reports (40.9 % voice, 58.2 % face, 63.6 % audio-visual);
+- raters' majority accuracy: the raters' majority is the plurality of the votes. "strict" counts a
+  clip right only when the intended emotion is the single plurality; "ties split" gives 1/k to a
+  clip whose intended emotion is one of k tied pluralities (a tie broken by a fair coin);
+- a model agrees with the raters' majority by the same tie rule: 1/k when its top emotion is one
+  of the k tied plurality emotions, 0 otherwise;
+- Jensen-Shannon divergence (bits, 0..1) between a probability vector and the vote shares
+  v_i / n_i, averaged over clips. `scipy.spatial.distance.jensenshannon` returns the JS
+  *distance*, the square root of the divergence; we square it. Baselines: the uniform vector and
+  the one-hot intended label;
+- Pearson and Spearman correlation, per emotion, between p_<EMO> and the vote share for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import pearsonr, spearmanr
+
+from cremad import CremadError
+from cremad.config import EMOTIONS
+from cremad.metrics import Predictions, find_model_dirs, load_predictions
+
+log = logging.getLogger(__name__)
+
+VOTE_LETTERS = {"A": "ANG", "D": "DIS", "F": "FEA", "H": "HAP", "N": "NEU", "S": "SAD"}
+VOTE_COLUMNS = tuple(letter for letter, emotion in VOTE_LETTERS.items())  # in EMOTIONS order
+MODALITIES = {"1": "voice", "2": "face", "3": "audiovisual"}  # first digit of the row id
+PUBLISHED_RATER_ACCURACY = {"voice": 40.9, "face": 58.2, "audiovisual": 63.6}  # Cao et al. 2014
+AGE_BANDS = ((20, "20-29"), (30, "30-39"), (40, "40-49"), (50, "50-59"), (60, "60+"))  # actors are 20-74
+GROUP_ATTRIBUTES = ("sex", "age_band", "race", "ethnicity")
+PROBABILITY_COLUMNS = tuple(f"p_{emotion}" for emotion in EMOTIONS)
+
+
+# ---------------------------------------------------------------------------- reading the metadata
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected CREMA-D's {path.name})")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in required if column not in (reader.fieldnames or [])]
+        if missing:
+            raise CremadError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}")
+        return list(reader)
+
+
+def read_votes(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Read `tabulatedVotes.csv`: {modality: {clip id: vote counts (6,) in EMOTIONS order}}."""
+    path = Path(path)
+    votes: dict[str, dict[str, np.ndarray]] = {name: {} for name in MODALITIES.values()}
+    for line, row in enumerate(_read_csv(path, ("", *VOTE_COLUMNS, "fileName", "numResponses")), start=2):
+        modality = MODALITIES.get(row[""][:1])
+        if modality is None or len(row[""]) != 6:
+            raise CremadError(f"{path}:{line}: row id {row['']!r} is not 1xxxxx/2xxxxx/3xxxxx")
+        try:
+            counts = np.array([int(row[letter]) for letter in VOTE_COLUMNS])
+            total = int(row["numResponses"])
+        except ValueError as error:
+            raise CremadError(f"{path}:{line}: {error}") from error
+        if counts.sum() != total or total <= 0:
+            raise CremadError(f"{path}:{line}: votes sum to {counts.sum()}, numResponses is {total}")
+        if row["fileName"] in votes[modality]:
+            raise CremadError(f"{path}:{line}: {row['fileName']} listed twice for {modality}")
+        votes[modality][row["fileName"]] = counts
+    return votes
+
+
+def age_band(age: int) -> str:
+    return [label for lower, label in AGE_BANDS if age >= lower][-1] if age >= AGE_BANDS[0][0] else f"<{AGE_BANDS[0][0]}"
+
+
+def read_demographics(path: str | Path) -> dict[str, dict[str, str]]:
+    """Read `VideoDemographics.csv`: {actor id: {sex, age_band, race, ethnicity}}."""
+    path = Path(path)
+    actors = {}
+    for line, row in enumerate(_read_csv(path, ("ActorID", "Age", "Sex", "Race", "Ethnicity")), start=2):
+        try:
+            age = int(row["Age"])
+        except ValueError as error:
+            raise CremadError(f"{path}:{line}: age {row['Age']!r} is not a number") from error
+        actors[row["ActorID"]] = {
+            "sex": row["Sex"], "age_band": age_band(age), "race": row["Race"], "ethnicity": row["Ethnicity"],
+        }
+    return actors
+
+
+def intended_labels(clip_ids) -> np.ndarray:
+    """EMOTIONS index of the intended emotion, from the name (1001_DFA_ANG_XX)."""
+    return np.array([EMOTIONS.index(clip_id.split("_")[2]) for clip_id in clip_ids])
+
+
+# ---------------------------------------------------------------------------- measures
+def plurality_credit(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """1/k where `labels` is one of the k tied most-voted emotions, else 0. counts (n, 6)."""
+    top = counts == counts.max(axis=1, keepdims=True)  # (n, 6)
+    return top[np.arange(len(labels)), labels] / top.sum(axis=1)
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon divergence in bits, row by row (the square of scipy's JS distance)."""
+    return jensenshannon(p, q, base=2, axis=1) ** 2
+
+
+def rater_accuracy(counts: np.ndarray, labels: np.ndarray) -> dict:
+    """The raters' accuracy against the intended emotion, four ways (see the module docstring)."""
+    hits = counts[np.arange(len(labels)), labels]
+    credit = plurality_credit(counts, labels)
+    per_emotion = {
+        emotion: 100 * hits[labels == k].sum() / counts[labels == k].sum() if (labels == k).any() else float("nan")
+        for k, emotion in enumerate(EMOTIONS)
+    }
+    top = counts == counts.max(axis=1, keepdims=True)
+    return {
+        "n_clips": len(labels),
+        "n_responses": int(counts.sum()),
+        "per_response": 100 * hits.sum() / counts.sum(),
+        "per_emotion_mean": float(np.nanmean(list(per_emotion.values()))),
+        "majority_strict": 100 * float(np.mean(credit == 1)),
+        "majority_ties_split": 100 * float(credit.mean()),
+        "tied_clips": int((top.sum(axis=1) > 1).sum()),
+        **{f"per_response_{emotion}": value for emotion, value in per_emotion.items()},
+    }
+
+
+def compare_model(predictions: Predictions, voice_votes: dict[str, np.ndarray]) -> dict:
+    """Accuracy, agreement with the raters' majority, JS divergence and correlations of one
+    model's pooled LOSO predictions on the clips that have voice votes."""
+    keep = np.array([clip_id in voice_votes for clip_id in predictions.clip_ids], dtype=bool)
+    if not keep.any():
+        raise CremadError(f"{predictions.model_dir}: none of the predicted clips has voice votes (not CREMA-D names?)")
+    clip_ids = predictions.clip_ids[keep]
+    counts = np.stack([voice_votes[clip_id] for clip_id in clip_ids])  # (n, 6)
+    shares = counts / counts.sum(axis=1, keepdims=True)
+    probabilities = predictions.probabilities[keep]  # (n, 6)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)  # undo the 6-decimal rounding
+    true = np.array([EMOTIONS.index(code) for code in predictions.true[keep]])
+    predicted = np.array([EMOTIONS.index(code) for code in predictions.predicted[keep]])
+    uniform = np.full_like(shares, 1 / len(EMOTIONS))
+    jsd_model = js_divergence(probabilities, shares)
+    jsd_onehot = js_divergence(np.eye(len(EMOTIONS))[true], shares)
+    correlations = {}
+    with warnings.catch_warnings():  # a constant column (a class never predicted) gives nan
+        warnings.simplefilter("ignore")
+        for k, emotion in enumerate(EMOTIONS):
+            correlations[emotion] = (
+                float(pearsonr(probabilities[:, k], shares[:, k])[0]),
+                float(spearmanr(probabilities[:, k], shares[:, k])[0]),
+            )
+    return {
+        "n_clips": int(keep.sum()),
+        "n_without_votes": int((~keep).sum()),
+        "accuracy_intended": 100 * float(np.mean(predicted == true)),
+        "agreement_majority": 100 * float(plurality_credit(counts, predicted).mean()),
+        "raters_majority_intended": 100 * float(plurality_credit(counts, true).mean()),
+        "jsd_model": float(jsd_model.mean()),
+        "jsd_uniform": float(js_divergence(uniform, shares).mean()),
+        "jsd_onehot": float(jsd_onehot.mean()),
+        "closer_than_onehot": 100 * float(np.mean(jsd_model < jsd_onehot)),
+        "correlations": correlations,
+        "clip": clip_ids,
+        "correct": predicted == true,
+        "jsd_per_clip": jsd_model,
+    }
+
+
+def group_accuracy(clip_ids, hits: np.ndarray, totals: np.ndarray, demographics: dict, attribute: str) -> dict:
+    """{group: (n_actors, n_clips, accuracy %)} split by an actor attribute; accuracy is
+    sum(hits) / sum(totals) (a model: correct / 1 per clip; the raters: votes for the intended
+    emotion / responses)."""
+    actors = np.array([clip_id.split("_")[0] for clip_id in clip_ids])
+    groups = np.array([demographics.get(actor, {}).get(attribute, "unknown actor") for actor in actors])
+    result = {}
+    for group in sorted(set(groups)):
+        members = groups == group
+        accuracy = 100 * float(hits[members].sum() / totals[members].sum())
+        result[group] = (len(set(actors[members])), int(members.sum()), accuracy)
+    return result
+
+
+# ---------------------------------------------------------------------------- model runs
+def load_models(runs_dir: str | Path) -> dict[str, Predictions]:
+    """{label: Predictions} of every CREMA-D model folder under `runs_dir` with finished folds;
+    the label is the folder relative to `runs_dir` (cremad/model2, cremad/<experiment>/model2)."""
+    runs_dir = Path(runs_dir)
+    try:
+        model_dirs = find_model_dirs(runs_dir)
+    except CremadError as error:
+        if not runs_dir.is_dir():
+            raise
+        log.warning("%s", error)
+        return {}
+    models = {}
+    for model_dir in model_dirs:
+        label = model_dir.relative_to(runs_dir).as_posix() if model_dir != runs_dir else model_dir.name
+        predictions = load_predictions(model_dir)
+        if predictions.run.get("corpus", "cremad") != "cremad":
+            log.info("%s: a %s run, no CREMA-D votes for it; skipped", label, predictions.run["corpus"])
+        elif not predictions.folds:
+            log.info("%s: no finished fold yet; skipped", label)
+        else:
+            models[label] = predictions
+    return models
+
+
+# ---------------------------------------------------------------------------- tables and figure
+def build_tables(votes: dict, demographics: dict, models: dict[str, dict]) -> dict[str, tuple[list, list]]:
+    """The four result tables as {name: (header, rows)}: raters, models, correlations, groups."""
+    raters_rows = []
+    for modality, by_clip in votes.items():
+        if not by_clip:
+            continue
+        clip_ids = sorted(by_clip)
+        accuracy = rater_accuracy(np.stack([by_clip[c] for c in clip_ids]), intended_labels(clip_ids))
+        raters_rows.append([modality, PUBLISHED_RATER_ACCURACY[modality], *accuracy.values()])
+    raters_header = ["modality", "published", *accuracy.keys()]
+
+    model_keys = ["n_clips", "n_without_votes", "accuracy_intended", "agreement_majority",
+                  "raters_majority_intended", "jsd_model", "jsd_uniform", "jsd_onehot", "closer_than_onehot"]
+    models_rows = [[label, *(result[key] for key in model_keys)] for label, result in models.items()]
+    correlation_rows = [
+        [label, emotion, *result["correlations"][emotion]] for label, result in models.items() for emotion in EMOTIONS
+    ]
+
+    voice = votes["voice"]
+    clip_ids = sorted(voice)
+    counts = np.stack([voice[c] for c in clip_ids])
+    hits = counts[np.arange(len(clip_ids)), intended_labels(clip_ids)]
+    groups_rows = []
+    for attribute in GROUP_ATTRIBUTES:
+        raters = group_accuracy(clip_ids, hits, counts.sum(axis=1), demographics, attribute)
+        per_model = {
+            label: group_accuracy(result["clip"], result["correct"], np.ones(len(result["clip"])), demographics, attribute)
+            for label, result in models.items()
+        }
+        for group, (n_actors, n_clips, accuracy) in raters.items():
+            row = [attribute, group, n_actors, n_clips, accuracy]
+            for label in models:
+                row += list(per_model[label].get(group, (0, 0, float("nan")))[1:])
+            groups_rows.append(row)
+    groups_header = ["attribute", "group", "n_actors", "n_clips", "raters_per_response"]
+    for label in models:
+        groups_header += [f"{label}:n_clips", f"{label}:accuracy"]
+    return {
+        "raters": (raters_header, raters_rows),
+        "models": (["model", *model_keys], models_rows),
+        "correlations": (["model", "emotion", "pearson_r", "spearman_rho"], correlation_rows),
+        "groups": (groups_header, groups_rows),
+    }
+
+
+def _format(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "nan" if np.isnan(value) else f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value)
+
+
+def markdown_table(header: list, rows: list) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_format(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+TABLE_NOTES = {
+    "raters": "Raters' accuracy against the intended emotion (%), from tabulatedVotes.csv. per_response = "
+    "votes for the intended emotion / all votes (the CREMA-D paper's measure, `published`); majority_strict: "
+    "the intended emotion is the single most-voted one; majority_ties_split: 1/k for a k-way tie.",
+    "models": "LOSO accuracy (%) against the intended emotion and agreement with the voice raters' majority "
+    "(1/k credit when the model's top emotion is one of k tied most-voted emotions); raters_majority_intended "
+    "is the raters' own majority against the intended emotion on the same clips. Mean Jensen-Shannon "
+    "divergence (bits) from the voice vote shares of the model's probabilities, a uniform vector and the "
+    "one-hot intended label; closer_than_onehot = % of clips where the model is closer than the one-hot label.",
+    "correlations": "Per emotion, correlation over clips between the model's p_<EMO> and the share of voice votes for it.",
+    "groups": "Accuracy (%) by the actor's sex, age band, race and ethnicity (VideoDemographics.csv): raters "
+    "per response on all voice clips, models per clip on their LOSO test clips.",
+}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def write_tables(tables: dict, out_dir: Path) -> str:
+    """Write <name>.csv for every table and perception.md with all of them; return the Markdown."""
+    sections = ["# People versus the models (CREMA-D voice-only ratings)"]
+    for name, (header, rows) in tables.items():
+        lines = [",".join(header)] + [",".join(_format(value) for value in row) for row in rows]
+        _write_atomic(out_dir / f"{name}.csv", "\n".join(lines) + "\n")
+        sections.append(f"## {name}\n\n{TABLE_NOTES[name]}\n\n{markdown_table(header, rows)}")
+    markdown = "\n\n".join(sections) + "\n"
+    _write_atomic(out_dir / "perception.md", markdown)
+    return markdown
+
+
+def plot(tables: dict, models: dict[str, dict], votes: dict, out_dir: Path) -> list[Path]:
+    """perception.png/.pdf: accuracies, JS divergence per clip, per-emotion correlation, groups."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 2, figsize=(12, 9))
+    raters = next(dict(zip(tables["raters"][0], row)) for row in tables["raters"][1] if row[0] == "voice")
+    names = ["raters\n(per response)", "raters\n(majority)"] + list(models)
+    intended = [raters["per_response"], raters["majority_ties_split"]] + [m["accuracy_intended"] for m in models.values()]
+    majority = [np.nan, np.nan] + [m["agreement_majority"] for m in models.values()]
+    x = np.arange(len(names))
+    axes[0, 0].bar(x - 0.2, intended, 0.4, label="vs intended emotion")
+    axes[0, 0].bar(x + 0.2, majority, 0.4, label="vs raters' majority")
+    axes[0, 0].set(xticks=x, ylabel="accuracy (%)", ylim=(0, 100), title="(a) accuracy, voice only")
+    axes[0, 0].set_xticklabels(names, fontsize=8)
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+
+    # Baselines over every voice-rated clip; each model over its LOSO test clips.
+    voice_ids = sorted(votes["voice"])
+    counts = np.stack([votes["voice"][c] for c in voice_ids])
+    shares = counts / counts.sum(axis=1, keepdims=True)
+    boxes = {
+        "uniform": js_divergence(np.full_like(shares, 1 / len(EMOTIONS)), shares),
+        "one-hot\nintended": js_divergence(np.eye(len(EMOTIONS))[intended_labels(voice_ids)], shares),
+        **{label: result["jsd_per_clip"] for label, result in models.items()},
+    }
+    axes[0, 1].boxplot(list(boxes.values()), showfliers=False)
+    axes[0, 1].set_xticks(np.arange(1, len(boxes) + 1), list(boxes), fontsize=8)
+    axes[0, 1].set(ylabel="JS divergence (bits), per clip", title="(b) distance to the voice vote shares")
+
+    if models:
+        width = 0.8 / len(models)
+        for i, label in enumerate(models):
+            pearson = [models[label]["correlations"][e][0] for e in EMOTIONS]
+            axes[1, 0].bar(np.arange(len(EMOTIONS)) + i * width - 0.4 + width / 2, pearson, width, label=label)
+        axes[1, 0].set_xticks(np.arange(len(EMOTIONS)), EMOTIONS)
+        axes[1, 0].set(ylabel="Pearson r", title="(c) p_<EMO> vs vote share, per emotion")
+        axes[1, 0].legend(fontsize=8)
+
+    header, rows = tables["groups"]
+    groups = [f"{row[0]}: {row[1]} ({row[2]})" for row in rows]
+    y = np.arange(len(groups))
+    columns = [("raters", header.index("raters_per_response"))] + [
+        (label, header.index(f"{label}:accuracy")) for label in models
+    ]
+    height = 0.8 / len(columns)
+    for i, (label, column) in enumerate(columns):
+        axes[1, 1].barh(y + i * height - 0.4 + height / 2, [row[column] for row in rows], height, label=label)
+    axes[1, 1].set_yticks(y, groups, fontsize=7)
+    axes[1, 1].invert_yaxis()
+    axes[1, 1].set(xlabel="accuracy vs intended (%)", xlim=(0, 100), title="(d) by actor group (number of actors)")
+    axes[1, 1].legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    paths = [out_dir / "perception.png", out_dir / "perception.pdf"]
+    for path in paths:
+        figure.savefig(path, dpi=150)
+    plt.close(figure)
+    return paths
+
+
+# ---------------------------------------------------------------------------- command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", required=True, help="runs folder of `cremad loso` (searched for model<k> folders)")
+    parser.add_argument("--meta", required=True, help="folder with tabulatedVotes.csv and VideoDemographics.csv")
+    parser.add_argument("--out", default="figures/perception", help="output folder (default: %(default)s)")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    meta, runs_dir, out_dir = Path(args.meta), Path(args.runs), Path(args.out)
+    votes = read_votes(meta / "tabulatedVotes.csv")
+    demographics = read_demographics(meta / "VideoDemographics.csv")
+    log.info("votes: %s", ", ".join(f"{len(v)} {m} clips" for m, v in votes.items()))
+    if not votes["voice"]:
+        raise CremadError(f"{meta / 'tabulatedVotes.csv'}: no voice-only rows (ids 1xxxxx)")
+    models = {}
+    for label, predictions in load_models(runs_dir).items():
+        result = compare_model(predictions, votes["voice"])
+        if result["n_without_votes"]:
+            log.warning("%s: %d predicted clips have no voice votes, left out", label, result["n_without_votes"])
+        models[label] = result
+        log.info("%s: %d clips", label, result["n_clips"])
+    if not models:
+        log.warning("%s: no model folder with finished folds; reporting the raters only", runs_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = build_tables(votes, demographics, models)
+    print(write_tables(tables, out_dir))
+    for path in plot(tables, models, votes, out_dir):
+        log.info("wrote %s", path)
+    return 0
