@@ -1,0 +1,270 @@
+"""`cremad download` against a fake GitHub (tree API, raw pointers, LFS media) and a fake mirror,
+both served from 127.0.0.1 by a thread in the test: synthetic WAVs, never the internet."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import http.server
+import io
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from cremad import CremadError, cli
+from cremad import download as dl
+from cremad.corpus import parse_cremad_name
+
+FIXTURES = Path(__file__).parent / "fixtures" / "cremad-meta"
+REAL_POINTERS = Path(__file__).resolve().parents[2] / "shared" / "cremad-meta" / "AudioWAV-lfs-pointers.csv"
+CLIPS = ["1001_DFA_ANG_XX.wav", "1001_IEO_HAP_LO.wav", "1002_TIE_NEU_XX.wav", "1040_ITH_SAD_XX.wav", "1076_MTI_SAD_XX.wav"]
+NO_WAIT = dl.Retry(attempts=3, first_delay=0.0, sleep=lambda seconds: None)
+REPO = dl.GITHUB_REPO
+
+
+def synthetic_wav(name: str) -> bytes:
+    """0.2 s of a tone at 16 kHz; 1076_MTI_SAD_XX, like the real one, holds no sound."""
+    seed = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+    signal = 0.3 * np.sin(np.arange(3200) * (0.02 + seed % 100 / 1000))
+    if name.startswith("1076_MTI_SAD"):
+        signal = np.zeros(3200)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, signal, 16000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def pointer(data: bytes) -> bytes:
+    return dl.format_pointer(hashlib.sha256(data).hexdigest(), len(data)).encode()
+
+
+class FakeServer:
+    """GitHub's three hosts under /api, /raw, /media and a mirror under /mirror. `faults[path]` is
+    a list of actions used up one per request ("drop", "corrupt", "500"); `requests` counts."""
+
+    def __init__(self):
+        self.files = {f"AudioWAV/{name}": synthetic_wav(name) for name in CLIPS}
+        self.files.update({path: (FIXTURES / Path(path).name).read_bytes() for path in dl.METADATA_FILES})
+        self.lfs = {path for path in self.files if path.endswith(".wav")} | {"processedResults/tabulatedVotes.csv"}
+        self.routes: dict[str, bytes] = {}
+        self.faults: dict[str, list[str]] = collections.defaultdict(list)
+        self.requests = collections.Counter()
+        self.publish()
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def publish(self) -> None:
+        """Routes for the repository as it stands in self.files (git blobs: pointers for LFS)."""
+        blobs = {path: pointer(data) if path in self.lfs else data for path, data in self.files.items()}
+        trees = collections.defaultdict(list)
+        for path, blob in blobs.items():
+            folder, _, name = path.rpartition("/")
+            trees[folder].append({"path": name, "type": "blob", "sha": dl.git_blob_sha1(blob), "size": len(blob)})
+        trees[""] += [{"path": folder, "type": "tree", "sha": f"tree-{folder}"} for folder in trees if folder]
+        api = f"/api/repos/{REPO}/git/trees"
+        self.routes = {f"{api}/{'master' if not folder else 'tree-' + folder}": json.dumps({"tree": tree}).encode()
+                       for folder, tree in trees.items()}
+        for path, data in self.files.items():
+            self.routes[f"/raw/{REPO}/master/{path}"] = blobs[path]
+            self.routes[f"/media/{REPO}/master/{path}"] = data
+            self.routes[f"/mirror/{path}"] = data
+
+    def handler(self):
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests[self.path] += 1
+                body = server.routes.get(self.path)
+                action = server.faults[self.path].pop(0) if server.faults[self.path] else None
+                if body is None or action == "500":
+                    self.send_error(404 if body is None else 500)
+                    return
+                if action == "corrupt":
+                    body = bytes([body[0] ^ 1]) + body[1:]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if action == "drop" else body)
+                if action == "drop":
+                    self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+    def source(self, mirror: bool = False) -> dl.Source:
+        return dl.Source(api=f"{self.url}/api", raw=f"{self.url}/raw", media=f"{self.url}/media",
+                         mirror=f"{self.url}/mirror" if mirror else None)
+
+    def count(self, prefix: str) -> int:
+        return sum(count for path, count in self.requests.items() if path.startswith(prefix))
+
+
+@pytest.fixture
+def server():
+    fake = FakeServer()
+    yield fake
+    fake.httpd.shutdown()
+    fake.httpd.server_close()
+
+
+def media(path: str) -> str:
+    return f"/media/{REPO}/master/{path}"
+
+
+# ---- pointers and tables: known inputs, known outputs ------------------------------------------
+
+
+def test_git_blob_ids_and_lfs_pointers():
+    assert dl.git_blob_sha1(b"") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"  # git hash-object /dev/null
+    assert dl.git_blob_sha1(b"hello world\n") == "3b18e512dba79e4c8300dd08aeb37f8e728b8dad"
+    # The pointer of AudioWAV/1064_WSI_SAD_XX.wav as the CREMA-D repository stores it.
+    text = ("version https://git-lfs.github.com/spec/v1\n"
+            "oid sha256:726fd59c4d63a2eef755d0b05dd83bc2d9ef7fd2be6c89e3b39146b432f7605c\nsize 71582\n")
+    assert dl.parse_pointer(text) == ("726fd59c4d63a2eef755d0b05dd83bc2d9ef7fd2be6c89e3b39146b432f7605c", 71582)
+    assert dl.format_pointer(*dl.parse_pointer(text)) == text
+    for not_a_pointer in (b"RIFF....WAVEfmt ", text.replace("sha256:726f", "sha256:zz6f"), text.split("size")[0]):
+        with pytest.raises(ValueError):
+            dl.parse_pointer(not_a_pointer)
+
+
+def test_manifest_round_trip_and_bad_rows(tmp_path):
+    rows = {"AudioWAV/1001_DFA_ANG_XX.wav": ("a" * 64, 10), "processedResults/tabulatedVotes.csv": ("b" * 64, 20)}
+    dl.write_manifest(tmp_path / "manifest.csv", rows)
+    assert dl.read_manifest(tmp_path / "manifest.csv") == rows
+    (tmp_path / "bare.csv").write_text(f"filename,sha256,size\n1001_DFA_ANG_XX.wav,{'a' * 64},10\n")
+    assert dl.read_manifest(tmp_path / "bare.csv") == {"AudioWAV/1001_DFA_ANG_XX.wav": ("a" * 64, 10)}
+    (tmp_path / "bad.csv").write_text("filename,sha256,size\nx.wav,abc,10\n")
+    with pytest.raises(CremadError, match="bad.csv, line 2"):
+        dl.read_manifest(tmp_path / "bad.csv")
+
+
+@pytest.mark.skipif(not REAL_POINTERS.is_file(), reason="needs ../shared/cremad-meta/AudioWAV-lfs-pointers.csv")
+def test_real_pointer_table():
+    rows = dl.read_manifest(REAL_POINTERS)
+    assert len(rows) == 7442
+    assert sum(size for _, size in rows.values()) == 605_899_936  # about 606 MB
+    assert len({parse_cremad_name(path).actor for path in rows}) == 91
+    assert {"AudioWAV/1076_MTI_SAD_XX.wav", "AudioWAV/1040_ITH_SAD_XX.wav"} <= set(rows)
+    for sha256, size in rows.values():
+        assert dl.parse_pointer(dl.format_pointer(sha256, size)) == (sha256, size)
+
+
+# ---- downloads from the fake server ----------------------------------------------------------------
+
+
+def test_full_download_then_a_rerun_fetches_nothing(server, tmp_path):
+    report = dl.download(tmp_path, server.source(), jobs=4, retry=NO_WAIT, progress=False)
+    assert report.failed == {}
+    assert report.downloaded == sorted(server.files) and report.present == []
+    for path, data in server.files.items():
+        assert (tmp_path / path).read_bytes() == data
+    assert not list(tmp_path.rglob("*.part"))
+    assert server.count("/media/") == 6  # five WAVs and tabulatedVotes.csv, an LFS object here
+    assert server.requests[f"/raw/{REPO}/master/processedResults/summaryTable.csv"] == 1  # over 1 kB: no pointer check
+    manifest = dl.read_manifest(tmp_path / "manifest.csv")
+    assert manifest == {path: (hashlib.sha256(data).hexdigest(), len(data)) for path, data in server.files.items()}
+    assert any("1076_MTI_SAD_XX.wav holds no sound (peak exactly zero)" in note for note in report.notes)
+    assert "downloaded 9, already present 0, failed 0" in report.summary()
+
+    before = server.requests.copy()
+    again = dl.download(tmp_path, server.source(), jobs=4, retry=NO_WAIT, progress=False)
+    assert again.downloaded == [] and again.present == sorted(server.files) and again.failed == {}
+    new_requests = server.requests - before
+    assert all(path.startswith("/api/") for path in new_requests)  # pointers come from manifest.csv
+
+
+def test_interrupted_downloads_resume(server, tmp_path):
+    dropped, stale_part, finished_part, done = (f"AudioWAV/{name}" for name in CLIPS[:4])
+    server.faults[media(dropped)] = ["drop"]  # the connection dies half way the first time
+    (tmp_path / "AudioWAV").mkdir()
+    (tmp_path / f"{stale_part}.part").write_bytes(b"half a file")
+    (tmp_path / f"{finished_part}.part").write_bytes(server.files[finished_part])  # killed before the rename
+    (tmp_path / done).write_bytes(server.files[done])
+
+    report = dl.download(tmp_path, server.source(), jobs=2, retry=NO_WAIT, progress=False)
+    assert report.failed == {}
+    assert server.requests[media(dropped)] == 2
+    assert server.requests[media(stale_part)] == 1
+    assert server.requests[media(finished_part)] == 0 and server.requests[media(done)] == 0
+    assert set(report.present) == {finished_part, done}
+    for path, data in server.files.items():
+        assert (tmp_path / path).read_bytes() == data
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_corrupted_object_is_retried_then_reported(server, tmp_path):
+    corrupt = "AudioWAV/1001_DFA_ANG_XX.wav"
+    server.faults[media(corrupt)] = ["corrupt"] * 10
+    (tmp_path / "AudioWAV").mkdir()
+    (tmp_path / corrupt).write_bytes(b"not the clip")  # a stale file under the final name goes too
+    report = dl.download(tmp_path, server.source(), jobs=4, retry=NO_WAIT, progress=False)
+    assert server.requests[media(corrupt)] == NO_WAIT.attempts
+    assert list(report.failed) == [corrupt]
+    assert "sha256" in report.failed[corrupt] and media(corrupt) in report.failed[corrupt]
+    assert f"FAILED {corrupt}" in report.summary()
+    assert not (tmp_path / corrupt).exists() and not (tmp_path / f"{corrupt}.part").exists()
+    assert len(report.downloaded) == len(server.files) - 1
+
+
+def test_server_error_then_success_backs_off_exponentially(server, tmp_path):
+    flaky = "AudioWAV/1002_TIE_NEU_XX.wav"
+    server.faults[media(flaky)] = ["500", "500"]
+    waits = []
+    retry = dl.Retry(attempts=4, first_delay=0.5, factor=2.0, sleep=waits.append)
+    report = dl.download(tmp_path, server.source(), jobs=1, retry=retry, progress=False)
+    assert report.failed == {} and server.requests[media(flaky)] == 3
+    assert waits == [0.5, 1.0]
+
+
+def test_a_pointer_that_does_not_match_the_tree_is_refused(server, tmp_path):
+    path = "AudioWAV/1001_IEO_HAP_LO.wav"
+    server.routes[f"/raw/{REPO}/master/{path}"] = pointer(b"some other audio")
+    report = dl.download(tmp_path, server.source(), jobs=4, retry=NO_WAIT, progress=False)
+    assert "does not match the repository tree" in report.failed[path]
+    assert server.requests[media(path)] == 0
+
+
+def test_cli_with_mirror_and_manifest_exits_1_on_a_404(server, tmp_path, capsys):
+    # No GitHub at all: checksums from a manifest (the AudioWAV-lfs-pointers.csv format), bytes from the mirror.
+    manifest = tmp_path / "pointers.csv"
+    dl.write_manifest(manifest, {path: (hashlib.sha256(data).hexdigest(), len(data))
+                                 for path, data in server.files.items()})
+    missing = "AudioWAV/1002_TIE_NEU_XX.wav"
+    del server.routes[f"/mirror/{missing}"]
+    dest = tmp_path / "CREMA-D"
+    status = cli.main(["download", "--dest", str(dest), "--jobs", "2", "--mirror", f"{server.url}/mirror",
+                       "--manifest", str(manifest)])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert f"FAILED {missing}: HTTP 404" in out and f"{server.url}/mirror/{missing}" in out
+    assert server.requests[f"/mirror/{missing}"] == 1  # a 404 is not retried
+    assert server.count("/api/") == server.count("/raw/") == server.count("/media/") == 0
+    assert "downloaded 8, already present 0, failed 1" in out
+
+
+def test_mirror_with_the_older_name_1040_ITH_SAD_X(server, tmp_path):
+    official, older = "AudioWAV/1040_ITH_SAD_XX.wav", "AudioWAV/1040_ITH_SAD_X.wav"
+    server.routes[f"/mirror/{older}"] = server.routes.pop(f"/mirror/{official}")
+    report = dl.download(tmp_path, server.source(mirror=True), jobs=4, retry=NO_WAIT, progress=False)
+    assert report.failed == {} and server.count("/media/") == 0  # every object came from the mirror
+    assert (tmp_path / official).read_bytes() == server.files[official]
+    assert any(older in note and "older name" in note for note in report.notes)
+
+
+def test_without_the_api_the_cached_manifest_is_used(server, tmp_path):
+    routes = dict(server.routes)
+    server.routes = {path: body for path, body in routes.items() if not path.startswith("/api/")}
+    with pytest.raises(CremadError, match="--manifest"):
+        dl.download(tmp_path, server.source(), retry=NO_WAIT, progress=False)
+    server.routes = routes
+    dl.download(tmp_path, server.source(), retry=NO_WAIT, progress=False)
+    server.routes = {path: body for path, body in routes.items() if not path.startswith("/api/")}
+    report = dl.download(tmp_path, server.source(), retry=NO_WAIT, progress=False)
+    assert report.failed == {} and report.present == sorted(server.files)
