@@ -1,0 +1,60 @@
+import subprocess
+import sys
+
+import numpy as np
+import soundfile
+
+from cremad.cli import main
+
+
+def cremad(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cremad", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_missing_folder_is_a_one_line_error(tmp_path):
+    result = cremad("features", "--data", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert "nowhere: no such folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_folder_without_wavs(tmp_path):
+    result = cremad("features", "--data", str(tmp_path))
+    assert result.returncode == 2
+    assert "no .wav files" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_audio_exit_status_and_skip(tmp_path):
+    folder = tmp_path / "AudioWAV"
+    folder.mkdir()
+    soundfile.write(folder / "1001_DFA_ANG_XX.wav", np.sin(np.arange(8000) / 5).astype(np.float32) * 0.3, 16_000)
+    (folder / "1002_DFA_ANG_XX.wav").write_bytes(b"")
+    cache = tmp_path / "cache"
+    result = cremad("features", "--data", str(tmp_path), "--cache-dir", str(cache), "--jobs", "1")
+    assert result.returncode == 2 and "1002_DFA_ANG_XX.wav: empty file" in result.stderr
+    result = cremad("features", "--data", str(tmp_path), "--cache-dir", str(cache), "--jobs", "1", "--skip-bad")
+    assert result.returncode == 0, result.stderr
+    assert "1 clips x 51 frames x 13 MFCCs" in result.stdout
+    assert "excluded 1002_DFA_ANG_XX.wav: empty file" in result.stderr
+
+
+def test_strict_rejects_bad_names(tmp_path):
+    folder = tmp_path / "AudioWAV"
+    folder.mkdir()
+    soundfile.write(folder / "1001_DFA_ANG_XX.wav", np.zeros(1600, np.float32) + 0.1, 16_000)
+    soundfile.write(folder / "take2.wav", np.zeros(1600, np.float32) + 0.1, 16_000)
+    result = cremad("features", "--data", str(tmp_path), "--cache-dir", str(tmp_path / "c"), "--strict")
+    assert result.returncode == 2 and "take2.wav" in result.stderr
+
+
+def test_synth_then_features(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "demo"), "--actors", "1", "--seed", "1"]) == 0
+    assert len(list((tmp_path / "demo" / "AudioWAV").glob("*.wav"))) == 82
+    assert main(["features", "--data", str(tmp_path / "demo"), "--cache-dir", str(tmp_path / "c"), "--jobs", "1"]) == 0
+    assert "82 clips x" in capsys.readouterr().out
+
+
+def test_no_command_prints_help():
+    result = cremad()
+    assert result.returncode == 2 and "features" in result.stdout

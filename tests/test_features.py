@@ -1,0 +1,154 @@
+import os
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+from cremad.config import FeatureConfig
+from cremad.features import BadAudioError, extract_mfcc, load_audio, load_features, n_frames
+
+CONFIG = FeatureConfig()
+
+
+def tone(seconds: float, rate: int = 16_000, frequency: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    signal = 0.3 * np.sin(2 * np.pi * frequency * t).astype(np.float32)
+    return signal if channels == 1 else np.stack([signal] * channels, axis=1)
+
+
+def write_corpus(folder, names, seconds=0.5, rate=16_000):
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        soundfile.write(folder / name, tone(seconds + 0.1 * index, rate, 200 + 50 * index), rate, subtype="PCM_16")
+
+
+def test_frame_count_of_cremads_longest_clip():
+    # CREMA-D's longest clip lasts 5.005 s: 80080 samples at 16 kHz. Centred 10 ms frames.
+    assert n_frames(80_080, CONFIG) == 501
+    assert extract_mfcc(tone(5.005), CONFIG, 80_080).shape == (501, 13)
+
+
+def test_window_and_hop_are_the_papers():
+    assert CONFIG.win_length / CONFIG.sample_rate == 0.020
+    assert CONFIG.hop_length / CONFIG.sample_rate == 0.010
+    assert CONFIG.n_mfcc == 13
+
+
+def test_padding_appends_silence_frames_and_keeps_the_clip():
+    signal = tone(1.0)
+    short = extract_mfcc(signal, CONFIG, len(signal))
+    padded = extract_mfcc(signal, CONFIG, 2 * len(signal))
+    assert padded.shape == (n_frames(32_000), 13)
+    # Frames up to the clip's end see the same samples; frames well past it are pure padding.
+    np.testing.assert_allclose(padded[: len(short)], short, atol=1e-3)
+    silence = padded[-1]
+    np.testing.assert_allclose(padded[len(short) + 3 :], np.tile(silence, (len(padded) - len(short) - 3, 1)), atol=1e-4)
+
+
+def test_resampling_22050_and_48000(tmp_path):
+    for rate in (22_050, 48_000):
+        path = tmp_path / f"clip{rate}.wav"
+        soundfile.write(path, tone(1.0, rate), rate)
+        signal = load_audio(path)
+        assert abs(len(signal) - 16_000) <= 1
+        spectrum = np.abs(np.fft.rfft(signal))
+        assert abs(np.argmax(spectrum) * 16_000 / len(signal) - 440) < 2  # the tone survives
+
+
+def test_stereo_is_downmixed(tmp_path):
+    stereo = np.stack([tone(0.5)[:, None] * 1.0, np.zeros((8000, 1), np.float32)], axis=1)[:, :, 0]
+    soundfile.write(tmp_path / "s.wav", stereo, 16_000)
+    signal = load_audio(tmp_path / "s.wav")
+    assert signal.ndim == 1
+    np.testing.assert_allclose(signal, tone(0.5) / 2, atol=1e-4)
+
+
+def test_bad_audio_names_the_file(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    soundfile.write(tmp_path / "ok.wav", tone(1.0), 16_000, subtype="PCM_16")
+    data = (tmp_path / "ok.wav").read_bytes()
+    (tmp_path / "truncated.wav").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.wav").write_bytes(b"RIFF not really a wave file at all")
+    (tmp_path / "header.wav").write_bytes(data[:44])
+    soundfile.write(tmp_path / "nosamples.wav", np.zeros(0, np.float32), 16_000)
+    cases = [("empty", "empty file"), ("truncated", "truncated"), ("garbage", "unreadable"), ("header", "truncated"), ("nosamples", "no audio")]
+    for name, reason in cases:
+        with pytest.raises(BadAudioError, match=f"{name}.wav.*{reason}"):
+            load_audio(tmp_path / f"{name}.wav")
+
+
+def test_bad_file_fails_or_is_skipped(tmp_path):
+    folder = tmp_path / "AudioWAV"
+    write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1002_DFA_SAD_XX.wav"])
+    data = (folder / "1001_DFA_ANG_XX.wav").read_bytes()
+    (folder / "1003_DFA_HAP_XX.wav").write_bytes(data[:1000])
+    cache = tmp_path / "cache"
+    with pytest.raises(BadAudioError, match="1003_DFA_HAP_XX.wav.*--skip-bad"):
+        load_features(tmp_path, cache_dir=cache, jobs=1, progress=False)
+    assert not cache.exists() or not list(cache.iterdir())  # nothing half-written
+    features = load_features(tmp_path, cache_dir=cache, skip_bad=True, jobs=1, progress=False)
+    assert list(features.clip_ids) == ["1001_DFA_ANG_XX", "1002_DFA_SAD_XX"]
+    assert "truncated" in features.excluded[0][1]
+
+
+def test_silent_clip_is_excluded_unless_kept(tmp_path):
+    folder = tmp_path / "AudioWAV"
+    write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1002_DFA_SAD_XX.wav"])
+    # Like CREMA-D's 1076_MTI_SAD_XX.wav: a valid file that holds no sound.
+    soundfile.write(folder / "1076_MTI_SAD_XX.wav", np.full(16_000, 1e-5, np.float32), 16_000, subtype="PCM_16")
+    features = load_features(tmp_path, cache_dir=tmp_path / "c", jobs=1, progress=False)
+    assert "1076_MTI_SAD_XX" not in features.clip_ids
+    assert "silent" in features.excluded[0][1]
+    kept = load_features(tmp_path, cache_dir=tmp_path / "c", keep_silent=True, jobs=1, progress=False)
+    assert "1076_MTI_SAD_XX" in kept.clip_ids
+
+
+def test_every_clip_is_padded_to_the_longest(tmp_path):
+    folder = tmp_path / "AudioWAV"
+    write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1001_DFA_SAD_XX.wav", "1002_IEO_HAP_HI.wav"])  # 0.5, 0.6, 0.7 s
+    features = load_features(tmp_path, cache_dir=tmp_path / "c", jobs=1, progress=False)
+    assert features.pad_to == int(0.7 * 16_000)
+    assert features.features.shape == (3, n_frames(features.pad_to), 13)
+    assert features.features.dtype == np.float32
+    assert list(features.actors) == ["1001", "1001", "1002"]
+    assert list(features.labels) == [0, 5, 3]
+
+
+def test_cache_hit_and_miss(tmp_path):
+    folder = tmp_path / "AudioWAV"
+    write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1002_DFA_SAD_XX.wav"])
+    cache = tmp_path / "cache"
+    first = load_features(tmp_path, cache_dir=cache, jobs=1, progress=False)
+    assert len(list(cache.glob("*.npz"))) == 1
+    started = time.perf_counter()
+    again = load_features(tmp_path, cache_dir=cache, jobs=1, progress=False)
+    assert time.perf_counter() - started < 5  # generous; the benchmark measures the real figure
+    assert again.cache_key == first.cache_key
+    np.testing.assert_array_equal(again.features, first.features)
+    # A changed parameter makes a new cache.
+    other = load_features(tmp_path, config=FeatureConfig(n_mels=26), cache_dir=cache, jobs=1, progress=False)
+    assert other.cache_key != first.cache_key
+    # A changed file makes a new cache, never a stale one.
+    soundfile.write(folder / "1002_DFA_SAD_XX.wav", tone(0.9), 16_000, subtype="PCM_16")
+    os.utime(folder / "1002_DFA_SAD_XX.wav", ns=(1, 1))
+    changed = load_features(tmp_path, cache_dir=cache, jobs=1, progress=False)
+    assert changed.cache_key not in (first.cache_key, other.cache_key)
+    assert changed.pad_to == int(0.9 * 16_000)
+    assert len(list(cache.glob("*.npz"))) == 3
+    assert not list(cache.glob(".*"))  # no temporary files left behind
+
+
+def test_parallel_extraction_matches_serial(tiny_corpus, tmp_path):
+    serial = load_features(tiny_corpus, cache_dir=tmp_path / "a", jobs=1, progress=False)
+    parallel = load_features(tiny_corpus, cache_dir=tmp_path / "b", jobs=2, progress=False)
+    # Workers run single-threaded BLAS, so sums may differ in the last float32 bits.
+    np.testing.assert_allclose(serial.features, parallel.features, rtol=1e-4, atol=1e-3)
+    assert serial.features.shape[0] == 3 * 82
+
+
+def test_emodb_shape(emodb_dir, tmp_path):
+    features = load_features(emodb_dir, corpus="emodb", cache_dir=tmp_path, progress=False)
+    assert features.features.shape[0] == 454  # 535 clips less 81 boredom
+    assert features.features.shape[2] == 13
+    assert len(set(features.actors)) == 10
