@@ -20,7 +20,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib.figure import Figure  # figures built without pyplot: no GUI backend, no global state
+from matplotlib.figure import Figure  # built without pyplot: no GUI backend, no global state
 from scipy.stats import binomtest, wilcoxon
 
 from cremad import CremadError
@@ -43,20 +43,23 @@ PAPER_TABLE_II = {
 }
 COLUMN_WIDTH = 3.5  # inches, one column of a two-column paper
 PAGE_WIDTH = 7.16  # inches, both columns
-STYLE = {"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "xtick.labelsize": 6, "ytick.labelsize": 6, "legend.fontsize": 6}
+STYLE = {"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7,
+         "xtick.labelsize": 6, "ytick.labelsize": 6, "legend.fontsize": 6}
+
+Results = dict[int, dict[str, Any]]  # model id -> {"predictions": Predictions, "summary": dict}
 
 
 # --- loading ----------------------------------------------------------------------------------
 
 
 def resolve_models(runs: str | Path, corpus: str | None = None) -> dict[int, Path]:
-    """Map model id -> run folder for one set of models: `runs` may be a model folder, a folder
-    of model<k> folders, or a parent of such sets (then --corpus, or a single set, must pick)."""
+    """Model id -> run folder, for one set of models: `runs` may be a model folder, a folder of
+    model<k> folders, or a parent of such sets (then --corpus, or there being one set, picks)."""
     groups: dict[Path, list[Path]] = {}
     for model_dir in find_model_dirs(runs):
         groups.setdefault(model_dir.parent, []).append(model_dir)
     if len(groups) > 1 and corpus is not None:
-        groups = {parent: dirs for parent, dirs in groups.items() if parent.name == corpus or parent.parent.name == corpus} or groups
+        groups = {parent: dirs for parent, dirs in groups.items() if corpus in (parent.name, parent.parent.name)} or groups
     if len(groups) > 1:
         names = ", ".join(str(parent) for parent in sorted(groups))
         raise CremadError(f"--runs {runs}: several sets of runs ({names}); pass one of them as --runs")
@@ -64,14 +67,14 @@ def resolve_models(runs: str | Path, corpus: str | None = None) -> dict[int, Pat
     for model_dir in next(iter(groups.values())):
         model_id = model_id_of(model_dir)
         if model_id is None or model_id in models:
-            raise CremadError(f"{model_dir}: cannot tell which model it holds (no model_id in run.json, name not model<k>, or a duplicate)")
+            raise CremadError(f"{model_dir}: cannot tell which model it holds "
+                              "(no model_id in run.json and the folder is not a unique model<k>)")
         models[model_id] = model_dir
     return dict(sorted(models.items()))
 
 
-def load_results(models: dict[int, Path]) -> dict[int, dict[str, Any]]:
-    """Model id -> {"predictions", "summary"} for every model with at least one finished fold;
-    models that lack results are named in a log line."""
+def load_results(models: dict[int, Path]) -> Results:
+    """Predictions and summary of every model with a finished fold; the others are logged."""
     results = {}
     for model_id in sorted(set(MODEL_IDS) | set(models)):
         if model_id not in models:
@@ -91,16 +94,27 @@ def load_results(models: dict[int, Path]) -> dict[int, dict[str, Any]]:
     return results
 
 
+def _run_setting(results: Results, key: str) -> Any:
+    """`key` from the first run.json that has it, at its top level or under config.features."""
+    for result in results.values():
+        run = result["predictions"].run
+        for value in (run.get(key), run.get("config", {}).get("features", {}).get(key)):
+            if value is not None:
+                return value
+    return None
+
+
 # --- tables -----------------------------------------------------------------------------------
 
 
 def table_ii(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     """Table II: per emotion, the best and worst model by true-positive % among the models given,
-    beside the paper's values (differences are ours minus the paper's, in points). Ties go to
-    the lower model number."""
+    beside the paper's values; differences are ours minus the paper's, in points. Ties go to the
+    lower model number."""
     rows = []
     for emotion in EMOTIONS:
-        scores = [(model_id, summary["recall"][emotion]) for model_id, summary in sorted(summaries.items()) if summary["recall"][emotion] is not None]
+        scores = [(model_id, summary["recall"][emotion]) for model_id, summary in sorted(summaries.items())
+                  if summary["recall"][emotion] is not None]
         if not scores:
             continue
         best = max(scores, key=lambda item: (item[1], -item[0]))
@@ -123,17 +137,29 @@ def table_ii(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def table_ii_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| Emotion | Best classified (%) | Worst classified (%) | Paper best (%) | Paper worst (%) | Δ best | Δ worst |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    """Table II in the paper's layout ("Model 2 – 75.6"), the paper's columns beside ours."""
+    lines = ["| Emotion | Best classified (%) | Worst classified (%) | Paper best (%) | Paper worst (%) | Δ best | Δ worst |",
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(
-            f"| {row['emotion']} | Model {row['best_model']} – {row['best_percent']:.2f} | Model {row['worst_model']} – {row['worst_percent']:.2f}"
-            f" | Model {row['paper_best_model']} – {row['paper_best_percent']} | Model {row['paper_worst_model']} – {row['paper_worst_percent']}"
-            f" | {row['best_difference']:+.2f} | {row['worst_difference']:+.2f} |"
-        )
+        cells = [
+            row["emotion"],
+            f"Model {row['best_model']} – {row['best_percent']:.2f}",
+            f"Model {row['worst_model']} – {row['worst_percent']:.2f}",
+            f"Model {row['paper_best_model']} – {row['paper_best_percent']}",
+            f"Model {row['paper_worst_model']} – {row['paper_worst_percent']}",
+            f"{row['best_difference']:+.2f}",
+            f"{row['worst_difference']:+.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+FULL_HEADERS = {"model": "Model", "folds": "Folds", **{emotion: EMOTION_NAMES[emotion] for emotion in EMOTIONS},
+                "wa": "WA", "ua": "UA", "macro_f1": "Macro-F1",
+                "fold_accuracy_mean": "Fold acc. mean", "fold_accuracy_std": "Fold acc. std"}
+SIGNIFICANCE_HEADERS = {"model_a": "A", "model_b": "B", "paired_folds": "Folds", "ua_difference": "UA A−B (mean)",
+                        "wilcoxon_p": "Wilcoxon p", "paired_clips": "Clips", "only_a_correct": "Only A right",
+                        "only_b_correct": "Only B right", "mcnemar_p": "McNemar p"}
 
 
 def full_table(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -142,21 +168,22 @@ def full_table(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     for model_id, summary in sorted(summaries.items()):
         expected = summary["n_expected_folds"]
         row = {"model": model_id, "folds": f"{summary['n_folds']}/{expected}" if expected else str(summary["n_folds"])}
-        row.update({emotion: summary["recall"][emotion] for emotion in EMOTIONS})
+        row.update(summary["recall"])
         row.update({key: summary[key] for key in ("wa", "ua", "macro_f1", "fold_accuracy_mean", "fold_accuracy_std")})
         rows.append(row)
     return rows
 
 
-def significance(results: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+def significance(results: Results) -> list[dict[str, Any]]:
     """Paired model-vs-model tests: Wilcoxon signed-rank on per-fold UA over the folds both
     finished, and exact McNemar (binomial test on the discordant clips) on pooled predictions
     matched by clip id. p-values are two-sided and not adjusted for the several pairs."""
     rows = []
     for a, b in itertools.combinations(sorted(results), 2):
         folds_a, folds_b = results[a]["summary"]["folds"], results[b]["summary"]["folds"]
-        actors = [actor for actor in folds_a if actor in folds_b and folds_a[actor]["ua"] is not None and folds_b[actor]["ua"] is not None]
-        difference = np.array([folds_a[actor]["ua"] - folds_b[actor]["ua"] for actor in actors])
+        actors = [actor for actor in folds_a
+                  if folds_a[actor]["ua"] is not None and folds_b.get(actor, {}).get("ua") is not None]
+        difference = np.array([folds_a[actor]["ua"] - folds_b[actor]["ua"] for actor in actors])  # (n_paired,)
         if not actors:
             wilcoxon_p = None
         elif np.allclose(difference, 0.0):
@@ -185,15 +212,17 @@ def significance(results: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _cell(value: Any) -> str:
+def _cell(key: str, value: Any) -> str:
     if value is None:
         return "n/a"
+    if key.endswith("_p"):
+        return f"{value:.3g}"  # p-values: significant digits, not two decimals that round to 0.00
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def markdown_table(rows: list[dict[str, Any]], headers: dict[str, str]) -> str:
     lines = ["| " + " | ".join(headers.values()) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_cell(row[key]) for key in headers) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(key, row[key]) for key in headers) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -204,6 +233,31 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+def write_tables(results: Results, out: Path, corpus: str) -> list[Path]:
+    """table2.md/.csv (printed too), table_full.md/.csv and significance.md/.csv under `out`."""
+    summaries = {model_id: result["summary"] for model_id, result in results.items()}
+    models = ", ".join(map(str, results))
+    rows, full, tests = table_ii(summaries), full_table(summaries), significance(results)
+    tables = {
+        "table2": (f"Table II: true-positive % per emotion, best and worst of models {models} ({corpus}); "
+                   f"Δ = ours minus the paper's, in points", table_ii_markdown(rows), rows),
+        "table_full": (f"Per-class recall, WA, UA, macro-F1 and per-fold accuracy (mean, sample std), % ({corpus})",
+                       markdown_table(full, FULL_HEADERS), full),
+        "significance": (f"Model-vs-model tests ({corpus}): Wilcoxon signed-rank on per-fold UA, exact McNemar on "
+                         f"pooled predictions; two-sided, unadjusted p-values"
+                         + (f" (Bonferroni threshold for {len(tests)} pairs: 0.05/{len(tests)})" if tests else
+                            "; one model only, nothing to compare"),
+                         markdown_table(tests, SIGNIFICANCE_HEADERS), tests),
+    }
+    written = []
+    for stem, (title, markdown, table_rows) in tables.items():
+        (out / f"{stem}.md").write_text(f"{title}\n\n{markdown}\n")
+        write_csv(out / f"{stem}.csv", table_rows)
+        print(f"{title}\n\n{markdown}\n")
+        written += [out / f"{stem}.md", out / f"{stem}.csv"]
+    return written
+
+
 # --- figures ----------------------------------------------------------------------------------
 
 
@@ -212,17 +266,17 @@ def save(figure: Figure, out: Path, stem: str) -> list[Path]:
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     for path in paths:
         figure.savefig(path, dpi=300, bbox_inches="tight")
-    log.info("wrote %s", paths[0])
+    log.info("wrote %s (.pdf too)", paths[0])
     return paths
 
 
-def plot_confusion(ax, summary: dict[str, Any], title: str, colorbar: bool = False) -> None:
-    """Fig. 3: row-normalized aggregated confusion matrix, % of the true class in each cell."""
+def plot_confusion(ax, summary: dict[str, Any], title: str, values_format: str = ".1f") -> None:
+    """Fig. 3: the row-normalized aggregated confusion matrix, % of the true class per cell."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
     names = [EMOTION_NAMES[emotion] for emotion in EMOTIONS]
     display = ConfusionMatrixDisplay(np.array(summary["confusion_percent"]), display_labels=names)
-    display.plot(ax=ax, cmap="Blues", values_format=".1f", colorbar=colorbar, xticks_rotation=45,
+    display.plot(ax=ax, cmap="Blues", values_format=values_format, colorbar=False, xticks_rotation=45,
                  im_kw={"vmin": 0.0, "vmax": 100.0}, text_kw={"fontsize": 5.5})
     ax.set_title(title)
     ax.set_xlabel("Predicted")
@@ -233,7 +287,8 @@ def _model_title(model_id: int, summary: dict[str, Any]) -> str:
     return f"Model {model_id}: WA {summary['wa']:.1f}%, UA {summary['ua']:.1f}%"
 
 
-def confusion_figures(results: dict[int, dict[str, Any]], out: Path) -> list[Path]:
+def confusion_figures(results: Results, out: Path) -> list[Path]:
+    """fig3_confusion_model<k> for each model and fig3_confusion_all, the models side by side."""
     written = []
     for model_id, result in results.items():
         figure = Figure(figsize=(COLUMN_WIDTH, COLUMN_WIDTH), layout="constrained")
@@ -242,29 +297,31 @@ def confusion_figures(results: dict[int, dict[str, Any]], out: Path) -> list[Pat
     figure = Figure(figsize=(PAGE_WIDTH, PAGE_WIDTH / len(results) + 0.9), layout="constrained")
     axes = figure.subplots(1, len(results), squeeze=False)[0]
     for ax, (model_id, result) in zip(axes, results.items()):
-        plot_confusion(ax, result["summary"], _model_title(model_id, result["summary"]))
+        # Whole percents: four matrices share one page width, so the cells are narrow.
+        plot_confusion(ax, result["summary"], _model_title(model_id, result["summary"]), values_format=".0f")
         if ax is not axes[0]:
             ax.set_ylabel("")
     return written + save(figure, out, "fig3_confusion_all")
 
 
-def fold_accuracy_figure(results: dict[int, dict[str, Any]], out: Path) -> list[Path]:
+def fold_accuracy_figure(results: Results, out: Path) -> list[Path]:
     """Beyond the paper: the spread of per-fold (per held-out actor) accuracy of each model."""
     figure = Figure(figsize=(COLUMN_WIDTH, 2.4), layout="constrained")
     ax = figure.add_subplot()
-    data = [[fold["accuracy"] for fold in result["summary"]["folds"].values() if fold["accuracy"] is not None] for result in results.values()]
+    data = [[fold["accuracy"] for fold in result["summary"]["folds"].values() if fold["accuracy"] is not None]
+            for result in results.values()]
     ax.boxplot(data, tick_labels=[f"Model {model_id}" for model_id in results], showfliers=False, widths=0.5)
-    jitter = np.random.default_rng(0)  # fixed jitter: the same run gives the same picture
+    jitter = np.random.default_rng(0)  # fixed jitter: the same runs give the same picture
     for position, values in enumerate(data, start=1):
-        ax.scatter(position + jitter.uniform(-0.12, 0.12, len(values)), values, s=6, alpha=0.6, color="tab:blue", zorder=3)
+        ax.scatter(position + jitter.uniform(-0.12, 0.12, len(values)), values, s=6, alpha=0.6, zorder=3)
     ax.set_ylabel("Fold accuracy (%)")
     ax.set_title("Accuracy per held-out actor")
     ax.grid(axis="y", alpha=0.3)
     return save(figure, out, "fold_accuracy")
 
 
-def find_clip(results: dict[int, dict[str, Any]], clip_id: str) -> str | None:
-    """The held-out actor (fold) whose test set holds `clip_id` in model 1 or 2, else None."""
+def find_clip(results: Results, clip_id: str) -> str | None:
+    """The held-out actor whose fold tested `clip_id` in model 1 or 2, else None."""
     for model_id in ATTENTION_MODELS:
         if model_id in results:
             predictions = results[model_id]["predictions"]
@@ -275,8 +332,8 @@ def find_clip(results: dict[int, dict[str, Any]], clip_id: str) -> str | None:
 
 
 def clip_attention(result: dict[str, Any], actor: str, clip_id: str) -> tuple[np.ndarray, str, str] | None:
-    """(weights (decoder_steps, n_frames), true, predicted) of `clip_id` from the attention.npz of
-    the fold that held `actor` out; None when that fold or clip is missing."""
+    """(weights (decoder_steps, n_frames), true, predicted) of `clip_id`, from the attention.npz
+    of the fold that held `actor` out; None when that fold or clip is missing."""
     predictions = result["predictions"]
     rows = np.flatnonzero((predictions.clip_ids == clip_id) & (predictions.actors == actor))
     path = predictions.model_dir / f"fold-{actor}" / "attention.npz"
@@ -290,24 +347,12 @@ def clip_attention(result: dict[str, Any], actor: str, clip_id: str) -> tuple[np
     return weights.reshape(-1, weights.shape[-1]), str(predictions.true[rows[0]]), str(predictions.predicted[rows[0]])
 
 
-def _run_setting(results: dict[int, dict[str, Any]], *keys: str) -> Any:
-    """The first value found under `keys` in any model's run.json (top level or its config)."""
-    for result in results.values():
-        run = result["predictions"].run
-        for key in keys:
-            if run.get(key) is not None:
-                return run[key]
-            if run.get("config", {}).get("features", {}).get(key) is not None:
-                return run["config"]["features"][key]
-    return None
-
-
-def attention_figure(results: dict[int, dict[str, Any]], clip_id: str, audio_path: Path, actor: str, out: Path) -> list[Path]:
+def attention_figure(results: Results, clip_id: str, audio_path: Path, actor: str) -> Figure:
     """Fig. 2: waveform, spectrogram and the attention of models 1 and 2 on one time axis.
 
     Attention over frames is stretched to samples: frame t is centred on sample t * hop_length,
-    so sample s takes the weight of frame round(s / hop_length). The waveform is zero-padded to
-    the run's pad length as the features were; the x-axis spans the clip's own duration."""
+    so sample s takes the weight of frame round(s / hop_length). The waveform is zero-padded at
+    the end to the run's pad length, as the features were; the x-axis spans the clip itself."""
     import librosa
     import librosa.display
 
@@ -316,30 +361,35 @@ def attention_figure(results: dict[int, dict[str, Any]], clip_id: str, audio_pat
     features = FeatureConfig()
     sample_rate = int(_run_setting(results, "sample_rate") or features.sample_rate)
     hop_length = int(_run_setting(results, "hop_length") or features.hop_length)
-    signal = load_audio(str(audio_path), sample_rate=sample_rate)  # (n_samples,)
+    signal = load_audio(audio_path, sample_rate=sample_rate)  # (n_samples,)
     duration = len(signal) / sample_rate
-    curves = {model_id: clip_attention(results[model_id], actor, clip_id) for model_id in ATTENTION_MODELS if model_id in results}
+    curves = {model_id: clip_attention(results[model_id], actor, clip_id)
+              for model_id in ATTENTION_MODELS if model_id in results}
     n_frames = max((curve[0].shape[-1] for curve in curves.values() if curve), default=1 + len(signal) // hop_length)
     pad_to = max(len(signal), int(_run_setting(results, "pad_to") or (n_frames - 1) * hop_length))
     padded = np.pad(signal, (0, pad_to - len(signal)))  # (pad_to,)
-    seconds = np.arange(pad_to) / sample_rate
+    seconds = np.arange(pad_to) / sample_rate  # (pad_to,)
+    frame_of_sample = np.rint(np.arange(pad_to) / hop_length).astype(int)  # (pad_to,)
 
     figure = Figure(figsize=(COLUMN_WIDTH, 4.6), layout="constrained")
     ax_wave, ax_spec, *ax_attention = figure.subplots(4, 1, sharex=True)
     ax_wave.plot(seconds, padded, linewidth=0.4, color="black")
     ax_wave.set_ylabel("Amplitude")
     ax_wave.set_title("Raw waveform")
-    ax_wave.secondary_xaxis("top", functions=(lambda t: t * sample_rate, lambda s: s / sample_rate)).set_xlabel("Sample")
+    # The paper locates words by sample number ("30000th to 40000th sample"); keep both scales.
+    samples_axis = ax_wave.secondary_xaxis("top", functions=(lambda t: t * sample_rate, lambda s: s / sample_rate))
+    samples_axis.set_xlabel("Sample")
     spectrum = librosa.stft(signal, n_fft=features.n_fft, hop_length=hop_length, win_length=features.win_length)
-    decibels = librosa.amplitude_to_db(np.abs(spectrum), ref=np.max)  # (n_fft // 2 + 1, frames)
-    librosa.display.specshow(decibels, sr=sample_rate, hop_length=hop_length, x_axis="time", y_axis="hz", ax=ax_spec, cmap="magma")
+    decibels = librosa.amplitude_to_db(np.abs(spectrum), ref=np.max)  # (n_fft // 2 + 1, n_frames)
+    librosa.display.specshow(decibels, sr=sample_rate, hop_length=hop_length, x_axis="time", y_axis="hz",
+                             ax=ax_spec, cmap="magma")
     ax_spec.set_title("Spectrogram (dB)")
     ax_spec.set_xlabel("")
 
     true = None
-    frame_of_sample = np.rint(np.arange(pad_to) / hop_length).astype(int)  # (pad_to,)
     for ax, model_id in zip(ax_attention, ATTENTION_MODELS):
         kind = "uni-directional" if model_id == 1 else "bi-directional"
+        ax.set_ylabel("Weight")
         curve = curves.get(model_id)
         if curve is None:
             reason = "no results" if model_id not in results else f"fold-{actor} has no attention for this clip"
@@ -349,105 +399,94 @@ def attention_figure(results: dict[int, dict[str, Any]], clip_id: str, audio_pat
             continue
         weights, true, predicted = curve
         for step in weights:  # one curve per decoder step (the paper's models have one)
-            per_sample = step[np.minimum(frame_of_sample, len(step) - 1)]  # (pad_to,)
-            ax.plot(seconds, per_sample, linewidth=0.6, color="tab:red" if model_id == 1 else "tab:blue")
-        on_padding = float(weights[:, int(np.ceil(len(signal) / hop_length)):].sum() / weights.sum())
+            ax.plot(seconds, step[np.minimum(frame_of_sample, len(step) - 1)], linewidth=0.6,
+                    color="tab:red" if model_id == 1 else "tab:blue")
         verdict = "correct" if predicted == true else "wrong"
         ax.set_title(f"Model {model_id} ({kind}) attention: predicted {EMOTION_NAMES[predicted]} ({verdict})")
-        ax.set_ylabel("Weight")
+        # Softmax mass on the zero padding after the clip is off the axis; say how much there is.
+        on_padding = float(weights[:, int(np.ceil(len(signal) / hop_length)):].sum() / weights.sum())
         if on_padding > 0.005:
-            ax.text(0.99, 0.95, f"{100 * on_padding:.1f}% on padding", transform=ax.transAxes, ha="right", va="top", fontsize=5.5)
+            ax.text(0.99, 0.95, f"{100 * on_padding:.1f}% on padding", transform=ax.transAxes,
+                    ha="right", va="top", fontsize=5.5)
     ax_attention[-1].set_xlabel("Time (s)")
     for ax in (ax_wave, ax_spec, *ax_attention):
         ax.set_xlim(0.0, duration)
-    title_emotion = EMOTION_NAMES[true] if true else "?"
-    figure.suptitle(f"{clip_id} (true emotion: {title_emotion}, fold {actor} held out)", fontsize=7)
-    return save(figure, out, f"fig2_{clip_id}")
+    emotion = EMOTION_NAMES[true] if true else "?"
+    figure.suptitle(f"{clip_id} (true emotion: {emotion}; fold {actor} held out)", fontsize=7)
+    return figure
 
 
 # --- command ----------------------------------------------------------------------------------
 
 
-def locate_audio(results: dict[int, dict[str, Any]], clip_id: str, data: str | None, corpus: str) -> Path:
+def locate_audio(results: Results, clip_id: str, data: str | None, corpus: str) -> Path:
+    """The WAV of `clip_id` in the corpus at `data` (default: run.json's data_dir)."""
     from cremad.corpus import scan
 
-    data = data or _run_setting(results, "data_dir", "data")
+    data = data or _run_setting(results, "data_dir")
     if not data:
         raise CremadError("Fig. 2 needs the audio: pass --data DIR (the corpus folder the runs were trained on)")
     clips, _ = scan(data, corpus)
     match = [clip for clip in clips if clip.clip_id == clip_id]
     if not match:
-        raise CremadError(f"clip {clip_id} is not in the {corpus} corpus at {data}")
+        raise CremadError(f"clip {clip_id} is not in the {corpus} corpus at {data} (pass --data DIR for another copy)")
     return Path(match[0].path)
 
 
-def make_figures(runs: str | Path, out: str | Path = "figures", clip: str | None = None, data: str | None = None, corpus: str | None = None) -> list[Path]:
+def choose_clip(results: Results, runs: str | Path, clip: str | None) -> tuple[str, str] | None:
+    """(clip id, held-out actor) for Fig. 2, or None to skip it. An explicit `clip` that no fold
+    of model 1 or 2 tested is an error; the paper's default clip may be absent (a subset, Emo-DB)."""
+    clip_id = clip or PAPER_CLIP
+    if not any(model_id in results for model_id in ATTENTION_MODELS):
+        log.warning("Fig. 2 skipped: no results for model 1 or model 2")
+        return None
+    actor = find_clip(results, clip_id)
+    if actor is not None:
+        return clip_id, actor
+    hint = (f"list valid names with `cremad figures --runs {runs} --list-clips` "
+            "(the clip column of model1/fold-*/predictions.csv)")
+    if clip is not None:
+        raise CremadError(f"clip {clip_id} is in no finished fold of model 1 or 2 under {runs}; {hint}")
+    log.warning("Fig. 2 skipped: the paper's clip %s is not in these runs; choose one with --clip (%s)", clip_id, hint)
+    return None
+
+
+def make_figures(runs: str | Path, out: str | Path = "figures", clip: str | None = None,
+                 data: str | None = None, corpus: str | None = None) -> list[Path]:
     """Write every table and figure for the runs under `runs` into `out`; return the paths.
     `clip=None` draws Fig. 2 for the paper's clip when the runs hold it, and skips it otherwise."""
     results = load_results(resolve_models(runs, corpus))
     corpus = corpus or _run_setting(results, "corpus") or "cremad"
+    # Fig. 2's clip and audio are checked first, so a mistyped --clip fails before anything is drawn.
+    chosen = choose_clip(results, runs, clip)
+    audio_path = locate_audio(results, chosen[0], data, corpus) if chosen else None
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-
-    # Fig. 2's clip is checked first, so a mistyped --clip fails before anything is drawn.
-    clip_id, actor, audio_path = clip or PAPER_CLIP, None, None
-    if not any(model_id in results for model_id in ATTENTION_MODELS):
-        log.warning("Fig. 2 skipped: no results for model 1 or model 2")
-    else:
-        actor = find_clip(results, clip_id)
-        if actor is None:
-            hint = f"list valid names with `cremad figures --runs {runs} --list-clips` (the clip column of model1|model2/fold-*/predictions.csv)"
-            if clip is not None:
-                raise CremadError(f"clip {clip_id} is in no finished fold of model 1 or 2 under {runs}; {hint}")
-            log.warning("Fig. 2 skipped: the paper's clip %s is not in these runs; choose one with --clip (%s)", clip_id, hint)
-        else:
-            audio_path = locate_audio(results, clip_id, data, corpus)
-
-    written = []
+    written = write_tables(results, out, corpus)
     with matplotlib.rc_context(STYLE):
-        summaries = {model_id: result["summary"] for model_id, result in results.items()}
-        rows = table_ii(summaries)
-        markdown = table_ii_markdown(rows)
-        (out / "table2.md").write_text(f"Table II: true-positive % per emotion, best and worst of models {', '.join(map(str, results))} ({corpus})\n\n{markdown}\n")
-        write_csv(out / "table2.csv", rows)
-        print(markdown + "\n")
-
-        headers = {"model": "Model", "folds": "Folds", **{e: EMOTION_NAMES[e] for e in EMOTIONS}, "wa": "WA", "ua": "UA",
-                   "macro_f1": "Macro-F1", "fold_accuracy_mean": "Fold acc. mean", "fold_accuracy_std": "Fold acc. std"}
-        full = full_table(summaries)
-        (out / "table_full.md").write_text(f"Per-class recall, WA, UA, macro-F1 and per-fold accuracy, % ({corpus})\n\n{markdown_table(full, headers)}\n")
-        write_csv(out / "table_full.csv", full)
-        print(markdown_table(full, headers) + "\n")
-
-        tests = significance(results)
-        test_headers = {"model_a": "A", "model_b": "B", "paired_folds": "Folds", "ua_difference": "UA A−B (mean)", "wilcoxon_p": "Wilcoxon p",
-                        "paired_clips": "Clips", "only_a_correct": "Only A right", "only_b_correct": "Only B right", "mcnemar_p": "McNemar p"}
-        note = f"Two-sided, unadjusted p-values; with {len(tests)} pairs a Bonferroni threshold is 0.05/{len(tests)}." if tests else "One model only: nothing to compare."
-        (out / "significance.md").write_text(f"Model-vs-model tests ({corpus}). {note}\n\n{markdown_table(tests, test_headers)}\n")
-        write_csv(out / "significance.csv", tests)
-        written += [out / name for name in ("table2.md", "table2.csv", "table_full.md", "table_full.csv", "significance.md", "significance.csv")]
-
         written += confusion_figures(results, out)
         written += fold_accuracy_figure(results, out)
-        if audio_path is not None:
-            written += attention_figure(results, clip_id, audio_path, actor, out)
+        if chosen:
+            clip_id, actor = chosen
+            written += save(attention_figure(results, clip_id, audio_path, actor), out, f"fig2_{clip_id}")
     return written
 
 
 def list_clips(runs: str | Path, corpus: str | None = None) -> list[str]:
-    """Clip ids with attention weights available (test clips of model 1 or 2's finished folds)."""
+    """Clip ids Fig. 2 can draw: the test clips of model 1's or model 2's finished folds."""
     results = load_results(resolve_models(runs, corpus))
-    clips = {str(clip) for model_id in ATTENTION_MODELS if model_id in results for clip in results[model_id]["predictions"].clip_ids}
-    return sorted(clips)
+    return sorted({str(clip) for model_id in ATTENTION_MODELS if model_id in results
+                   for clip in results[model_id]["predictions"].clip_ids})
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--runs", required=True, help="run folder(s) written by `cremad loso` (e.g. runs/cremad)")
     parser.add_argument("--out", default="figures", help="output folder (default: figures)")
-    parser.add_argument("--clip", default=None, help=f"clip for Fig. 2 (default: the paper's {PAPER_CLIP}, when present)")
-    parser.add_argument("--data", default=None, help="corpus folder for Fig. 2's audio (default: the one in run.json)")
+    parser.add_argument("--clip", default=None, help=f"clip for Fig. 2 (default: the paper's {PAPER_CLIP}, if present)")
+    parser.add_argument("--data", default=None, help="corpus folder for Fig. 2's audio (default: run.json's data_dir)")
     parser.add_argument("--corpus", choices=("cremad", "emodb"), default=None, help="corpus (default: from run.json)")
-    parser.add_argument("--list-clips", action="store_true", help="print the clip names Fig. 2 can draw and exit")
+    parser.add_argument("--list-clips", action="store_true", help="print the clip names Fig. 2 can draw, then exit")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 

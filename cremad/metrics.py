@@ -112,7 +112,8 @@ def _read_fold_csv(path: Path) -> list[dict[str, str]]:
     for row in rows:
         for column in ("true", "predicted"):
             if row[column] not in EMOTIONS:
-                raise CremadError(f"{path}: clip {row['clip']}: {column}={row[column]!r} is not one of {', '.join(EMOTIONS)}")
+                raise CremadError(f"{path}: clip {row['clip']}: {column}={row[column]!r} "
+                                  f"is not one of {', '.join(EMOTIONS)}")
     return rows
 
 
@@ -136,7 +137,8 @@ def load_predictions(model_dir: str | Path) -> Predictions:
         done[actor] = _read_json(fold_dirs[actor] / "done.json")
         rows.extend(_read_fold_csv(fold_dirs[actor] / "predictions.csv"))
     if unfinished:
-        log.warning("%s: %d fold(s) without done.json, not counted: %s", model_dir, len(unfinished), ", ".join(unfinished))
+        log.warning("%s: %d fold(s) without done.json, not counted: %s",
+                    model_dir, len(unfinished), ", ".join(unfinished))
     if missing:
         log.warning("%s: %d fold(s) not started: %s", model_dir, len(missing), ", ".join(missing))
     probabilities = np.array([[float(row[f"p_{emotion}"]) for emotion in EMOTIONS] for row in rows], dtype=float)
@@ -183,7 +185,8 @@ def compute_summary(predictions: Predictions) -> dict[str, Any]:
     row_percent = np.divide(100.0 * counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     recall = recall_percent(counts)
     present = [emotion for emotion, total in zip(EMOTIONS, totals[:, 0]) if total > 0]
-    macro_f1 = 100.0 * f1_score(predictions.true, predictions.predicted, labels=present, average="macro", zero_division=0)
+    macro_f1 = 100.0 * f1_score(predictions.true, predictions.predicted, labels=present, average="macro",
+                                zero_division=0)
 
     folds = {}
     for actor in predictions.folds:
@@ -199,8 +202,9 @@ def compute_summary(predictions: Predictions) -> dict[str, Any]:
         if isinstance(recorded, (int, float)) and mask.any():
             # done.json may hold a fraction or a percent; either should agree with the CSV.
             if min(abs(recorded - accuracy), abs(100.0 * recorded - accuracy)) > 0.01:
-                log.warning("fold %s: done.json accuracy %s disagrees with predictions.csv (%.2f%%)", actor, recorded, accuracy)
-    fold_accuracy = np.array([fold["accuracy"] for fold in folds.values() if fold["accuracy"] is not None], dtype=float)
+                log.warning("fold %s: done.json accuracy %s disagrees with predictions.csv (%.2f%%)",
+                            actor, recorded, accuracy)
+    fold_accuracy = np.array([fold["accuracy"] for fold in folds.values() if fold["accuracy"] is not None])
 
     run = predictions.run
     return {
@@ -263,7 +267,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  not started: {', '.join(summary['missing_folds'])}")
     if summary["unfinished_folds"]:
         lines.append(f"  unfinished:  {', '.join(summary['unfinished_folds'])}")
-    lines.append("  true-positive % (recall): " + "  ".join(f"{EMOTION_NAMES[e]} {_format(summary['recall'][e])}" for e in EMOTIONS))
+    recall = "  ".join(f"{EMOTION_NAMES[emotion]} {_format(summary['recall'][emotion])}" for emotion in EMOTIONS)
+    lines.append(f"  true-positive % (recall): {recall}")
     lines.append(
         f"  WA {_format(summary['wa'])}  UA {_format(summary['ua'])}  macro-F1 {_format(summary['macro_f1'])}"
         f"  fold accuracy {_format(summary['fold_accuracy_mean'])} ± {_format(summary['fold_accuracy_std'])}"
@@ -276,7 +281,10 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def is_model_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / "run.json").is_file() or any(child.is_dir() for child in path.glob(f"{FOLD_PREFIX}*")))
+    """A model's run folder holds run.json or fold-<actor> folders."""
+    if not path.is_dir():
+        return False
+    return (path / "run.json").is_file() or any(child.is_dir() for child in path.glob(f"{FOLD_PREFIX}*"))
 
 
 def find_model_dirs(runs: str | Path, max_depth: int = 4) -> list[Path]:
@@ -288,16 +296,19 @@ def find_model_dirs(runs: str | Path, max_depth: int = 4) -> list[Path]:
         return [runs]
     found, frontier = [], [runs]
     for _ in range(max_depth):
-        frontier = [child for folder in frontier for child in sorted(folder.iterdir()) if child.is_dir() and not child.name.startswith((".", FOLD_PREFIX))]
+        frontier = [child for folder in frontier for child in sorted(folder.iterdir())
+                    if child.is_dir() and not child.name.startswith((".", FOLD_PREFIX))]
         found.extend(path for path in frontier if is_model_dir(path))
         frontier = [path for path in frontier if not is_model_dir(path)]
     if not found:
-        raise CremadError(f"--runs {runs}: no run folders in it (expected model<k>/fold-<actor>/ folders written by `cremad loso`)")
+        raise CremadError(f"--runs {runs}: no run folders in it "
+                          "(expected model<k>/fold-<actor>/ folders written by `cremad loso`)")
     return sorted(found)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--runs", required=True, help="a model run folder (runs/cremad/model2) or a folder holding several")
+    parser.add_argument("--runs", required=True,
+                        help="a model's run folder (runs/cremad/model2) or a folder holding several")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 

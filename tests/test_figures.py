@@ -1,0 +1,113 @@
+"""`cremad figures`: Table II, Fig. 2, Fig. 3 and the model tests from hand-made run folders."""
+
+import csv
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+from scipy.stats import binomtest
+
+from cremad import CremadError, cli
+from cremad.figures import (attention_figure, find_clip, load_results, make_figures, resolve_models,
+                            significance, table_ii)
+from results_fixtures import CLIP_SECONDS, HAND_TABLE_II, write_corpus, write_runs
+
+CLIP = "1001_DFA_ANG_XX"
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    """Every figure for four hand-made models with a corpus holding the Fig. 2 clip."""
+    root = tmp_path_factory.mktemp("results")
+    corpus = write_corpus(root / "CREMA-D")
+    runs = write_runs(root / "runs", data_dir=corpus)
+    written = make_figures(root / "runs", root / "figures", clip=CLIP)
+    return root, runs, written
+
+
+def test_table_ii_equals_the_hand_computed_table(tmp_path):
+    results = load_results(resolve_models(write_runs(tmp_path)))
+    rows = table_ii({model_id: result["summary"] for model_id, result in results.items()})
+    got = {row["emotion"]: ((row["best_model"], row["best_percent"]), (row["worst_model"], row["worst_percent"])) for row in rows}
+    assert got == HAND_TABLE_II
+    anger = rows[0]
+    assert (anger["paper_best_model"], anger["paper_best_percent"]) == (2, "75.6")
+    assert anger["best_difference"] == pytest.approx(100.0 - 75.6)
+    assert anger["worst_difference"] == pytest.approx(50.0 - 63.25)
+
+
+def test_table_ii_files_in_the_papers_layout(drawn):
+    root, _, _ = drawn
+    markdown = (root / "figures" / "table2.md").read_text()
+    assert "| Anger | Model 2 – 100.00 | Model 1 – 50.00 | Model 2 – 75.6 | Model 1 – 63.25 | +24.40 | -13.25 |" in markdown
+    with open(root / "figures" / "table2.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["emotion"] for row in rows] == ["Anger", "Disgust", "Fear", "Happy", "Neutral", "Sad"]
+    assert rows[5]["worst_model"] == "4" and float(rows[5]["worst_percent"]) == 25.0
+    full = (root / "figures" / "table_full.md").read_text()
+    assert full.count("\n| ") == 5  # header + 4 models
+
+
+def test_every_figure_exists_and_is_not_blank(drawn):
+    root, _, written = drawn
+    names = {path.name for path in written}
+    expected = {"fig2_1001_DFA_ANG_XX", "fig3_confusion_all", "fold_accuracy"} | {f"fig3_confusion_model{k}" for k in (1, 2, 3, 4)}
+    for stem in expected:
+        assert f"{stem}.png" in names and f"{stem}.pdf" in names
+        image = imread(root / "figures" / f"{stem}.png")
+        assert image.std() > 0.05, stem
+        assert (root / "figures" / f"{stem}.pdf").stat().st_size > 1000
+    assert {"table2.md", "table2.csv", "table_full.csv", "significance.md", "significance.csv"} <= names
+
+
+def test_fig2_panels_share_the_clips_duration(drawn):
+    root, runs, _ = drawn
+    results = load_results(resolve_models(runs))
+    actor = find_clip(results, CLIP)
+    assert actor == "1001"  # the fold that never saw actor 1001
+    figure = attention_figure(results, CLIP, root / "CREMA-D" / "AudioWAV" / f"{CLIP}.wav", actor)
+    axes = [ax for ax in figure.axes if ax.get_label() != "<colorbar>" and ax.get_subplotspec() is not None]
+    assert len(axes) == 4
+    for ax in axes:
+        assert ax.get_xlim() == pytest.approx((0.0, CLIP_SECONDS))
+    titles = [ax.get_title() for ax in axes]
+    assert "predicted Anger (correct)" in titles[2]  # model 1 gets 1001's DFA anger clip right
+    assert "Model 2" in titles[3]
+    # The attention curve, stretched to samples, peaks where frame 20 is centred: 20 * 10 ms.
+    line = axes[2].get_lines()[0]
+    assert line.get_xdata()[np.argmax(line.get_ydata())] == pytest.approx(0.2, abs=0.006)
+
+
+def test_mcnemar_counts_discordant_clips(tmp_path):
+    results = load_results(resolve_models(write_runs(tmp_path, models=(1, 2))))
+    (row,) = significance(results)
+    # Per emotion, model 1 / model 2 get the first 2/4, 3/4, 1/3, 4/2, 4/3, 3/4 clips right.
+    assert (row["only_a_correct"], row["only_b_correct"], row["paired_clips"]) == (3, 6, 24)
+    assert row["mcnemar_p"] == pytest.approx(binomtest(3, 9, 0.5).pvalue, abs=1e-6)
+    assert row["paired_folds"] == 2 and 0.0 <= row["wilcoxon_p"] <= 1.0
+
+
+def test_partial_results_draw_what_exists(tmp_path, caplog):
+    write_runs(tmp_path / "runs", models=(2, 3))
+    written = make_figures(tmp_path / "runs", tmp_path / "figures")  # default clip is absent: Fig. 2 skipped
+    names = {path.name for path in written}
+    assert "fig3_confusion_model2.png" in names and "fig3_confusion_model1.png" not in names
+    assert not any(name.startswith("fig2_") for name in names)
+    assert "model 1: no run folder" in caplog.text and "model 4: no run folder" in caplog.text
+    assert "1015_DFA_ANG_XX is not in these runs" in caplog.text
+
+
+def test_unknown_clip_says_how_to_list_valid_names(tmp_path, capsys):
+    runs = write_runs(tmp_path / "runs", models=(1,))
+    with pytest.raises(CremadError, match="--list-clips"):
+        make_figures(runs, tmp_path / "figures", clip="1001_XXX_ANG_XX")
+    assert cli.main(["figures", "--runs", str(runs), "--list-clips"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert CLIP in listed and len(listed) == 24
+
+
+def test_clip_missing_from_the_corpus_is_an_error(tmp_path):
+    corpus = write_corpus(tmp_path / "CREMA-D", clip_ids=("1002_DFA_ANG_XX",))
+    runs = write_runs(tmp_path / "runs", models=(1,), data_dir=corpus)
+    with pytest.raises(CremadError, match="not in the cremad corpus"):
+        make_figures(runs, tmp_path / "figures", clip=CLIP)
