@@ -1,0 +1,253 @@
+"""`cremad loso`: leave-one-actor-out training (section II-C), resumable and distributable.
+
+LOSO is a loop over test actors; each fold is `cremad.folds.run_fold`. The run folder
+
+    <runs>/<corpus>/model<k>/                 (experiment "paper")
+    <runs>/<corpus>/<experiment>/model<k>/    (any other experiment)
+
+holds run.json (what produced it) and one fold-<actor>/ per fold. A fold with done.json is
+finished and skipped on a rerun, so an interrupted run loses at most the folds in progress;
+--force retrains. A run.json from a different configuration is never silently mixed with the
+current one. Folds run one after another (--backend local) or as Ray tasks (--backend ray),
+with the same files and the same seeds either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cremad import CremadError
+from cremad.config import load_experiment, replace
+from cremad.folds import DONE, library_versions, loso_actors, run_fold, write_json
+
+log = logging.getLogger(__name__)
+
+# run.json fields that must match for new folds to join an existing run folder.
+RUN_IDENTITY = ("experiment", "model_id", "corpus", "config", "n_frames", "n_clips", "actors")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=int, choices=(1, 2, 3, 4), required=True, help="paper model 1-4")
+    parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/)")
+    parser.add_argument("--corpus", choices=("cremad", "emodb"), default="cremad")
+    parser.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
+    parser.add_argument("--experiment", default="paper", help="experiments/NAME.toml (default: paper)")
+    parser.add_argument("--epochs", type=int, help="override train.max_epochs")
+    parser.add_argument("--seed", type=int, help="override train.seed (fold i uses seed + i)")
+    parser.add_argument("--folds", help="comma-separated test actors to run, e.g. 1001,1002")
+    parser.add_argument("--shard", help="i/n: run every n-th fold of the sorted list, starting at i (0-based)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument("--ray-address", help="join this Ray cluster (default: start a local one)")
+    parser.add_argument("--gpus-per-fold", type=float, default=0.0, help="Ray: GPU share per fold (0.25 packs 4)")
+    parser.add_argument("--cpus-per-fold", type=float, default=1.0, help="Ray: CPUs per fold")
+    parser.add_argument("--cache-dir", default="cache", help="feature cache (default: cache)")
+    parser.add_argument("--no-save-models", action="store_true", help="do not write model.keras")
+    parser.add_argument("--force", action="store_true", help="retrain folds that are already done")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="Keras epoch bars")
+
+
+def model_dir_for(runs: str | Path, corpus: str, experiment: str, model_id: int) -> Path:
+    base = Path(runs) / corpus
+    return (base if experiment == "paper" else base / experiment) / f"model{model_id}"
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return 0, 1
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise CremadError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise CremadError(f"--shard {text!r}: need 0 <= i < n")
+    return index, count
+
+
+def select_folds(actors: list[str], folds: str | None = None, shard: str | None = None) -> list[str]:
+    """The test actors to run: `folds` (comma-separated) or all, then every n-th for shard i/n."""
+    selected = list(actors)
+    if folds:
+        wanted = [actor.strip() for actor in folds.split(",") if actor.strip()]
+        unknown = [actor for actor in wanted if actor not in actors]
+        if unknown:
+            raise CremadError(f"--folds: no clips for actor(s) {', '.join(unknown)} (have {actors[0]}..{actors[-1]})")
+        selected = [actor for actor in actors if actor in wanted]
+    index, count = parse_shard(shard)
+    return selected[index::count]
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def prepare_run_dir(model_dir: Path, record: dict[str, Any], force: bool) -> None:
+    """Write run.json, or check that the existing one describes the same run. A different one
+    is refused unless --force, which replaces it and unmarks the old run's finished folds."""
+    path = model_dir / "run.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        changed = [key for key in RUN_IDENTITY if old.get(key) != record.get(key)]
+        if not changed:
+            return
+        if not force:
+            raise CremadError(
+                f"{path} was made by a different run ({', '.join(changed)} differ); its folds would "
+                f"mix with this one. Use --force to retrain from scratch there, or another --runs")
+        stale = list(model_dir.glob(f"fold-*/{DONE}"))
+        for done in stale:
+            done.unlink()
+        log.warning("%s: configuration changed (%s); %d finished fold(s) of the old run unmarked",
+                    model_dir, ", ".join(changed), len(stale))
+    model_dir.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+
+
+def run_record(config, model_id: int, corpus: str, data_dir: str, features) -> dict[str, Any]:
+    import keras
+
+    return {
+        "experiment": config.name,
+        "model_id": model_id,
+        "corpus": corpus,
+        "data_dir": str(Path(data_dir).resolve()),
+        "config": config.to_dict(),
+        "feature_cache_key": getattr(features, "cache_key", None),
+        "n_frames": int(features.features.shape[1]),
+        "n_clips": int(features.features.shape[0]),
+        "pad_to": getattr(features, "pad_to", None),
+        "actors": loso_actors(features.actors),
+        "keras_backend": keras.config.backend(),
+        "versions": library_versions(),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def run_folds(
+    config,
+    features,
+    model_id: int,
+    model_dir: str | Path,
+    test_actors: list[str] | None = None,
+    force: bool = False,
+    save_models: bool = True,
+    verbose: int = 0,
+    backend: str = "local",
+    ray_address: str | None = None,
+    gpus_per_fold: float = 0.0,
+    cpus_per_fold: float = 1.0,
+) -> list[dict[str, Any]]:
+    """Run the folds of `test_actors` (default: all) into `model_dir`, skipping finished ones
+    unless `force`. The caller has written run.json. Returns the done records of this call."""
+    model_dir = Path(model_dir)
+    all_actors = loso_actors(features.actors)
+    fold_index = {actor: index for index, actor in enumerate(all_actors)}  # seed offset per fold
+    todo = []
+    for actor in test_actors or all_actors:
+        if not force and (model_dir / f"fold-{actor}" / DONE).is_file():
+            log.info("skipped fold %s: done", actor)
+        else:
+            todo.append(actor)
+    if not todo:
+        return []
+    jobs = [dict(test_actor=actor, out_dir=model_dir / f"fold-{actor}", model_id=model_id,
+                 fold_index=fold_index[actor], save_model=save_models, verbose=verbose) for actor in todo]
+    if backend == "ray":
+        finished = _run_ray(config, features, jobs, ray_address, gpus_per_fold, cpus_per_fold)
+    elif backend == "local":
+        finished = (run_fold(config, features, **job) for job in jobs)
+    else:
+        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+
+    started, records = time.time(), []
+    for done in finished:
+        records.append(done)
+        elapsed = time.time() - started
+        eta = elapsed / len(records) * (len(todo) - len(records))
+        log.info("fold %d/%d actor %s: acc %.3f (%d clips, %d epochs) %.0f s, elapsed %s, ETA %s",
+                 len(records), len(todo), done["actor"], done["accuracy"], done["n_test"], done["epochs"],
+                 done["seconds"], format_duration(elapsed), format_duration(eta))
+    return records
+
+
+def _ray_fold(config, features, job):
+    return run_fold(config, features, **job)
+
+
+def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
+    """Yield done records as Ray tasks finish. The features go into the object store once."""
+    try:
+        import ray
+    except ImportError:
+        raise CremadError("--backend ray needs Ray: pip install -e .[ray]") from None
+    import keras
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        # Workers must use the driver's Keras backend, and must not grab a whole GPU each when
+        # several folds share one (TensorFlow and JAX both preallocate by default).
+        env = {"KERAS_BACKEND": keras.config.backend(), "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+               "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        if address:
+            ray.init(address=address, runtime_env={"env_vars": {k: v for k, v in env.items() if k != "PYTHONPATH"}})
+        else:
+            ray.init(num_cpus=os.cpu_count(), runtime_env={"env_vars": env}, include_dashboard=False,
+                     log_to_driver=any(job["verbose"] for job in jobs))
+    try:
+        features_ref = ray.put(features)
+        task = ray.remote(num_gpus=gpus_per_fold, num_cpus=cpus_per_fold, max_retries=0)(_ray_fold)
+        pending = [task.remote(config, features_ref, job) for job in jobs]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(ready[0])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def resolve_config(args):
+    config = load_experiment(args.experiment, model_id=args.model)
+    overrides = {}
+    if args.epochs is not None:
+        overrides["max_epochs"] = args.epochs
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    return replace(config, {"train": overrides}) if overrides else config
+
+
+def run(args) -> int:
+    from cremad.features import load_features
+
+    config = resolve_config(args)
+    features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir)
+    model_dir = model_dir_for(args.runs, args.corpus, config.name, args.model)
+    test_actors = select_folds(loso_actors(features.actors), args.folds, args.shard)
+    log.info("model %d, experiment %s: %d clips, %d frames, %d of %d folds selected -> %s",
+             args.model, config.name, len(features.labels), features.features.shape[1], len(test_actors),
+             len(set(features.actors)), model_dir)
+    prepare_run_dir(model_dir, run_record(config, args.model, args.corpus, args.data, features), args.force)
+    run_folds(config, features, args.model, model_dir, test_actors, force=args.force,
+             save_models=not args.no_save_models, verbose=args.verbose, backend=args.backend,
+             ray_address=args.ray_address, gpus_per_fold=args.gpus_per_fold, cpus_per_fold=args.cpus_per_fold)
+    try:  # a failing summary must not cost the trained folds
+        from cremad.metrics import format_summary, summarize
+
+        print(format_summary(summarize(model_dir)))
+    except Exception as error:  # noqa: BLE001 (report and carry on; `cremad summarize` can redo it)
+        log.warning("summary not written (%s: %s); run `cremad summarize` later", type(error).__name__, error)
+    return 0

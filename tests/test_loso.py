@@ -1,0 +1,302 @@
+"""Leave-one-actor-out training (section II-C): honest folds, resumable runs, same seed, same
+numbers. Models train on tiny arrays (a few actors, 20 frames, 1-2 epochs) so the file runs in
+about a minute on one core; one end-to-end test runs `cremad loso` on a generated corpus."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from cremad import CremadError
+from cremad.config import EMOTIONS, ExperimentConfig, replace
+from cremad.corpus import Clip
+from cremad.features import FeatureSet
+from cremad.folds import DONE, fit_scaler, loso_actors, run_fold, split_fold
+from cremad.loso import model_dir_for, prepare_run_dir, run_folds, select_folds
+
+ACTORS = ("1001", "1002", "1003", "1004", "1005")
+N_FRAMES = 20
+TINY = replace(ExperimentConfig(), {"train": {"max_epochs": 2, "batch_size": 16, "validation_fraction": 0.25}})
+
+
+def tiny_features(actors=ACTORS, clips_per_emotion: int = 2, seed: int = 0) -> FeatureSet:
+    """A FeatureSet of random MFCC-shaped clips whose coefficient 0 carries the actor number and
+    coefficient 1 the emotion, so a model can learn something and a test can tell whose clip it
+    holds. Clip ids are CREMA-D-like names."""
+    rng = np.random.default_rng(seed)
+    clips, rows = [], []
+    for actor in actors:
+        for emotion_index, emotion in enumerate(EMOTIONS):
+            for take in range(clips_per_emotion):
+                clip_id = f"{actor}_S{take:02d}_{emotion}_XX"
+                clips.append(Clip(f"/nowhere/{clip_id}.wav", clip_id, actor, f"S{take:02d}", emotion, "XX"))
+                frames = rng.normal(size=(N_FRAMES, 13)).astype(np.float32)
+                frames[:, 0] = float(actor)
+                frames[:, 1] += emotion_index
+                rows.append(frames)
+    return FeatureSet(np.stack(rows), clips, TINY.features, pad_to=N_FRAMES * 160, cache_key="tiny")
+
+
+def actors_of(x: np.ndarray, fold_dir) -> set[str]:
+    """Undo the fold's standardization and read the actor number back from coefficient 0."""
+    with np.load(fold_dir / "scaler.npz") as scaler:
+        raw = x[:, 0, 0] * scaler["std"][0] + scaler["mean"][0]
+    return {str(int(round(value))) for value in raw}
+
+
+def read_predictions(path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def features() -> FeatureSet:
+    return tiny_features()
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory, features):
+    """Model 1, two folds, run once for several tests."""
+    model_dir = tmp_path_factory.mktemp("runs") / "model1"
+    prepare_run_dir(model_dir, {"experiment": "paper", "model_id": 1, "config": TINY.to_dict(),
+                                "actors": loso_actors(features.actors)}, force=False)
+    records = run_folds(TINY, features, 1, model_dir, test_actors=["1001", "1002"])
+    return model_dir, records
+
+
+# --- folds are data ---------------------------------------------------------------------------
+
+
+def test_every_actor_is_tested_once_and_never_trained_on(features):
+    assert loso_actors(features.actors) == list(ACTORS)
+    for actor in ACTORS:
+        split = split_fold(features.actors, actor, validation_fraction=0.25, seed=0)
+        used = {name: set(features.actors[index]) for name, index in
+                [("fit", split.fit_index), ("validation", split.validation_index), ("test", split.test_index)]}
+        assert used["test"] == {actor}
+        assert actor not in used["fit"] | used["validation"]
+        assert not used["fit"] & used["validation"]
+        assert used["fit"] | used["validation"] == set(ACTORS) - {actor}
+        assert len(split.validation_actors) == 1  # 25 % of 4 training actors
+        assert len(split.fit_index) + len(split.validation_index) + len(split.test_index) == len(features.actors)
+
+
+def test_validation_actors_depend_only_on_seed_and_test_actor():
+    actors = np.repeat([str(a) for a in range(1001, 1092)], 3)
+    first = split_fold(actors, "1050", 0.1, seed=0)
+    assert first.validation_actors == split_fold(actors, "1050", 0.1, seed=0).validation_actors
+    assert len(first.validation_actors) == 9  # 10 % of the 90 training actors, as on CREMA-D
+    others = {split_fold(actors, "1050", 0.1, seed=seed).validation_actors for seed in range(5)}
+    assert len(others) > 1
+
+
+def test_scaler_statistics_ignore_an_extreme_test_actor(features):
+    planted = FeatureSet(features.features.copy(), features.clips, features.config, features.pad_to)
+    planted.features[planted.actors == "1001", :, 2] = 1e6
+    split = split_fold(planted.actors, "1001", 0.25, seed=0)
+    mean, std = fit_scaler(planted.features[split.fit_index])
+    assert abs(mean[2]) < 1 and std[2] < 2
+    expected = planted.features[split.fit_index].reshape(-1, 13)
+    np.testing.assert_allclose(mean, expected.mean(axis=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, monkeypatch, features):
+    """Record what model.fit and model.predict actually receive, and read the actors back."""
+    import keras
+
+    seen = {"fit": [], "validation": [], "predict": []}
+    original_fit, original_predict = keras.Model.fit, keras.Model.predict
+
+    def recording_fit(self, x, y=None, validation_data=None, **kwargs):
+        seen["fit"].append(x)
+        seen["validation"].append(validation_data[0])
+        return original_fit(self, x, y, validation_data=validation_data, **kwargs)
+
+    def recording_predict(self, x, **kwargs):
+        seen["predict"].append(x)
+        return original_predict(self, x, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    monkeypatch.setattr(keras.Model, "predict", recording_predict)
+    planted = FeatureSet(features.features.copy(), features.clips, features.config, features.pad_to)
+    planted.features[planted.actors == "1003", :, 2] = 1e6  # would wreck the scaler if it leaked
+    config = replace(TINY, {"train": {"max_epochs": 1}})
+    run_fold(config, planted, "1003", tmp_path, model_id=1, save_model=False)
+
+    fold = json.loads((tmp_path / "config.json").read_text())
+    assert actors_of(seen["fit"][0], tmp_path) == set(fold["fit_actors"])
+    assert actors_of(seen["validation"][0], tmp_path) == set(fold["validation_actors"])
+    assert len(seen["predict"]) == 2  # class probabilities and attention weights
+    assert all(actors_of(x, tmp_path) == {"1003"} for x in seen["predict"])
+    assert "1003" not in fold["train_actors"] + fold["validation_actors"]
+    with np.load(tmp_path / "scaler.npz") as scaler:
+        assert scaler["std"][2] < 2
+
+
+# --- run folders ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_fold_folder_holds_every_artefact(local_run, features):
+    model_dir, records = local_run
+    assert [record["actor"] for record in records] == ["1001", "1002"]
+    fold_dir = model_dir / "fold-1001"
+    for name in ("predictions.csv", "attention.npz", "history.csv", "confusion.csv", "config.json",
+                 "scaler.npz", "model.keras", DONE):
+        assert (fold_dir / name).is_file(), name
+    assert not list(fold_dir.glob(".*tmp*"))
+    rows = read_predictions(fold_dir / "predictions.csv")
+    assert len(rows) == 12 and {row["actor"] for row in rows} == {"1001"}
+    probabilities = np.array([[float(row[f"p_{code}"]) for code in EMOTIONS] for row in rows])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+    with np.load(fold_dir / "attention.npz") as attention:
+        assert attention["weights"].shape == (12, 1, N_FRAMES)
+        np.testing.assert_allclose(attention["weights"].sum(axis=-1), 1.0, atol=1e-4)
+        assert list(attention["clips"]) == [row["clip"] for row in rows]
+    confusion = np.loadtxt(fold_dir / "confusion.csv", delimiter=",", skiprows=1, usecols=range(1, 7))
+    assert confusion.sum() == 12 and confusion.sum(axis=1).tolist() == [2] * 6
+    done = json.loads((fold_dir / DONE).read_text())
+    assert done["n_test"] == 12 and 1 <= done["epochs"] <= 2
+    assert done["accuracy"] == pytest.approx(np.mean([row["true"] == row["predicted"] for row in rows]))
+
+
+@pytest.mark.slow
+def test_summary_numbers_match_the_saved_predictions(local_run):
+    from sklearn.metrics import recall_score
+
+    from cremad.metrics import summarize
+
+    model_dir, _ = local_run
+    summary = summarize(model_dir)
+    rows = [row for fold in ("1001", "1002") for row in read_predictions(model_dir / f"fold-{fold}" / "predictions.csv")]
+    true, predicted = [row["true"] for row in rows], [row["predicted"] for row in rows]
+    assert summary["n_folds"] == 2 and summary["n_clips"] == 24
+    assert summary["wa"] == pytest.approx(100 * np.mean(np.array(true) == np.array(predicted)), abs=1e-3)
+    recall = recall_score(true, predicted, labels=list(EMOTIONS), average=None, zero_division=0)
+    assert summary["ua"] == pytest.approx(100 * recall.mean(), abs=1e-3)
+    assert sorted(summary["missing_folds"]) == ["1003", "1004", "1005"]  # an honest partial run
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_predictions(tmp_path, local_run, features):
+    model_dir, _ = local_run
+    # Fold 1002 alone, in a fresh folder, with the seed it had inside the two-fold run.
+    run_fold(TINY, features, "1002", tmp_path, model_id=1, fold_index=1, save_model=False)
+    assert (tmp_path / "predictions.csv").read_text() == (model_dir / "fold-1002" / "predictions.csv").read_text()
+
+
+@pytest.mark.slow
+def test_resume_skips_done_folds_and_a_killed_fold_leaves_no_done(tmp_path, monkeypatch, features, caplog):
+    import keras
+
+    model_dir = tmp_path / "model3"
+    config = replace(TINY, {"train": {"max_epochs": 1}})
+    run_folds(config, features, 3, model_dir, test_actors=["1001"], save_models=False)
+    first_done = (model_dir / "fold-1001" / DONE).read_text()
+
+    def killed(self, epoch, logs=None):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of fold 1002's training
+
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_folds(config, features, 3, model_dir, test_actors=["1001", "1002"], save_models=False)
+    killed_dir = model_dir / "fold-1002"
+    assert not (killed_dir / DONE).exists()
+    assert sorted(path.name for path in killed_dir.iterdir()) == ["scaler.npz"]  # no half files
+    monkeypatch.undo()
+
+    with caplog.at_level(logging.INFO, logger="cremad.loso"):
+        records = run_folds(config, features, 3, model_dir, test_actors=["1001", "1002"], save_models=False)
+    assert "skipped fold 1001: done" in caplog.text
+    assert [record["actor"] for record in records] == ["1002"]
+    assert (model_dir / "fold-1001" / DONE).read_text() == first_done
+    assert (killed_dir / DONE).is_file()
+
+    records = run_folds(config, features, 3, model_dir, test_actors=["1001"], save_models=False, force=True)
+    assert [record["actor"] for record in records] == ["1001"]
+
+
+def test_a_run_folder_of_another_config_is_not_mixed(tmp_path):
+    record = {"experiment": "paper", "model_id": 2, "config": ExperimentConfig().to_dict(), "actors": list(ACTORS)}
+    prepare_run_dir(tmp_path, record, force=False)
+    prepare_run_dir(tmp_path, dict(record, command="again"), force=False)  # same run: fine
+    (tmp_path / "fold-1001").mkdir()
+    (tmp_path / "fold-1001" / DONE).write_text("{}")
+    changed = dict(record, config=TINY.to_dict())
+    with pytest.raises(CremadError, match="--force"):
+        prepare_run_dir(tmp_path, changed, force=False)
+    prepare_run_dir(tmp_path, changed, force=True)
+    assert json.loads((tmp_path / "run.json").read_text())["config"] == TINY.to_dict()
+    assert not (tmp_path / "fold-1001" / DONE).exists()  # the old run's fold is no longer "done"
+
+
+def test_fold_selection_and_shards():
+    actors = [str(a) for a in range(1001, 1011)]
+    assert select_folds(actors) == actors
+    assert select_folds(actors, folds="1003, 1001") == ["1001", "1003"]
+    shards = [select_folds(actors, shard=f"{i}/3") for i in range(3)]
+    assert shards[0] == ["1001", "1004", "1007", "1010"]
+    assert sorted(sum(shards, [])) == actors
+    with pytest.raises(CremadError, match="1099"):
+        select_folds(actors, folds="1099")
+    with pytest.raises(CremadError, match="shard"):
+        select_folds(actors, shard="3/3")
+    assert model_dir_for("runs", "emodb", "paper", 2).as_posix() == "runs/emodb/model2"
+    assert model_dir_for("runs", "cremad", "tuned", 4).as_posix() == "runs/cremad/tuned/model4"
+
+
+# --- the command, end to end ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cremad_loso_on_the_demo_corpus(tmp_path, capsys):
+    from cremad.cli import main
+    from cremad.synth import write_corpus
+
+    write_corpus(tmp_path / "demo", actors=3, seed=0)
+    argv = ["loso", "--model", "2", "--data", str(tmp_path / "demo"), "--runs", str(tmp_path / "runs"),
+            "--cache-dir", str(tmp_path / "cache"), "--epochs", "2", "--folds", "1001,1003", "--no-save-models"]
+    assert main(argv) == 0
+    model_dir = tmp_path / "runs" / "cremad" / "model2"
+    run = json.loads((model_dir / "run.json").read_text())
+    assert run["model_id"] == 2 and run["experiment"] == "paper" and run["corpus"] == "cremad"
+    assert run["config"]["train"]["max_epochs"] == 2 and run["actors"] == ["1001", "1002", "1003"]
+    assert "keras" in run["versions"]
+    for actor in ("1001", "1003"):
+        fold_dir = model_dir / f"fold-{actor}"
+        assert len(read_predictions(fold_dir / "predictions.csv")) == 82
+        with np.load(fold_dir / "attention.npz") as attention:
+            assert attention["weights"].shape == (82, 1, run["n_frames"])
+        assert not (fold_dir / "model.keras").exists()
+        fold = json.loads((fold_dir / "config.json").read_text())
+        assert len(fold["validation_actors"]) == 1 and set(fold["validation_actors"]) < set(fold["train_actors"])
+        assert actor not in fold["train_actors"]
+    assert not (model_dir / "fold-1002").exists()
+    summary = json.loads((model_dir / "summary.json").read_text())
+    assert summary["n_folds"] == 2 and summary["n_clips"] == 164
+    assert "UA" in capsys.readouterr().out
+
+    assert main(argv[:-1] + ["--epochs", "3"]) == 2  # another config into the same folder: refused
+    assert "--force" in capsys.readouterr().err
+
+
+# --- Ray --------------------------------------------------------------------------------------
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_backend_writes_the_same_folds(tmp_path, local_run, features):
+    pytest.importorskip("ray")
+    model_dir, _ = local_run
+    records = run_folds(TINY, features, 1, tmp_path, test_actors=["1001", "1002"], backend="ray", cpus_per_fold=1)
+    assert sorted(record["actor"] for record in records) == ["1001", "1002"]
+    for actor in ("1001", "1002"):
+        assert (tmp_path / f"fold-{actor}" / DONE).is_file()
+        # Same seeds, same data: on CPU a Ray worker trains exactly what the local loop trained.
+        ours = (tmp_path / f"fold-{actor}" / "predictions.csv").read_text()
+        assert ours == (model_dir / f"fold-{actor}" / "predictions.csv").read_text()
