@@ -1,0 +1,95 @@
+"""Benchmark: feature extraction speed (clips/s, times realtime) on the demo corpus and Emo-DB.
+
+Target (issue "Foundation"): at least 1000x realtime per core, i.e. CREMA-D's 5.2 h in < 15 s
+on 2 cores. Run with `make bench` or `python bench/bench_features.py [--out FILE]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cremad.config import FeatureConfig
+from cremad.features import extract_mfcc, load_features
+from cremad.synth import write_corpus
+
+EMODB = Path(__file__).resolve().parents[2] / "shared" / "emodb"
+
+
+def time_corpus(name: str, data_dir: Path, corpus: str, jobs: int) -> dict:
+    with tempfile.TemporaryDirectory() as cache:
+        started = time.perf_counter()
+        features = load_features(data_dir, corpus, cache_dir=cache, jobs=jobs, progress=False)
+        extract = time.perf_counter() - started
+        started = time.perf_counter()
+        load_features(data_dir, corpus, cache_dir=cache, jobs=jobs, progress=False)
+        hit = time.perf_counter() - started
+    import soundfile
+
+    audio_seconds = sum(soundfile.info(clip.path).duration for clip in features.clips)
+    return {
+        "corpus": name,
+        "clips": len(features.clips),
+        "frames": features.n_frames,
+        "jobs": jobs,
+        "audio_s": round(audio_seconds, 1),
+        "extract_s": round(extract, 2),
+        "clips_per_s": round(len(features.clips) / extract, 1),
+        "x_realtime": round(audio_seconds / extract, 1),
+        "cache_hit_s": round(hit, 3),
+    }
+
+
+def time_mfcc_only(repeats: int = 200) -> dict:
+    """Single-core MFCC of a 5.005 s clip (CREMA-D's longest), the kernel's own speed."""
+    config = FeatureConfig()
+    signal = (np.random.default_rng(0).standard_normal(80_080) * 0.1).astype(np.float32)
+    extract_mfcc(signal, config, 80_080)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        extract_mfcc(signal, config, 80_080)
+    per_clip = (time.perf_counter() - started) / repeats
+    return {"mfcc_ms_per_5s_clip": round(per_clip * 1e3, 3), "mfcc_x_realtime_one_core": round(5.005 / per_clip, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench/results/features.json")
+    parser.add_argument("--actors", type=int, default=6, help="demo corpus actors")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    cores = os.cpu_count()
+    results = {"cores": cores, **time_mfcc_only()}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = Path(tmp) / "demo"
+        write_corpus(demo, actors=args.actors, seed=0)
+        for jobs in (1, cores):
+            rows.append(time_corpus(f"demo ({args.actors} actors)", demo, "cremad", jobs))
+    if (EMODB / "wav").is_dir():
+        for jobs in (1, cores):
+            rows.append(time_corpus("emodb (22.05 kHz, resampled)", EMODB, "emodb", jobs))
+    results["runs"] = rows
+    best = max(row["x_realtime"] for row in rows if row["corpus"].startswith("demo"))
+    results["cremad_projected_s"] = round(5.2 * 3600 / best, 1)  # CREMA-D holds about 5.2 h
+    print(f"cores: {cores}; MFCC alone: {results['mfcc_x_realtime_one_core']}x realtime on one core")
+    print(f"{'corpus':32} {'jobs':>4} {'clips':>6} {'audio s':>8} {'extract s':>9} {'clips/s':>8} {'x rt':>7} {'x rt/core':>9} {'hit s':>6}")
+    for row in rows:
+        print(
+            f"{row['corpus']:32} {row['jobs']:>4} {row['clips']:>6} {row['audio_s']:>8} {row['extract_s']:>9} "
+            f"{row['clips_per_s']:>8} {row['x_realtime']:>7} {row['x_realtime'] / row['jobs']:>9.0f} {row['cache_hit_s']:>6}"
+        )
+    print(f"projected CREMA-D (5.2 h) extraction: {results['cremad_projected_s']} s (target < 15 s on 2 cores)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
