@@ -62,7 +62,7 @@ def _lstm(units: int, name: str, **kwargs) -> layers.LSTM:
 def pre_lstm(inputs, units: int, bidirectional: bool):
     """Encoder: p<1..x>, one output per frame (a BiLSTM concatenates both directions)."""
     if bidirectional:
-        lstm = _lstm(units, name="pre_lstm_forward", return_sequences=True)
+        lstm = _lstm(units, name="lstm", return_sequences=True)  # wrapped as forward_lstm, backward_lstm
         return layers.Bidirectional(lstm, merge_mode="concat", name="pre_lstm")(inputs)
     return _lstm(units, name="pre_lstm", return_sequences=True)(inputs)
 
@@ -129,6 +129,17 @@ def build_model(
 
     outputs = layers.Dense(n_classes, activation="softmax", name="output")(final_state)
     return keras.Model(inputs, outputs, name=f"model{model_id}")
+
+
+def lstm_layers(model: keras.Model) -> list[layers.LSTM]:
+    """Every LSTM in `model`, looking inside Bidirectional wrappers (forward, then backward)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, layers.Bidirectional):
+            found += [layer.forward_layer, layer.backward_layer]
+        elif isinstance(layer, layers.LSTM):
+            found.append(layer)
+    return found
 
 
 def attention_layers(model: keras.Model) -> list[layers.Layer]:

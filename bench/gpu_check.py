@@ -1,0 +1,242 @@
+"""Does every LSTM of the four models run on the cuDNN kernel (the paper's CuDNNLSTM)?
+
+    KERAS_BACKEND=jax   python bench/gpu_check.py
+    KERAS_BACKEND=torch python bench/gpu_check.py --models 1 2 --steps 20
+    KERAS_BACKEND=tensorflow python bench/gpu_check.py --json /tmp/gpu_check.json
+
+For each model: one training step (forward and backward) on the GPU, with two pieces of
+evidence that must agree.
+
+1. Which LSTM calls took Keras' cuDNN path: `keras.src.backend.lstm` (and the fused
+   `bidirectional_lstm` on JAX) is wrapped for the duration of the step; on TensorFlow and JAX
+   it raises NotImplementedError when cuDNN cannot be used, so a call that returns took cuDNN.
+2. The cuDNN RNN ops in what was executed: TensorFlow, CudnnRNNV3 nodes in the traced step's
+   graph (they have no CPU kernel, so a step that ran on them ran cuDNN); JAX, custom calls to
+   `cudnn_rnn` in the compiled XLA program that is then run; PyTorch, `aten::_cudnn_rnn` events in
+   a torch.profiler trace of `model.train_on_batch` (PyTorch falls back silently, so this is the
+   deciding evidence there).
+
+The check passes when no LSTM call was refused the cuDNN path and the executed program holds at
+least one cuDNN forward op per LSTM call. The cuDNN backward ops and the generic recurrent
+while-loops left in the program (TF, JAX; expect 0) are reported alongside. Then the training throughput is timed as in
+bench/bench_models.py. Without a GPU it says "no GPU" and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+for path in (REPO, REPO / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))  # run as a script from a plain checkout
+
+
+def gpu_available() -> bool:
+    """Whether the active Keras backend sees a GPU (CUDA/cuDNN for PyTorch)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available() and torch.backends.cudnn.is_available()
+    return False
+
+
+@contextlib.contextmanager
+def spy_on_lstm_calls():
+    """Record every call Keras makes to its backend LSTM kernels: (function, kernel, cudnn)."""
+    from keras.src import backend as keras_backend
+
+    calls = []
+    originals = {}
+
+    def wrap(name, original):
+        def spied(*args, **kwargs):
+            kernel = kwargs.get("kernel", kwargs.get("fwd_kernel"))
+            where = getattr(kernel, "path", "?")
+            try:
+                result = original(*args, **kwargs)
+            except NotImplementedError:
+                calls.append({"function": name, "kernel": where, "cudnn_path": False})
+                raise
+            calls.append({"function": name, "kernel": where, "cudnn_path": True})
+            return result
+
+        return spied
+
+    for name in ("lstm", "bidirectional_lstm"):
+        if hasattr(keras_backend, name):
+            originals[name] = getattr(keras_backend, name)
+            setattr(keras_backend, name, wrap(name, originals[name]))
+    try:
+        yield calls
+    finally:
+        for name, original in originals.items():
+            setattr(keras_backend, name, original)
+
+
+def _count(pattern: str, text: str) -> int:
+    return len(re.findall(pattern, text))
+
+
+def _tensorflow_step(model, x, y):
+    import keras
+    import tensorflow as tf
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    with spy_on_lstm_calls() as calls:
+        graph = step.get_concrete_function(x, y).graph.as_graph_def()
+    op_types = [node.op for node in graph.node]
+    op_types += [node.op for function in graph.library.function for node in function.node_def]
+    step(x, y)  # run it: CudnnRNN ops have no CPU kernel, so this executes them on the GPU
+    return {
+        "cudnn_forward_ops": sum(op in ("CudnnRNN", "CudnnRNNV2", "CudnnRNNV3") for op in op_types),
+        "cudnn_backward_ops": sum(op.startswith("CudnnRNNBackprop") for op in op_types),
+        "generic_loops": sum(op in ("While", "StatelessWhile") for op in op_types),
+        "evidence": "CudnnRNN* nodes in the executed tf.function graph",
+    }, calls
+
+
+def _jax_step(model, x, y):
+    import jax
+    import keras
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    def loss(trainable, non_trainable, x, y):
+        predictions, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
+        return loss_fn(y, predictions), non_trainable
+
+    trainable = [variable.value for variable in model.trainable_variables]
+    non_trainable = [variable.value for variable in model.non_trainable_variables]
+    step = jax.jit(jax.value_and_grad(loss, has_aux=True))
+    with spy_on_lstm_calls() as calls:
+        compiled = step.lower(trainable, non_trainable, x, y).compile()
+    jax.block_until_ready(compiled(trainable, non_trainable, x, y))  # the program inspected below
+    hlo = compiled.as_text()
+    return {
+        "cudnn_forward_ops": _count(r'custom_call_target="[\w.]*cudnn_rnn"', hlo),
+        "cudnn_backward_ops": _count(r'custom_call_target="[\w.]*cudnn_rnn_bwd"', hlo),
+        "generic_loops": _count(r"\bwhile\(", hlo),
+        "evidence": "cudnn_rnn custom calls in the compiled XLA program that was run",
+    }, calls
+
+
+def _torch_step(model, x, y):
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(x, y)  # build the optimizer outside the trace
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(ProfilerActivity.CUDA)
+    with spy_on_lstm_calls() as calls, profile(activities=activities) as trace:
+        model.train_on_batch(x, y)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    counts = {event.key: event.count for event in trace.key_averages()}
+    return {
+        "cudnn_forward_ops": sum(n for key, n in counts.items() if key == "aten::_cudnn_rnn"),
+        "cudnn_backward_ops": sum(n for key, n in counts.items() if key == "aten::_cudnn_rnn_backward"),
+        "generic_loops": None,  # PyTorch's fallback is a Python loop; the op count decides
+        "evidence": "aten::_cudnn_rnn events in a torch.profiler trace of model.train_on_batch",
+    }, calls
+
+
+def cudnn_report(model, batch_size: int = 8) -> dict:
+    """Train `model` one step on the GPU and report whether each LSTM call ran on cuDNN."""
+    import keras
+    import numpy as np
+
+    backend = keras.backend.backend()
+    steps = {"tensorflow": _tensorflow_step, "jax": _jax_step, "torch": _torch_step}
+    if backend not in steps:
+        raise ValueError(f"no cuDNN check for the {backend!r} backend")
+    n_frames, n_features = model.input_shape[1:]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch_size, n_frames, n_features)).astype("float32")
+    y = rng.integers(0, model.output_shape[-1], size=batch_size).astype("int32")
+    ops, calls = steps[backend](model, x, y)
+    # A fused bidirectional attempt that was refused is followed by two plain `lstm` calls.
+    kernel_calls = [call for call in calls if call["cudnn_path"] or call["function"] == "lstm"]
+    if backend == "torch":
+        for call in kernel_calls:
+            call["cudnn_path"] = None  # PyTorch never refuses: only the op count can tell
+    ok = (
+        bool(kernel_calls)
+        and all(call["cudnn_path"] is not False for call in kernel_calls)
+        and ops["cudnn_forward_ops"] >= len(kernel_calls)
+    )
+    return {"backend": backend, "model": model.name, "lstm_calls": kernel_calls, **ops, "cudnn_ok": ok}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--frames", type=int, default=501)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=50, help="timed training steps per model")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument(
+        "--cpu-dry-run", action="store_true",
+        help="without a GPU, run the checks anyway (they must answer NO): tests the checker itself",
+    )
+    args = parser.parse_args(argv)
+
+    import keras
+
+    from bench_models import device_description, time_model
+    from cremad.models import build_model
+
+    backend = keras.backend.backend()
+    print(f"backend {backend}  keras {keras.__version__}  device {device_description()}")
+    on_gpu = gpu_available()
+    if not on_gpu and not args.cpu_dry_run:
+        print("no GPU: nothing to check (the cuDNN kernel only exists on a GPU)")
+        return 0
+    reports, failed = [], False
+    for model_id in args.models:
+        report = cudnn_report(build_model(model_id, args.frames))
+        timing = time_model(model_id, args.batch_size, args.frames, 13, args.steps, 5, 2, "auto")
+        report.update({key: timing[key] for key in ("ms_per_step", "sequences_per_s", "epoch_s")})
+        reports.append(report)
+        failed |= not report["cudnn_ok"]
+        print(f"model {model_id}: cuDNN {'yes' if report['cudnn_ok'] else 'NO'}  "
+              f"({report['cudnn_forward_ops']} forward / {report['cudnn_backward_ops']} backward cuDNN ops, "
+              f"generic loops {report['generic_loops']}; {report['evidence']})")
+        for call in report["lstm_calls"]:
+            path = {True: "yes", False: "REFUSED", None: "n/a (see op count)"}[call["cudnn_path"]]
+            print(f"    {call['function']:<18} {call['kernel']:<45} cuDNN path {path}")
+        print(f"    training: {report['ms_per_step']:.1f} ms/step, {report['sequences_per_s']:.0f} seq/s, "
+              f"{report['epoch_s']:.1f} s per 7360-clip epoch (batch {args.batch_size}, {args.frames} frames)")
+    if args.json:
+        args.json.write_text(json.dumps({"backend": backend, "device": device_description(),
+                                         "models": reports}, indent=2) + "\n")
+    return 1 if failed and on_gpu else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
