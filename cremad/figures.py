@@ -401,6 +401,10 @@ def attention_figure(results: Results, clip_id: str, audio_path: Path, actor: st
         for step in weights:  # one curve per decoder step (the paper's models have one)
             ax.plot(seconds, step[np.minimum(frame_of_sample, len(step) - 1)], linewidth=0.6,
                     color="tab:red" if model_id == 1 else "tab:blue")
+        # Dotted: uniform attention (1 / n_frames), the level of a model that attends to nothing.
+        uniform = 1.0 / weights.shape[-1]
+        ax.axhline(uniform, linestyle=":", linewidth=0.6, color="grey")
+        ax.set_ylim(0.0, 1.3 * max(weights.max(), uniform))  # from zero, headroom for the note
         verdict = "correct" if predicted == true else "wrong"
         ax.set_title(f"Model {model_id} ({kind}) attention: predicted {EMOTION_NAMES[predicted]} ({verdict})")
         # Softmax mass on the zero padding after the clip is off the axis; say how much there is.
