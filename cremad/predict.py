@@ -123,6 +123,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="model file (default: models/model<k>.keras); the sidecar .json goes beside it")
     parser.add_argument("--epochs", type=int, help="override train.max_epochs")
     parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--jobs", type=int, default=-1, help="feature extraction workers (-1: all cores)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
@@ -133,7 +134,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         config = replace(config, {"train": {"max_epochs": args.epochs}})
     out_file = Path(args.out or f"models/model{args.model}.keras")
-    features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir)
+    features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir,
+                             jobs=args.jobs)
     log.info("model %d, experiment %s: %d clips of %d actors, %d frames", args.model, config.name,
              len(features.clips), len(set(features.actors)), features.n_frames)
     sidecar = train_on_all_actors(config, features, args.model, out_file, verbose=args.verbose)
