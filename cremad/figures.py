@@ -437,7 +437,7 @@ def locate_audio(results: Results, clip_id: str, data: str | None, corpus: str) 
     return Path(match[0].path)
 
 
-def choose_clip(results: Results, runs: str | Path, clip: str | None) -> tuple[str, str] | None:
+def choose_clip(results: Results, runs: str | Path, clip: str | None, corpus: str) -> tuple[str, str] | None:
     """(clip id, held-out actor) for Fig. 2, or None to skip it. An explicit `clip` that no fold
     of model 1 or 2 tested is an error; the paper's default clip may be absent (a subset, Emo-DB)."""
     clip_id = clip or PAPER_CLIP
@@ -447,11 +447,11 @@ def choose_clip(results: Results, runs: str | Path, clip: str | None) -> tuple[s
     actor = find_clip(results, clip_id)
     if actor is not None:
         return clip_id, actor
-    hint = (f"list valid names with `cremad figures --runs {runs} --list-clips` "
+    hint = (f"list valid names with `cremad figures --runs {runs} --corpus {corpus} --list-clips` "
             "(the clip column of model1/fold-*/predictions.csv)")
     if clip is not None:
         raise CremadError(f"clip {clip_id} is in no finished fold of model 1 or 2 under {runs}; {hint}")
-    log.warning("Fig. 2 skipped: the paper's clip %s is not in these runs; choose one with --clip (%s)", clip_id, hint)
+    log.warning("Fig. 2 skipped: the paper's clip %s is not in these runs; pick one with --clip: %s", clip_id, hint)
     return None
 
 
@@ -462,7 +462,7 @@ def make_figures(runs: str | Path, out: str | Path = "figures", clip: str | None
     results = load_results(resolve_models(runs, corpus))
     corpus = corpus or _run_setting(results, "corpus") or "cremad"
     # Fig. 2's clip and audio are checked first, so a mistyped --clip fails before anything is drawn.
-    chosen = choose_clip(results, runs, clip)
+    chosen = choose_clip(results, runs, clip, corpus)
     audio_path = locate_audio(results, chosen[0], data, corpus) if chosen else None
 
     out = Path(out)

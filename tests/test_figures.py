@@ -101,6 +101,9 @@ def test_unknown_clip_says_how_to_list_valid_names(tmp_path, capsys):
     runs = write_runs(tmp_path / "runs", models=(1,))
     with pytest.raises(CremadError, match="--list-clips"):
         make_figures(runs, tmp_path / "figures", clip="1001_XXX_ANG_XX")
+    assert cli.main(["figures", "--runs", str(runs), "--clip", "1001_XXX_ANG_XX"]) == 2
+    assert "--list-clips" in capsys.readouterr().err
+    assert not (tmp_path / "figures").exists()  # checked before anything is drawn
     assert cli.main(["figures", "--runs", str(runs), "--list-clips"]) == 0
     listed = capsys.readouterr().out.split()
     assert CLIP in listed and len(listed) == 24
