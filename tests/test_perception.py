@@ -3,7 +3,6 @@ real metadata (../shared/cremad-meta) when it is there."""
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,6 @@ from cremad.perception import (
     read_demographics,
     read_votes,
 )
-
-REAL_META = Path(os.environ.get("CREMAD_META", Path(__file__).resolve().parents[2] / "shared" / "cremad-meta"))
 
 # Header lines copied from CREMA-D's processedResults/tabulatedVotes.csv and VideoDemographics.csv.
 VOTES_HEADER = (
@@ -206,21 +203,21 @@ def test_command_without_runs_reports_the_raters(tmp_path):
     assert (tmp_path / "out" / "perception.png").is_file()
 
 
-@pytest.mark.skipif(not (REAL_META / "tabulatedVotes.csv").is_file(), reason=f"no CREMA-D metadata at {REAL_META}")
-def test_real_crema_d_metadata():
-    votes = read_votes(REAL_META / "tabulatedVotes.csv")
-    with open(REAL_META / "SentenceFilenames.csv") as handle:
+def test_real_crema_d_metadata(cremad_meta):
+    """The real CSVs (../shared/cremad-meta, skipped when absent): 7442 clips in three modalities."""
+    votes = read_votes(cremad_meta / "tabulatedVotes.csv")
+    with open(cremad_meta / "SentenceFilenames.csv") as handle:
         published = {row["Filename"] for row in csv.DictReader(handle)}
     assert len(published) == 7442
     for modality in ("voice", "face", "audiovisual"):
         assert set(votes[modality]) == published, modality
     # The plurality we compute from the counts is CREMA-D's own summaryTable VoiceVote (ties "N:S").
-    with open(REAL_META / "summaryTable.csv") as handle:
+    with open(cremad_meta / "summaryTable.csv") as handle:
         voice_vote = {row["FileName"]: row["VoiceVote"] for row in csv.DictReader(handle)}
     for clip_id, counts in votes["voice"].items():
         top = ":".join(letter for letter, n in zip("ADFHNS", counts) if n == counts.max())
         assert top == voice_vote[clip_id], clip_id
-    demographics = read_demographics(REAL_META / "VideoDemographics.csv")
+    demographics = read_demographics(cremad_meta / "VideoDemographics.csv")
     assert len(demographics) == 91
     assert sum(actor["sex"] == "Male" for actor in demographics.values()) == 48
     clip_ids = sorted(votes["voice"])
