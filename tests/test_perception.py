@@ -163,6 +163,7 @@ def test_model_against_votes_by_hand(tmp_path, runs):
     uniform = np.full(6, 1 / 6)
     expected_uniform = np.mean([entropy_bits((uniform + q) / 2) - (entropy_bits(uniform) + entropy_bits(q)) / 2 for q in shares])
     assert result["jsd_uniform"] == pytest.approx(expected_uniform)
+    assert result["jsd_label_prior"] == pytest.approx(0, abs=1e-12)  # one clip per emotion: its own votes
     assert result["closer_than_onehot"] == pytest.approx(75.0)  # all but the HAP clip (1 = 1)
     p_anger, share_anger = [0.75, 0, 0, 0], [0.75, 0, 0.25, 0]  # clips in file order
     assert result["correlations"]["ANG"][0] == pytest.approx(np.corrcoef(p_anger, share_anger)[0, 1])
