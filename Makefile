@@ -11,7 +11,7 @@ EXP ?= paper
 RUNS ?= runs
 CACHE ?= cache
 FIGURES ?= figures
-CLIP ?= 1015_DFA_ANG_XX
+CLIP ?=  # Fig. 2's clip; empty: the paper's 1015_DFA_ANG_XX when the corpus has it
 DEMO ?= demo
 DEMO_EPOCHS ?= 15
 
@@ -35,7 +35,7 @@ loso: install
 	$(BIN)/cremad loso --model $(MODEL) --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE)
 
 figures: install
-	$(BIN)/cremad figures --runs $(RUNS)/$(CORPUS) --data $(DATA) --corpus $(CORPUS) --clip $(CLIP) --out $(FIGURES)
+	$(BIN)/cremad figures --runs $(RUNS)/$(CORPUS) --data $(DATA) --corpus $(CORPUS) $(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)
 
 data: install
 	$(BIN)/cremad download --dest $(DATA)
