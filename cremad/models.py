@@ -160,4 +160,4 @@ def attention_model(model: keras.Model) -> keras.Model:
         raise ValueError(f"{model.name} has no attention layer (only models 1 and 2 do)")
     steps = [layers.Reshape((1, -1))(layer.output) for layer in found]  # each (B, 1, x)
     weights = steps[0] if len(steps) == 1 else layers.Concatenate(axis=1)(steps)
-    return keras.Model(model.inputs, weights, name=f"{model.name}_attention")
+    return keras.Model(model.input, weights, name=f"{model.name}_attention")

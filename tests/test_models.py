@@ -1,0 +1,230 @@
+"""The paper's four models (sections II-D to II-G): shapes, attention, cuDNN recipe, saving,
+learning, and the section III observation that attention ignores padded silence."""
+
+import importlib.util
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from cremad.config import EMOTIONS, FeatureConfig, ModelConfig
+from cremad.models import attention_model, build_model, lstm_layers
+
+REPO = Path(__file__).resolve().parent.parent
+PAPER_FRAMES = 501  # a 5.005 s clip at a 10 ms hop (section II-B)
+
+# Hand count with the default config (13 MFCCs, 32 pre-LSTM units per direction, 64 post-LSTM
+# units, 10 attention units, 6 classes). An LSTM with n inputs and u units has
+# 4 * (u * (n + u) + u) weights (four gates: input kernel, recurrent kernel, bias).
+#   pre-LSTM            4 * (32 * (13 + 32) + 32)         =  5,888   (x2 = 11,776 bidirectional)
+#   attention Dense     (P + 64) * 10 + 10                =    970   (P = 32)  | 1,290 (P = 64)
+#   attention score     10 * 1 + 1                        =     11
+#   post-LSTM on P      4 * (64 * (P + 64) + 64)          = 24,832   (P = 32)  | 33,024 (P = 64)
+#   output Dense        64 * 6 + 6                        =    390
+# model 1 = 5,888 + 970 + 11 + 24,832 + 390 = 32,091; model 2 = 11,776 + 1,290 + 11 + 33,024 +
+# 390 = 46,491; model 3 = 5,888 + 24,832 + 390 = 31,110; model 4 = 11,776 + 33,024 + 390 = 45,190.
+PARAMETERS = {1: 32_091, 2: 46_491, 3: 31_110, 4: 45_190}
+
+
+def random_mfcc(n_clips, n_frames, seed=0):
+    return np.random.default_rng(seed).standard_normal((n_clips, n_frames, 13)).astype("float32")
+
+
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis 1")  # one frame: a = 1
+@pytest.mark.parametrize("n_frames", [PAPER_FRAMES, 1])
+@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+def test_each_model_maps_a_clip_to_six_emotion_probabilities(model_id, n_frames):
+    model = build_model(model_id, n_frames)
+    probabilities = keras.ops.convert_to_numpy(model(random_mfcc(3, n_frames)))
+    assert model.name == f"model{model_id}"
+    assert model.input_shape == (None, n_frames, 13)
+    assert probabilities.shape == (3, len(EMOTIONS))
+    assert (probabilities >= 0).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+def test_parameter_counts_match_the_hand_count(model_id):
+    assert build_model(model_id, PAPER_FRAMES).count_params() == PARAMETERS[model_id]
+
+
+@pytest.mark.parametrize("decoder_steps", [1, 3])
+@pytest.mark.parametrize("model_id", [1, 2])
+def test_attention_weights_are_a_distribution_over_frames(model_id, decoder_steps):
+    model = build_model(model_id, 40, config=ModelConfig(decoder_steps=decoder_steps))
+    weights = keras.ops.convert_to_numpy(attention_model(model)(random_mfcc(4, 40)))
+    assert weights.shape == (4, decoder_steps, 40)  # a<t, t'>: (clips, decoder steps, frames)
+    assert (weights >= 0).all()
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_models_without_attention_have_no_attention_model():
+    with pytest.raises(ValueError, match="no attention"):
+        attention_model(build_model(3, 10))
+
+
+def test_bad_arguments_raise_value_error():
+    with pytest.raises(ValueError, match="model_id"):
+        build_model(5, 10)
+    with pytest.raises(ValueError, match="n_frames"):
+        build_model(1, 0)
+    with pytest.raises(ValueError, match="decoder_steps"):
+        build_model(1, 10, config=ModelConfig(decoder_steps=0))
+
+
+@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+def test_layers_carry_the_names_of_fig_1(model_id):
+    names = {layer.name for layer in build_model(model_id, 10).layers}
+    assert {"mfcc", "pre_lstm", "dropout", "post_lstm", "output"} <= names
+    attention = {"attention_repeat", "attention_concat", "attention_energy", "attention_score",
+                 "attention_weights", "attention_context"}
+    assert attention <= names if model_id in (1, 2) else not attention & names
+
+
+@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+def test_models_2_and_4_have_a_bidirectional_pre_lstm(model_id):
+    model = build_model(model_id, 10)
+    pre_lstm = model.get_layer("pre_lstm")
+    if model_id in (2, 4):
+        assert isinstance(pre_lstm, keras.layers.Bidirectional)
+        assert pre_lstm.merge_mode == "concat"  # p<t> = [p<t>(forward), p<t>(backward)]
+        assert pre_lstm.output.shape == (None, 10, 2 * ModelConfig().pre_units)
+    else:
+        assert type(pre_lstm) is keras.layers.LSTM
+        assert pre_lstm.output.shape == (None, 10, ModelConfig().pre_units)
+
+
+@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+def test_every_lstm_keeps_the_cudnn_recipe(model_id):
+    """CuDNNLSTM's fixed recipe, so Keras picks the cuDNN kernel on a GPU (any backend)."""
+    model = build_model(model_id, 10, config=ModelConfig(decoder_steps=2))
+    lstms = lstm_layers(model)
+    assert len(lstms) == {1: 2, 2: 3, 3: 2, 4: 3}[model_id]  # the post-LSTM is shared by steps
+    for lstm in lstms:
+        config = lstm.get_config()
+        assert config["activation"] == "tanh", lstm.name
+        assert config["recurrent_activation"] == "sigmoid", lstm.name
+        assert config["use_bias"] is True, lstm.name
+        assert config["dropout"] == 0 and config["recurrent_dropout"] == 0, lstm.name
+        assert config["unroll"] is False, lstm.name
+        assert lstm.use_cudnn == "auto", lstm.name  # not in get_config(); "auto" is the default
+    assert not any(isinstance(layer, keras.layers.Masking) for layer in model.layers)
+
+
+@pytest.mark.parametrize("model_id", [1, 2, 4])
+def test_keras_file_round_trips_with_identical_predictions(model_id, tmp_path):
+    model = build_model(model_id, 20, config=ModelConfig(decoder_steps=2))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # safe_mode: no Lambda layer to refuse
+    clips = random_mfcc(3, 20)
+    np.testing.assert_array_equal(model.predict(clips, verbose=0), loaded.predict(clips, verbose=0))
+    if model_id in (1, 2):
+        np.testing.assert_array_equal(attention_model(model).predict(clips, verbose=0),
+                                      attention_model(loaded).predict(clips, verbose=0))
+
+
+def _load_gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cudnn_checker_says_no_on_a_cpu():
+    """The GPU test's evidence must be able to say no: on a CPU no cuDNN op can run."""
+    gpu_check = _load_gpu_check()
+    if gpu_check.gpu_available():
+        pytest.skip("a GPU is present: test_every_lstm_runs_on_the_cudnn_kernel decides")
+    report = gpu_check.cudnn_report(build_model(2, 8), batch_size=2)
+    assert report["cudnn_forward_ops"] == 0
+    assert len(report["lstm_calls"]) == 3  # forward, backward pre-LSTM and the post-LSTM
+    assert report["cudnn_ok"] is False
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+def test_every_lstm_runs_on_the_cudnn_kernel(model_id):
+    """One training step on the GPU; the executed ops must include a cuDNN RNN op per LSTM call
+    (TF: CudnnRNNV3 nodes, JAX: cudnn_rnn custom calls, PyTorch: aten::_cudnn_rnn events)."""
+    gpu_check = _load_gpu_check()
+    if not gpu_check.gpu_available():
+        pytest.skip(f"no GPU for the {keras.backend.backend()} backend")
+    report = gpu_check.cudnn_report(build_model(model_id, 50, config=ModelConfig(decoder_steps=2)))
+    assert report["cudnn_ok"], report
+
+
+# Learning: synthetic demo clips (cremad.synth) through the real MFCC path (cremad.features),
+# padded to 4 s with digital silence, standardized with the training clips' statistics as the
+# LOSO trainer does.
+DEMO_PAD_SECONDS = 4.0
+TRAIN_ACTORS, HELD_OUT_ACTOR = ("1001", "1002"), "1003"
+
+
+@pytest.fixture(scope="module")
+def demo_clips():
+    from cremad.corpus import CREMAD_SENTENCES
+    from cremad.features import extract_mfcc
+    from cremad.synth import synthesize_clip
+
+    config = FeatureConfig()
+    pad_to = int(DEMO_PAD_SECONDS * config.sample_rate)
+    features, labels, lengths, actors = [], [], [], []
+    for actor in (*TRAIN_ACTORS, HELD_OUT_ACTOR):
+        for sentence in CREMAD_SENTENCES[:11]:
+            for label, emotion in enumerate(EMOTIONS):
+                signal = synthesize_clip(0, actor, sentence, emotion, "XX")
+                features.append(extract_mfcc(signal, config, pad_to))
+                labels.append(label)
+                lengths.append(len(signal))
+                actors.append(actor)
+    features, actors = np.stack(features), np.array(actors)  # (clips, 401, 13)
+    train = actors != HELD_OUT_ACTOR
+    mean = features[train].reshape(-1, 13).mean(axis=0)
+    std = features[train].reshape(-1, 13).std(axis=0)
+    # Padded frames: every sample under the frame's n_fft window is padding.
+    centres = np.arange(features.shape[1]) * config.hop_length
+    padded = centres[None, :] - config.n_fft // 2 >= np.array(lengths)[:, None]  # (clips, frames)
+    return {"x": (features - mean) / std, "y": np.array(labels), "train": train, "padded": padded}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+def test_a_few_epochs_lower_the_loss(model_id, demo_clips):
+    keras.utils.set_random_seed(0)
+    x, y = demo_clips["x"][:96], demo_clips["y"][:96]
+    model = build_model(model_id, x.shape[1])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=4, batch_size=32, verbose=0).history["loss"]
+    assert history[-1] < history[0] - 0.02, history
+
+
+# Measured on a 2-core CPU (TensorFlow backend, seed 0): the held-out actor's attention mass on
+# padded frames falls from 0.37 untrained (about the padded share of frames, 0.41) to 0.02 after
+# 20 epochs. The bounds leave room for other seeds, backends and library versions.
+SILENCE_MASS_BOUND = 0.12
+
+
+@pytest.mark.slow
+def test_model_1_attention_learns_to_ignore_padded_silence(demo_clips):
+    """Section III: "both the models can handle the silent areas very well and the values tend
+    to zero". Trained on two actors, measured on a third."""
+    keras.utils.set_random_seed(0)
+    x, y, train, padded = demo_clips["x"], demo_clips["y"], demo_clips["train"], demo_clips["padded"]
+    model = build_model(1, x.shape[1])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    attention = attention_model(model)
+
+    def silence_mass():  # attention mass on padded frames, mean over the held-out clips
+        weights = attention.predict(x[~train], verbose=0)[:, 0, :]  # (clips, frames)
+        return float((weights * padded[~train]).sum(axis=1).mean())
+
+    untrained = silence_mass()
+    model.fit(x[train], y[train], epochs=20, batch_size=32, verbose=0)
+    trained = silence_mass()
+    print(f"attention mass on padded frames (held-out actor): {untrained:.3f} untrained, "
+          f"{trained:.3f} trained; padded share of frames {padded[~train].mean():.3f}")
+    assert untrained > 0.25  # untrained attention is close to uniform
+    assert trained < SILENCE_MASS_BOUND
+    assert trained < untrained / 3
