@@ -133,12 +133,19 @@ def _jax_step(model, x, y):
     non_trainable = [variable.value for variable in model.non_trainable_variables]
     step = jax.jit(jax.value_and_grad(loss, has_aux=True))
     with spy_on_lstm_calls() as calls:
-        compiled = step.lower(trainable, non_trainable, x, y).compile()
+        lowered = step.lower(trainable, non_trainable, x, y)
+    compiled = lowered.compile()
     jax.block_until_ready(compiled(trainable, non_trainable, x, y))  # the program inspected below
-    hlo = compiled.as_text()
+    hlo, stablehlo = compiled.as_text(), lowered.as_text()
+
+    def custom_calls(target):  # in the compiled HLO, or failing that the StableHLO it came from
+        return max(_count(rf'custom_call_target="{target}"', hlo), _count(rf"custom_call @{target}\(", stablehlo))
+
     return {
-        "cudnn_forward_ops": _count(r'custom_call_target="[\w.]*cudnn_rnn"', hlo),
-        "cudnn_backward_ops": _count(r'custom_call_target="[\w.]*cudnn_rnn_bwd"', hlo),
+        # jaxlib names the targets cudnn_rnn / cudnn_rnn_bwd, and since its FFI port
+        # cudnn_rnn_ffi / cudnn_rnn_bwd_ffi (hipdnn_* on ROCm).
+        "cudnn_forward_ops": custom_calls(r"\w*dnn_rnn(?:_ffi)?"),
+        "cudnn_backward_ops": custom_calls(r"\w*dnn_rnn_bwd(?:_ffi)?"),
         "generic_loops": _count(r"\bwhile\(", hlo),
         "evidence": "cudnn_rnn custom calls in the compiled XLA program that was run",
     }, calls
