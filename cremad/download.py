@@ -61,6 +61,7 @@ MANIFEST_NAME = "manifest.csv"
 POINTER_VERSION = "version https://git-lfs.github.com/spec/v1"
 POINTER_MAX_SIZE = 1024  # git-lfs's own rule: a blob this large or larger is never a pointer
 CHUNK_SIZE = 1 << 16
+GIVE_UP_AFTER = 32  # downloads failed in a row before the rest are not even tried
 # Known corpus problems, reported after every run rather than hidden.
 SILENT_CLIPS = ("AudioWAV/1076_MTI_SAD_XX.wav",)  # the corpus README: "no audio, very short"
 LEGACY_NAMES = {"AudioWAV/1040_ITH_SAD_XX.wav": "AudioWAV/1040_ITH_SAD_X.wav"}  # older mirrors
@@ -295,10 +296,11 @@ def repository_targets(dest: Path, source: Source, retry: Retry, jobs: int, repo
     wanted = [path for path in entries if path in METADATA_FILES
               or (path.startswith(AUDIO_DIR + "/") and path.lower().endswith(".wav"))]
     report.failed.update({path: "not in the repository" for path in METADATA_FILES if path not in entries})
-    targets = []
+    targets, stop = [], threading.Event()
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool, _bar(len(wanted), "pointers", "file", progress) as bar:
-        futures = {pool.submit(resolve, path, *entries[path], cached, dest, source, retry): path for path in wanted}
-        for future in concurrent.futures.as_completed(futures):
+        futures = {pool.submit(_stoppable(stop, resolve), path, *entries[path], cached, dest, source, retry): path
+                   for path in wanted}
+        for future in _completed(futures, stop):
             bar.update(1)
             try:
                 targets.append(future.result())
@@ -352,6 +354,8 @@ def fetch(target: Target, dest: Path, source: Source, retry: Retry, on_bytes: Ca
             problem = f"interrupted after {received} bytes ({error})"
         if problem:
             on_bytes(-received)
+            if received < POINTER_MAX_SIZE and _is_pointer(part):  # the same answer every time
+                raise FetchError(f"{url}: sent the Git LFS pointer, not the object", permanent=True)
             raise FetchError(f"{url}: {problem}")
         os.replace(part, final)
 
@@ -370,6 +374,14 @@ def fetch(target: Target, dest: Path, source: Source, retry: Retry, on_bytes: Ca
     part.unlink(missing_ok=True)
     final.unlink(missing_ok=True)
     raise errors[0]
+
+
+def _is_pointer(path: Path) -> bool:
+    try:
+        parse_pointer(path.read_bytes())
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def local_copy(target: Target, dest: Path) -> tuple[Path | None, str | None]:
@@ -429,40 +441,76 @@ def download(dest: str | Path, source: Source = Source(), jobs: int = 8, manifes
     report.present = sorted(verified)
     report.notes += [note for _, note in copies.values() if note]
     missing = [target for target in targets if target.path not in verified]
+    if manifest is None:
+        save_manifest(dest, targets, verified)  # the pointers outlive an interrupted download
+    log.info("%d files listed, %d already here, %d to download (%.0f MB)", len(targets), len(verified),
+             len(missing), sum(target.size for target in missing) / 1e6)
 
-    lock = threading.Lock()
+    lock, stop = threading.Lock(), threading.Event()
     with _bar(sum(target.size for target in missing), "download", "B", progress) as bar, \
             concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         def on_bytes(count: int) -> None:
             with lock:
                 bar.update(count)
 
-        futures = {pool.submit(fetch, target, dest, source, retry, on_bytes): target for target in missing}
-        for future in concurrent.futures.as_completed(futures):
+        futures = {pool.submit(_stoppable(stop, fetch), target, dest, source, retry, on_bytes): target
+                   for target in missing}
+        failures_in_a_row = 0
+        for future in _completed(futures, stop):
             target = futures[future]
             try:
                 served_as = future.result()
+            except concurrent.futures.CancelledError:
+                report.failed[target.path] = f"not tried: the {GIVE_UP_AFTER} downloads before it all failed"
+                continue
             except FetchError as error:
                 report.failed[target.path] = str(error)
+                failures_in_a_row += 1
+                if failures_in_a_row == GIVE_UP_AFTER:  # a dead server should not cost every file's retries
+                    stop.set()
                 continue
+            failures_in_a_row = 0
             verified[target.path] = dest / target.path
             report.downloaded.append(target.path)
             if served_as != target.path:
                 report.notes.append(f"the server had {target.path} under its older name "
                                     f"{served_as}; saved as {target.path}")
-
     if manifest is None:
-        # LFS checksums are known from the pointers; plain files' sha256 once they are here.
-        write_manifest(dest / MANIFEST_NAME, {
-            target.path: (target.digest if target.algorithm == "sha256"
-                          else file_digest(verified[target.path], "sha256"), target.size)
-            for target in targets if target.algorithm == "sha256" or target.path in verified})
+        save_manifest(dest, targets, verified)
     if report.failed and not source.mirror and any(target.lfs for target in targets):
-        report.notes.append("if GitHub's LFS bandwidth is spent (HTTP 403 from media.githubusercontent.com), "
-                            f"rerun with --mirror gitlab ({GITLAB_MIRROR})")
+        report.notes.append("if GitHub's LFS bandwidth is spent (HTTP 403 or 429 from media.githubusercontent.com), "
+                            f"rerun with --mirror gitlab ({GITLAB_MIRROR}); verified files are kept")
     check_silent_clips(dest, report)
     report.downloaded.sort()
     return report
+
+
+def save_manifest(dest: Path, targets: list[Target], verified: dict[str, Path]) -> None:
+    """LFS checksums are known from the pointers; a plain file's sha256 once it is verified."""
+    write_manifest(dest / MANIFEST_NAME, {
+        target.path: (target.digest if target.algorithm == "sha256"
+                      else file_digest(verified[target.path], "sha256"), target.size)
+        for target in targets if target.algorithm == "sha256" or target.path in verified})
+
+
+def _stoppable(stop: threading.Event, function: Callable) -> Callable:
+    """`function`, except that once `stop` is set, calls not yet started raise CancelledError.
+    (Executor.shutdown(cancel_futures=True) would leave as_completed waiting forever.)"""
+    def call(*args):
+        if stop.is_set():
+            raise concurrent.futures.CancelledError
+        return function(*args)
+
+    return call
+
+
+def _completed(futures, stop: threading.Event):
+    """as_completed, except that an interrupt (Ctrl-C) stops the tasks not yet started."""
+    try:
+        yield from concurrent.futures.as_completed(futures)
+    except BaseException:
+        stop.set()
+        raise
 
 
 def _bar(total: int, description: str, unit: str, progress: bool):

@@ -268,3 +268,25 @@ def test_without_the_api_the_cached_manifest_is_used(server, tmp_path):
     server.routes = {path: body for path, body in routes.items() if not path.startswith("/api/")}
     report = dl.download(tmp_path, server.source(), retry=NO_WAIT, progress=False)
     assert report.failed == {} and report.present == sorted(server.files)
+
+
+def test_a_server_sending_pointers_is_not_retried(server, tmp_path):
+    # A mirror without LFS serves the pointer text in place of the audio: the same answer every time.
+    path = "AudioWAV/1001_DFA_ANG_XX.wav"
+    server.routes[f"/mirror/{path}"] = pointer(server.files[path])
+    report = dl.download(tmp_path, server.source(mirror=True), jobs=4, retry=NO_WAIT, progress=False)
+    assert "sent the Git LFS pointer, not the object" in report.failed[path]
+    assert server.requests[f"/mirror/{path}"] == 1
+
+
+def test_a_dead_server_is_given_up_on(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(dl, "GIVE_UP_AFTER", 2)
+    for path in server.files:
+        server.faults[media(path)] = ["500"] * 10
+    report = dl.download(tmp_path, server.source(), jobs=1, retry=NO_WAIT, progress=False)
+    assert report.downloaded == [] and len(report.failed) == len(server.files)
+    # Two files fail; the one worker may already have started a third before the rest are left alone.
+    assert server.count("/media/") <= 3 * NO_WAIT.attempts
+    assert sum(reason.startswith("not tried") for reason in report.failed.values()) >= len(server.files) - 3
+    # The pointers learnt are kept, so the next run goes straight to the downloads.
+    assert dl.read_manifest(tmp_path / "manifest.csv").keys() >= {f"AudioWAV/{name}" for name in CLIPS}
