@@ -122,7 +122,10 @@ class Report:
 
     def summary(self) -> str:
         lines = [f"downloaded {len(self.downloaded)}, already present {len(self.present)}, failed {len(self.failed)}"]
-        lines += [f"  FAILED {path}: {reason}" for path, reason in sorted(self.failed.items())]
+        not_tried = sorted(path for path, reason in self.failed.items() if reason.startswith("not tried"))
+        lines += [f"  FAILED {path}: {reason}" for path, reason in sorted(self.failed.items()) if path not in not_tried]
+        if not_tried:
+            lines.append(f"  FAILED {len(not_tried)} more, {self.failed[not_tried[0]]} ({not_tried[0]}, ...)")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
