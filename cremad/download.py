@@ -449,6 +449,20 @@ def download(dest: str | Path, source: Source = Source(), jobs: int = 8, manifes
     log.info("%d files listed, %d already here, %d to download (%.0f MB)", len(targets), len(verified),
              len(missing), sum(target.size for target in missing) / 1e6)
 
+    fetch_all(missing, dest, source, retry, jobs, progress, report, verified)
+    if manifest is None:
+        save_manifest(dest, targets, verified)
+    if report.failed and not source.mirror and any(target.lfs for target in targets):
+        report.notes.append("if GitHub's LFS bandwidth is spent (HTTP 403 or 429 from media.githubusercontent.com), "
+                            f"rerun with --mirror gitlab ({GITLAB_MIRROR}); verified files are kept")
+    check_silent_clips(dest, report)
+    report.downloaded.sort()
+    return report
+
+
+def fetch_all(missing: list[Target], dest: Path, source: Source, retry: Retry, jobs: int, progress: bool,
+              report: Report, verified: dict[str, Path]) -> None:
+    """Download `missing` in parallel behind one progress bar, recording each outcome."""
     lock, stop = threading.Lock(), threading.Event()
     with _bar(sum(target.size for target in missing), "download", "B", progress) as bar, \
             concurrent.futures.ThreadPoolExecutor(jobs) as pool:
@@ -478,14 +492,6 @@ def download(dest: str | Path, source: Source = Source(), jobs: int = 8, manifes
             if served_as != target.path:
                 report.notes.append(f"the server had {target.path} under its older name "
                                     f"{served_as}; saved as {target.path}")
-    if manifest is None:
-        save_manifest(dest, targets, verified)
-    if report.failed and not source.mirror and any(target.lfs for target in targets):
-        report.notes.append("if GitHub's LFS bandwidth is spent (HTTP 403 or 429 from media.githubusercontent.com), "
-                            f"rerun with --mirror gitlab ({GITLAB_MIRROR}); verified files are kept")
-    check_silent_clips(dest, report)
-    report.downloaded.sort()
-    return report
 
 
 def save_manifest(dest: Path, targets: list[Target], verified: dict[str, Path]) -> None:
