@@ -195,12 +195,13 @@ def run_fold(
     fold_index: int = 0,
     save_model: bool = True,
     verbose: int = 0,
+    callbacks: tuple = (),
 ) -> dict[str, Any]:
     """Train model `model_id` on every actor but `test_actor`, test on `test_actor`, and write
     the fold folder `out_dir` (see FOLD_FILES). `features` is a FeatureSet (features, labels,
     actors, clip_ids). The seed is config.train.seed + fold_index, fold_index being the actor's
     place in the full fold list, so a fold trains the same alone, in a shard or in Ray.
-    Returns the done.json record."""
+    `callbacks` are extra Keras callbacks (e.g. a timer). Returns the done.json record."""
     import keras
 
     from cremad.models import attention_model, build_model
@@ -231,7 +232,7 @@ def run_fold(
 
     early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience,
                                                    restore_best_weights=True)
-    callbacks = [early_stopping]
+    callbacks = [early_stopping, *callbacks]
     if train.reduce_lr_patience > 0:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                            patience=train.reduce_lr_patience))

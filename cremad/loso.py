@@ -187,27 +187,38 @@ def _ray_fold(config, features, job):
     return run_fold(config, features, **job)
 
 
-def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
-    """Yield done records as Ray tasks finish. The features go into the object store once."""
+def start_ray(address: str | None = None, log_to_driver: bool = False):
+    """Join the Ray cluster at `address`, or start a local one on this machine's cores; returns
+    the ray module. Ray is an optional extra, imported only here."""
     try:
         import ray
     except ImportError:
         raise CremadError("--backend ray needs Ray: pip install -e .[ray]") from None
     import keras
 
+    # Workers must use the driver's Keras backend, and must not grab a whole GPU each when
+    # several folds share one (TensorFlow and JAX both preallocate by default).
+    env = {"KERAS_BACKEND": keras.config.backend(), "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+           "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": env})
+    else:
+        package_root = str(Path(__file__).resolve().parent.parent)  # a checkout need not be installed
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        ray.init(num_cpus=os.cpu_count(), runtime_env={"env_vars": env}, include_dashboard=False,
+                 log_to_driver=log_to_driver)
+    return ray
+
+
+def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
+    """Yield done records as Ray tasks finish. The features go into the object store once."""
+    try:
+        import ray
+    except ImportError:
+        raise CremadError("--backend ray needs Ray: pip install -e .[ray]") from None
     started_here = not ray.is_initialized()
     if started_here:
-        # Workers must use the driver's Keras backend, and must not grab a whole GPU each when
-        # several folds share one (TensorFlow and JAX both preallocate by default).
-        env = {"KERAS_BACKEND": keras.config.backend(), "TF_FORCE_GPU_ALLOW_GROWTH": "true",
-               "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        if address:
-            ray.init(address=address, runtime_env={"env_vars": {k: v for k, v in env.items() if k != "PYTHONPATH"}})
-        else:
-            ray.init(num_cpus=os.cpu_count(), runtime_env={"env_vars": env}, include_dashboard=False,
-                     log_to_driver=any(job["verbose"] for job in jobs))
+        start_ray(address, log_to_driver=any(job["verbose"] for job in jobs))
     try:
         features_ref = ray.put(features)
         task = ray.remote(num_gpus=gpus_per_fold, num_cpus=cpus_per_fold, max_retries=0)(_ray_fold)
@@ -234,6 +245,7 @@ def run(args) -> int:
     from cremad.features import load_features
 
     config = resolve_config(args)
+    parse_shard(args.shard)  # fail on a bad --shard before the features load
     features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir)
     model_dir = model_dir_for(args.runs, args.corpus, config.name, args.model)
     test_actors = select_folds(loso_actors(features.actors), args.folds, args.shard)

@@ -1,0 +1,203 @@
+"""How long the paper's 91-fold LOSO takes: measured epoch time -> projected wall time.
+
+    python bench/bench_loso.py                                   # CPU: every model, a small fold, projected
+    python bench/bench_loso.py --epochs-from runs/emodb --out bench/results/loso-cpu.json
+    KERAS_BACKEND=jax python bench/bench_loso.py --gpu --out bench/results/loso-gpu.json
+
+Each model trains real folds through `cremad.folds.run_fold` (the code `cremad loso` runs) on
+CREMA-D-shaped random features: 82 clips per actor, 501 frames (the paper's 5.005 s longest
+clip), 13 MFCCs; `--data DIR` uses a real corpus instead. An epoch timer records every epoch;
+the first (tracing and compiling) is left out of the epoch time and counted with model building
+and prediction as per-fold overhead. The projection for the paper's LOSO is
+
+    91 folds x (overhead + epochs per fold x epoch time scaled to 6624 fit + 736 validation clips)
+
+with epochs per fold taken from finished runs (`--epochs-from`, the mean of their done.json
+epochs, e.g. the Emo-DB runs) or else the config's max_epochs (an upper bound).
+
+`--gpu` trains a full-size fold per model (capped at `--gpu-epochs` epochs) and then packs
+1, 2 and 4 folds of `--pack-model` on the one GPU with the Ray backend (`--gpus-per-fold`
+1, 0.5, 0.25), reporting folds per hour and the speed-up over one fold at a time. It uses Keras
+APIs only, so it runs with KERAS_BACKEND=jax as well as tensorflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "bench")]  # run as a script from a plain checkout
+
+CREMAD_ACTORS, CLIPS_PER_ACTOR, CREMAD_FRAMES = 91, 82, 501
+CREMAD_FIT, CREMAD_VALIDATION = 6624, 736  # 81 and 9 training actors x ~82 clips (section II-C)
+VALIDATION_COST = 1 / 3  # a validation clip is a forward pass, about a third of a training step
+
+
+def synthetic_features(n_actors: int, n_frames: int, clips_per_actor: int = CLIPS_PER_ACTOR, seed: int = 0):
+    """A FeatureSet of random MFCC-shaped clips with CREMA-D's actor and emotion layout."""
+    import numpy as np
+
+    from cremad.config import EMOTIONS, FeatureConfig
+    from cremad.corpus import Clip
+    from cremad.features import FeatureSet
+
+    rng = np.random.default_rng(seed)
+    clips = [Clip(f"/synthetic/{1001 + a}_{i:03d}.wav", f"{1001 + a}_{i:03d}", str(1001 + a), "SYN",
+                  EMOTIONS[i % len(EMOTIONS)], "XX")
+             for a in range(n_actors) for i in range(clips_per_actor)]
+    features = rng.standard_normal((len(clips), n_frames, 13)).astype("float32")
+    return FeatureSet(features, clips, FeatureConfig(), pad_to=(n_frames - 1) * 160, cache_key="synthetic")
+
+
+def epoch_timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds, self.started = [], time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.started)
+
+    return EpochTimer()
+
+
+def time_fold(model_id: int, features, epochs: int, out_dir: Path) -> dict:
+    """Train one fold (first actor held out) for exactly `epochs` epochs and time it."""
+    import numpy as np
+
+    from cremad.config import ExperimentConfig, replace
+    from cremad.folds import run_fold, split_fold
+
+    config = replace(ExperimentConfig(), {"train": {"max_epochs": epochs, "patience": epochs + 1}})
+    timer = epoch_timer()
+    test_actor = str(features.actors[0])
+    started = time.perf_counter()
+    run_fold(config, features, test_actor, out_dir / f"model{model_id}", model_id, save_model=False,
+             callbacks=(timer,))
+    fold_seconds = time.perf_counter() - started
+    split = split_fold(features.actors, test_actor, config.train.validation_fraction, config.train.seed)
+    steady = timer.seconds[1:] or timer.seconds
+    return {
+        "model": model_id, "epochs_run": len(timer.seconds), "epoch_seconds_all": [round(s, 3) for s in timer.seconds],
+        "epoch_seconds": float(np.median(steady)), "fold_seconds": round(fold_seconds, 2),
+        # Model building, the first epoch's tracing and compiling, prediction and file writing.
+        "overhead_seconds": round(fold_seconds - float(np.median(steady)) * len(timer.seconds), 2),
+        "n_fit": len(split.fit_index), "n_validation": len(split.validation_index),
+        "n_frames": int(features.features.shape[1]),
+    }
+
+
+def epochs_per_fold(runs: str | None, model_id: int, default: int) -> tuple[float, str]:
+    """Mean epochs of finished folds under `runs` (any model<k> folder below it), else `default`."""
+    if runs:
+        epochs = [json.loads(path.read_text())["epochs"]
+                  for path in Path(runs).glob(f"**/model{model_id}/fold-*/done.json")]
+        if epochs:
+            return sum(epochs) / len(epochs), f"mean of {len(epochs)} finished folds in {runs}"
+    return float(default), "config max_epochs (upper bound)"
+
+
+def project(measured: dict, epochs: float, n_folds: int = CREMAD_ACTORS) -> dict:
+    """Scale a measured epoch to a CREMA-D fold (clips and frames) and multiply out."""
+    frames_scale = CREMAD_FRAMES / measured["n_frames"]  # LSTM time is linear in sequence length
+    clips_scale = (CREMAD_FIT + VALIDATION_COST * CREMAD_VALIDATION) / (
+        measured["n_fit"] + VALIDATION_COST * measured["n_validation"])
+    epoch = measured["epoch_seconds"] * clips_scale * frames_scale
+    fold = measured["overhead_seconds"] + epochs * epoch
+    return {"projected_epoch_seconds": round(epoch, 2), "epochs_per_fold": round(epochs, 1),
+            "projected_fold_seconds": round(fold, 1), "projected_hours": round(n_folds * fold / 3600, 2)}
+
+
+def pack_folds(model_id: int, features, epochs: int, out_dir: Path, packs=(1, 2, 4)) -> list[dict]:
+    """Folds per hour with 1, 2 and 4 folds sharing the GPU (Ray, gpus_per_fold = 1/k)."""
+    from cremad.config import ExperimentConfig, replace
+    from cremad.loso import run_folds, start_ray
+
+    config = replace(ExperimentConfig(), {"train": {"max_epochs": epochs, "patience": epochs + 1}})
+    actors = sorted(set(features.actors))
+    ray = start_ray()  # one cluster for all packs, so workers stay warm between them
+    warm = replace(config, {"train": {"max_epochs": 1}})  # start and import max(packs) workers
+    run_folds(warm, features, model_id, out_dir / "warm", actors[: max(packs)], save_models=False,
+              backend="ray", gpus_per_fold=1 / max(packs))
+    results = []
+    for pack in packs:
+        started = time.perf_counter()
+        run_folds(config, features, model_id, out_dir / f"pack{pack}", actors[:pack], save_models=False,
+                  backend="ray", gpus_per_fold=1 / pack)
+        seconds = time.perf_counter() - started
+        results.append({"model": model_id, "folds_at_once": pack, "seconds": round(seconds, 1),
+                        "folds_per_hour": round(3600 * pack / seconds, 1)})
+        results[-1]["speedup"] = round(results[-1]["folds_per_hour"] / results[0]["folds_per_hour"], 2)
+        print(f"  model {model_id}: {pack} fold(s) at once, {epochs} epochs each: {seconds:.0f} s, "
+              f"{results[-1]['folds_per_hour']:.0f} folds/h, speed-up x{results[-1]['speedup']}", flush=True)
+    ray.shutdown()
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--data", help="real corpus folder (default: CREMA-D-shaped random features)")
+    parser.add_argument("--corpus", default="cremad", choices=("cremad", "emodb"))
+    parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--actors", type=int, default=10, help="CPU mode: actors of the small fold (default 10)")
+    parser.add_argument("--clips-per-actor", type=int, default=24, help="CPU mode: clips per actor (default 24)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs timed per model (the first is left out)")
+    parser.add_argument("--epochs-from", help="runs folder whose done.json epochs give epochs per fold")
+    parser.add_argument("--gpu", action="store_true", help="full-size folds and Ray packing on the GPU")
+    parser.add_argument("--pack-model", type=int, default=2, help="GPU mode: model used for packing")
+    parser.add_argument("--pack-epochs", type=int, default=3, help="GPU mode: epochs per packed fold")
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    from bench_models import device_description
+    from cremad.config import TrainConfig
+
+    if args.data:
+        from cremad.features import load_features
+
+        features = load_features(args.data, corpus=args.corpus, cache_dir=args.cache_dir)
+    elif args.gpu:
+        features = synthetic_features(CREMAD_ACTORS, CREMAD_FRAMES)
+    else:
+        features = synthetic_features(args.actors, CREMAD_FRAMES, args.clips_per_actor)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    device = device_description()
+    print(f"device {device}, {cores} CPU cores, Keras {keras.__version__} ({keras.backend.backend()}); "
+          f"features {features.features.shape}", flush=True)
+
+    report = {"device": device, "cpu_cores": cores, "keras": keras.__version__, "backend": keras.backend.backend(),
+              "features_shape": list(features.features.shape), "data": args.data or "synthetic", "models": []}
+    with tempfile.TemporaryDirectory(prefix="bench-loso-") as scratch:
+        for model_id in args.models:
+            measured = time_fold(model_id, features, args.epochs, Path(scratch))
+            epochs, source = epochs_per_fold(args.epochs_from, model_id, TrainConfig().max_epochs)
+            measured.update(project(measured, epochs), epochs_source=source)
+            report["models"].append(measured)
+            print(f"model {model_id}: epoch {measured['epoch_seconds']:.2f} s on {measured['n_fit']} clips x "
+                  f"{measured['n_frames']} frames -> {measured['projected_epoch_seconds']:.0f} s per CREMA-D epoch; "
+                  f"{measured['epochs_per_fold']:.0f} epochs/fold ({source}) + {measured['overhead_seconds']:.0f} s "
+                  f"-> 91 folds {measured['projected_hours']:.1f} h on {device} ({cores} cores)", flush=True)
+        if args.gpu:
+            report["packing"] = pack_folds(args.pack_model, features, args.pack_epochs, Path(scratch))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
