@@ -85,6 +85,9 @@ class TrainConfig:
     reduce_lr_patience: int = 4
     # Per-coefficient z-scoring with statistics of the training actors only.
     standardize: bool = True
+    # Beyond the paper (off in paper.toml): z-score each actor's clips with that actor's own
+    # statistics first, the test actor's from its unlabelled audio only.
+    speaker_normalization: bool = False
     # "balanced" weights classes inversely to their training counts (CREMA-D has fewer NEU);
     # "none" trains unweighted.
     class_weight: str = "balanced"
