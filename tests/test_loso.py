@@ -15,7 +15,7 @@ from cremad import CremadError
 from cremad.config import EMOTIONS, ExperimentConfig, replace
 from cremad.corpus import Clip
 from cremad.features import FeatureSet
-from cremad.folds import DONE, fit_scaler, loso_actors, run_fold, split_fold
+from cremad.folds import DONE, fit_scaler, loso_actors, normalize_speakers, run_fold, split_fold
 from cremad.loso import model_dir_for, prepare_run_dir, run_folds, select_folds
 
 ACTORS = ("1001", "1002", "1003", "1004", "1005")
@@ -102,6 +102,18 @@ def test_scaler_statistics_ignore_an_extreme_test_actor(features):
     assert abs(mean[2]) < 1 and std[2] < 2
     expected = planted.features[split.fit_index].reshape(-1, 13)
     np.testing.assert_allclose(mean, expected.mean(axis=0), rtol=1e-5, atol=1e-5)
+
+
+def test_speaker_normalization_uses_each_actors_own_clips_only(features):
+    planted = features.features.copy()
+    planted[features.actors == "1001"] *= 1000.0
+    normalized = normalize_speakers(planted, features.actors)
+    for actor in ACTORS:
+        frames = normalized[features.actors == actor].reshape(-1, 13)
+        np.testing.assert_allclose(frames.mean(axis=0), 0, atol=1e-4)
+        np.testing.assert_allclose(frames.std(axis=0)[1:], 1, atol=1e-3)  # [0]: constant actor id
+    others = features.actors != "1001"
+    np.testing.assert_array_equal(normalized[others], normalize_speakers(features.features, features.actors)[others])
 
 
 @pytest.mark.slow
