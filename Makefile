@@ -13,9 +13,10 @@ CACHE ?= cache
 FIGURES ?= figures
 CLIP ?=  # Fig. 2's clip; empty: the paper's 1015_DFA_ANG_XX when the corpus has it
 DEMO ?= demo
+META ?= $(DATA)
 DEMO_EPOCHS ?= 15
 
-.PHONY: install demo test features loso figures data bench clean-demo
+.PHONY: install demo test features loso figures perception data bench clean-demo
 
 $(BIN)/cremad: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,9 @@ loso: install
 
 figures: install
 	$(BIN)/cremad figures --runs $(RUNS)/$(CORPUS) --data $(DATA) --corpus $(CORPUS) $(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)
+
+perception: install
+	$(BIN)/cremad perception --runs $(RUNS) --meta $(META) --out $(FIGURES)/perception
 
 data: install
 	$(BIN)/cremad download --dest $(DATA)

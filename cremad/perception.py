@@ -392,17 +392,26 @@ def plot(tables: dict, models: dict[str, dict], votes: dict, out_dir: Path) -> l
 
 
 # ---------------------------------------------------------------------------- command
+def find_meta_file(meta: Path, name: str) -> Path:
+    """`name` in the metadata folder itself or, as `cremad download` lays out the CREMA-D
+    checkout, in its processedResults/ subfolder."""
+    for candidate in (meta / name, meta / "processedResults" / name):
+        if candidate.is_file():
+            return candidate
+    raise CremadError(f"{meta}: no {name} (looked in the folder and its processedResults/)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", required=True, help="runs folder of `cremad loso` (searched for model<k> folders)")
-    parser.add_argument("--meta", required=True, help="folder with tabulatedVotes.csv and VideoDemographics.csv")
+    parser.add_argument("--meta", required=True, help="CREMA-D checkout or folder with tabulatedVotes.csv and VideoDemographics.csv")
     parser.add_argument("--out", default="figures/perception", help="output folder (default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
 def run(args: argparse.Namespace) -> int:
     meta, runs_dir, out_dir = Path(args.meta), Path(args.runs), Path(args.out)
-    votes = read_votes(meta / "tabulatedVotes.csv")
-    demographics = read_demographics(meta / "VideoDemographics.csv")
+    votes = read_votes(find_meta_file(meta, "tabulatedVotes.csv"))
+    demographics = read_demographics(find_meta_file(meta, "VideoDemographics.csv"))
     log.info("votes: %s", ", ".join(f"{len(v)} {m} clips" for m, v in votes.items()))
     if not votes["voice"]:
         raise CremadError(f"{meta / 'tabulatedVotes.csv'}: no voice-only rows (ids 1xxxxx)")
