@@ -88,6 +88,10 @@ class TrainConfig:
     # Beyond the paper (off in paper.toml): z-score each actor's clips with that actor's own
     # statistics first, the test actor's from its unlabelled audio only.
     speaker_normalization: bool = False
+    # After early stopping has chosen the epoch count on the validation actors, retrain a fresh
+    # model on all training actors (validation ones included) for that many epochs, replaying
+    # the learning-rate schedule. Off = the model early stopping restored is the final one.
+    refit: bool = False
     # "balanced" weights classes inversely to their training counts (CREMA-D has fewer NEU);
     # "none" trains unweighted.
     class_weight: str = "balanced"
