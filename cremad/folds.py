@@ -38,8 +38,9 @@ from cremad.config import EMOTIONS, ExperimentConfig
 log = logging.getLogger(__name__)
 
 DONE = "done.json"
-# Files a finished fold holds; run_fold writes them in this order, done.json last.
-FOLD_FILES = ("scaler.npz", "history.csv", "predictions.csv", "confusion.csv", "attention.npz",
+# Files a finished fold holds (history-refit.csv with train.refit only, attention.npz for models
+# 1 and 2 only, model.keras unless --no-save-models); run_fold writes them in this order.
+FOLD_FILES = ("history.csv", "history-refit.csv", "scaler.npz", "predictions.csv", "confusion.csv", "attention.npz",
               "model.keras", "config.json", DONE)
 
 
@@ -200,6 +201,37 @@ def clear_fold(fold_dir: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validation, callbacks,
+              verbose: int = 0, epochs: int | None = None):
+    """Build, compile (optimizer and learning rate from config.train, sparse categorical
+    cross-entropy) and fit model `model_id` from seed `seed`. With `validation` data, early
+    stopping (best weights restored) and the plateau schedule watch its loss. Returns the model,
+    its history (per-epoch logs) and the EarlyStopping callback (None without validation)."""
+    import keras
+
+    from cremad.models import build_model
+
+    train = config.train
+    keras.backend.clear_session()  # drop the previous fold's graphs; many folds share a process
+    keras.utils.set_random_seed(seed)
+    model = build_model(model_id, n_frames=x.shape[1], n_features=x.shape[2], n_classes=len(EMOTIONS),
+                        config=config.model)
+    optimizer = keras.optimizers.get({"class_name": train.optimizer, "config": {"learning_rate": train.learning_rate}})
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    early_stopping = None
+    if validation is not None:
+        early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience,
+                                                       restore_best_weights=True)
+        callbacks = [early_stopping, *callbacks]
+        if train.reduce_lr_patience > 0:
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                               patience=train.reduce_lr_patience))
+    history = model.fit(x, y, validation_data=validation, epochs=epochs or train.max_epochs,
+                        batch_size=train.batch_size, class_weight=class_weights(y, train.class_weight),
+                        shuffle=True, callbacks=callbacks, verbose=1 if verbose else 0)
+    return model, history.history, early_stopping
+
+
 def run_fold(
     config: ExperimentConfig,
     features,
@@ -218,7 +250,7 @@ def run_fold(
     `callbacks` are extra Keras callbacks (e.g. a timer). Returns the done.json record."""
     import keras
 
-    from cremad.models import attention_model, build_model
+    from cremad.models import attention_model
 
     started = time.time()
     train = config.train
@@ -234,37 +266,27 @@ def run_fold(
     x_fit, y_fit = (x_all[split.fit_index] - mean) / std, y_all[split.fit_index]  # (N, x, 13)
     x_validation, y_validation = (x_all[split.validation_index] - mean) / std, y_all[split.validation_index]
     x_test, y_test = (x_all[split.test_index] - mean) / std, y_all[split.test_index]
-    with atomic_path(fold_dir / "scaler.npz") as temporary:
-        np.savez(temporary, mean=mean, std=std)
 
     seed = train.seed + fold_index
-    keras.backend.clear_session()  # drop the previous fold's graphs; many folds share a process
-    keras.utils.set_random_seed(seed)
-    model = build_model(model_id, n_frames=x_all.shape[1], n_features=x_all.shape[2],
-                        n_classes=len(EMOTIONS), config=config.model)
-    optimizer = keras.optimizers.get({"class_name": train.optimizer,
-                                      "config": {"learning_rate": train.learning_rate}})
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-
-    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience,
-                                                   restore_best_weights=True)
-    callbacks = [early_stopping, *callbacks]
-    if train.reduce_lr_patience > 0:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                                           patience=train.reduce_lr_patience))
     # CSVLogger appends epoch by epoch, so it writes under a temporary name until training ends.
     with atomic_path(fold_dir / "history.csv") as history_path:
-        callbacks.append(keras.callbacks.CSVLogger(str(history_path)))
-        history = model.fit(
-            x_fit, y_fit,
-            validation_data=(x_validation, y_validation),
-            epochs=train.max_epochs,
-            batch_size=train.batch_size,
-            class_weight=class_weights(y_fit, train.class_weight),
-            shuffle=True,
-            callbacks=callbacks,
-            verbose=1 if verbose else 0,
-        )
+        model, history, early_stopping = fit_model(config, model_id, seed, x_fit, y_fit, (x_validation, y_validation),
+                                          [*callbacks, keras.callbacks.CSVLogger(str(history_path))], verbose)
+    epochs, best_epoch = len(history["loss"]), early_stopping.best_epoch + 1
+    if train.refit:
+        # Early stopping only chose the epoch count; now every training actor trains a fresh model
+        # for that long, with the learning rates the first run used, and a scaler of them all.
+        learning_rates = [float(rate) for rate in history["learning_rate"][:best_epoch]]
+        train_index = np.sort(np.concatenate([split.fit_index, split.validation_index]))
+        mean, std = fit_scaler(x_all[train_index], enabled=train.standardize)  # training actors only
+        x_train, x_test = (x_all[train_index] - mean) / std, (x_all[split.test_index] - mean) / std
+        schedule = keras.callbacks.LearningRateScheduler(lambda epoch: learning_rates[epoch])
+        with atomic_path(fold_dir / "history-refit.csv") as history_path:
+            model, _, _ = fit_model(config, model_id, seed, x_train, y_all[train_index], None,
+                                 [*callbacks, schedule, keras.callbacks.CSVLogger(str(history_path))],
+                                 verbose, epochs=best_epoch)
+    with atomic_path(fold_dir / "scaler.npz") as temporary:
+        np.savez(temporary, mean=mean, std=std)  # the statistics the final model was trained with
 
     probabilities = model.predict(x_test, batch_size=train.batch_size, verbose=0)  # (n_test, 6)
     predicted = probabilities.argmax(axis=1)
@@ -279,7 +301,6 @@ def run_fold(
         with atomic_path(fold_dir / "model.keras") as temporary:
             model.save(temporary)
 
-    epochs = len(history.history["loss"])
     accuracy = float(np.mean(predicted == y_test))
     seconds = round(time.time() - started, 1)
     write_json(fold_dir / "config.json", {
@@ -290,13 +311,13 @@ def run_fold(
         "n_fit": len(split.fit_index), "n_validation": len(split.validation_index),
         "n_test": len(split.test_index),
         "seed": seed, "fold_index": fold_index, "model_id": model_id,
-        "epochs": epochs, "best_epoch": int(early_stopping.best_epoch) + 1,
+        "epochs": epochs, "best_epoch": best_epoch, "refit": train.refit,
         "class_weight": class_weights(y_fit, train.class_weight),
         "experiment": config.to_dict(),
         "versions": library_versions(),
     })
     done = {"actor": test_actor, "accuracy": accuracy, "n_test": len(split.test_index), "epochs": epochs,
-            "best_epoch": int(early_stopping.best_epoch) + 1, "seconds": seconds,
+            "best_epoch": best_epoch, "seconds": seconds,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(fold_dir / DONE, done)  # last: the fold is finished only now
     return done

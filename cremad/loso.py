@@ -211,7 +211,8 @@ def start_ray(address: str | None = None, log_to_driver: bool = False):
 
 
 def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
-    """Yield done records as Ray tasks finish. The features go into the object store once."""
+    """Yield done records as Ray tasks finish. The features go into the object store once. A
+    failed fold does not stop the others in flight; the failures are raised together at the end."""
     try:
         import ray
     except ImportError:
@@ -222,10 +223,19 @@ def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
     try:
         features_ref = ray.put(features)
         task = ray.remote(num_gpus=gpus_per_fold, num_cpus=cpus_per_fold, max_retries=0)(_ray_fold)
-        pending = [task.remote(config, features_ref, job) for job in jobs]
+        actor_of = {task.remote(config, features_ref, job): job["test_actor"] for job in jobs}
+        pending, failed = list(actor_of), []
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(ready[0])
+            try:
+                done = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as error:
+                failed.append(actor_of[ready[0]])
+                log.error("fold %s failed: %s", actor_of[ready[0]], error)
+                continue
+            yield done
+        if failed:
+            raise CremadError(f"{len(failed)} fold(s) failed: {', '.join(failed)}; rerun to retry them")
     finally:
         if started_here:
             ray.shutdown()

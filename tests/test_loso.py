@@ -41,10 +41,14 @@ def tiny_features(actors=ACTORS, clips_per_emotion: int = 2, seed: int = 0) -> F
     return FeatureSet(np.stack(rows), clips, TINY.features, pad_to=N_FRAMES * 160, cache_key="tiny")
 
 
-def actors_of(x: np.ndarray, fold_dir) -> set[str]:
-    """Undo the fold's standardization and read the actor number back from coefficient 0."""
-    with np.load(fold_dir / "scaler.npz") as scaler:
-        raw = x[:, 0, 0] * scaler["std"][0] + scaler["mean"][0]
+def actors_of(x: np.ndarray, scaler) -> set[str]:
+    """Undo a standardization (a fold's scaler.npz, or (mean, std)) and read the actor number
+    back from coefficient 0."""
+    if not isinstance(scaler, tuple):
+        with np.load(scaler / "scaler.npz") as saved:
+            scaler = saved["mean"], saved["std"]
+    mean, std = scaler
+    raw = x[:, 0, 0] * std[0] + mean[0]
     return {str(int(round(value))) for value in raw}
 
 
@@ -117,7 +121,8 @@ def test_speaker_normalization_uses_each_actors_own_clips_only(features):
 
 
 @pytest.mark.slow
-def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, monkeypatch, features):
+@pytest.mark.parametrize("refit", [False, True])
+def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, monkeypatch, features, refit):
     """Record what model.fit and model.predict actually receive, and read the actors back."""
     import keras
 
@@ -126,7 +131,7 @@ def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, mon
 
     def recording_fit(self, x, y=None, validation_data=None, **kwargs):
         seen["fit"].append(x)
-        seen["validation"].append(validation_data[0])
+        seen["validation"].append(None if validation_data is None else validation_data[0])
         return original_fit(self, x, y, validation_data=validation_data, **kwargs)
 
     def recording_predict(self, x, **kwargs):
@@ -137,12 +142,19 @@ def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, mon
     monkeypatch.setattr(keras.Model, "predict", recording_predict)
     planted = FeatureSet(features.features.copy(), features.clips, features.config, features.pad_to)
     planted.features[planted.actors == "1003", :, 2] = 1e6  # would wreck the scaler if it leaked
-    config = replace(TINY, {"train": {"max_epochs": 1}})
+    config = replace(TINY, {"train": {"max_epochs": 1, "refit": refit}})
     run_fold(config, planted, "1003", tmp_path, model_id=1, save_model=False)
 
     fold = json.loads((tmp_path / "config.json").read_text())
-    assert actors_of(seen["fit"][0], tmp_path) == set(fold["fit_actors"])
-    assert actors_of(seen["validation"][0], tmp_path) == set(fold["validation_actors"])
+    first_scaler = fit_scaler(planted.features[np.isin(planted.actors, fold["fit_actors"])])
+    assert actors_of(seen["fit"][0], first_scaler) == set(fold["fit_actors"])
+    assert actors_of(seen["validation"][0], first_scaler) == set(fold["validation_actors"])
+    if refit:  # early stopping chose the epochs; then every training actor, no validation
+        assert len(seen["fit"]) == 2 and seen["validation"][1] is None
+        assert actors_of(seen["fit"][1], tmp_path) == set(fold["train_actors"])
+        assert (tmp_path / "history-refit.csv").is_file()
+    else:
+        assert len(seen["fit"]) == 1
     assert len(seen["predict"]) == 2  # class probabilities and attention weights
     assert all(actors_of(x, tmp_path) == {"1003"} for x in seen["predict"])
     assert "1003" not in fold["train_actors"] + fold["validation_actors"]
@@ -219,7 +231,7 @@ def test_resume_skips_done_folds_and_a_killed_fold_leaves_no_done(tmp_path, monk
         run_folds(config, features, 3, model_dir, test_actors=["1001", "1002"], save_models=False)
     killed_dir = model_dir / "fold-1002"
     assert not (killed_dir / DONE).exists()
-    assert sorted(path.name for path in killed_dir.iterdir()) == ["scaler.npz"]  # no half files
+    assert list(killed_dir.iterdir()) == []  # no half-written files under any name
     monkeypatch.undo()
 
     with caplog.at_level(logging.INFO, logger="cremad.loso"):
