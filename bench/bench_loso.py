@@ -98,10 +98,11 @@ def time_fold(model_id: int, features, epochs: int, out_dir: Path) -> dict:
 
 
 def epochs_per_fold(runs: str | None, model_id: int, default: int) -> tuple[float, str]:
-    """Mean epochs of finished folds under `runs` (any model<k> folder below it), else `default`."""
+    """Mean epochs trained per finished fold in `runs`/model<k> (refit epochs included), else
+    `default`."""
     if runs:
-        epochs = [json.loads(path.read_text())["epochs"]
-                  for path in Path(runs).glob(f"**/model{model_id}/fold-*/done.json")]
+        done = [json.loads(path.read_text()) for path in Path(runs).glob(f"model{model_id}/fold-*/done.json")]
+        epochs = [record.get("epochs_trained", record["epochs"]) for record in done]
         if epochs:
             return sum(epochs) / len(epochs), f"mean of {len(epochs)} finished folds in {runs}"
     return float(default), "config max_epochs (upper bound)"

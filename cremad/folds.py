@@ -317,7 +317,8 @@ def run_fold(
         "versions": library_versions(),
     })
     done = {"actor": test_actor, "accuracy": accuracy, "n_test": len(split.test_index), "epochs": epochs,
-            "best_epoch": best_epoch, "seconds": seconds,
+            "best_epoch": best_epoch, "epochs_trained": epochs + (best_epoch if train.refit else 0),
+            "seconds": seconds,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(fold_dir / DONE, done)  # last: the fold is finished only now
     return done
