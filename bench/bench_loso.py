@@ -160,6 +160,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pack-epochs", type=int, default=3, help="GPU mode: epochs per packed fold")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
+    # This process trains too, before the Ray workers start: it must not take the whole GPU.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
     import keras
 
