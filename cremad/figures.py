@@ -203,11 +203,11 @@ def significance(results: Results) -> list[dict[str, Any]]:
             "model_b": b,
             "paired_folds": len(actors),
             "ua_difference": round(float(difference.mean()), 2) if actors else None,
-            "wilcoxon_p": None if wilcoxon_p is None else round(wilcoxon_p, 6),
+            "wilcoxon_p": wilcoxon_p,  # unrounded: 3e-12 must not become 0; tables format it
             "paired_clips": len(pairs),
             "only_a_correct": only_a,
             "only_b_correct": only_b,
-            "mcnemar_p": round(mcnemar_p, 6),
+            "mcnemar_p": mcnemar_p,
         })
     return rows
 
@@ -216,6 +216,8 @@ def _cell(key: str, value: Any) -> str:
     if value is None:
         return "n/a"
     if key.endswith("_p"):
+        if value < 1e-4:
+            return "<1e-4"  # the exact value is in the CSV
         return f"{value:.3g}"  # p-values: significant digits, not two decimals that round to 0.00
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
