@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cremad import CremadError
-from cremad.config import load_experiment, replace
+from cremad.config import from_dict, load_experiment, replace
 from cremad.folds import DONE, library_versions, loso_actors, run_fold, write_json
 
 log = logging.getLogger(__name__)
@@ -99,20 +99,43 @@ def prepare_run_dir(model_dir: Path, record: dict[str, Any], force: bool) -> Non
     path = model_dir / "run.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        changed = [key for key in RUN_IDENTITY if old.get(key) != record.get(key)]
+        changed = [f"{key} {old.get(key)!r} -> {record.get(key)!r}" for key in RUN_IDENTITY
+                   if key != "config" and old.get(key) != record.get(key)]
+        changed += config_changes(old.get("config"), record.get("config"))
         if not changed:
             return
         if not force:
             raise CremadError(
-                f"{path} was made by a different run ({', '.join(changed)} differ); its folds would "
-                f"mix with this one. Use --force to retrain from scratch there, or another --runs")
+                f"{path} was made by a different run ({'; '.join(changed)}); its folds would mix with "
+                f"this one. Use --force to retrain from scratch there, or another --runs")
         stale = list(model_dir.glob(f"fold-*/{DONE}"))
         for done in stale:
             done.unlink()
         log.warning("%s: configuration changed (%s); %d finished fold(s) of the old run unmarked",
-                    model_dir, ", ".join(changed), len(stale))
+                    model_dir, "; ".join(changed), len(stale))
     model_dir.mkdir(parents=True, exist_ok=True)
     write_json(path, record)
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        flat.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
+
+
+def config_changes(old: dict | None, new: dict | None) -> list[str]:
+    """'key old -> new' for every setting that differs. Both sides are completed with today's
+    defaults first, so a field added to the config later does not orphan older run folders."""
+    if old == new:
+        return []
+    try:
+        old, new = from_dict(old or {}).to_dict(), from_dict(new or {}).to_dict()
+    except ValueError as error:  # a setting this version no longer knows
+        return [f"config ({error})"]
+    old, new = _flatten(old), _flatten(new)
+    return [f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)]
 
 
 def run_record(config, model_id: int, corpus: str, data_dir: str, features) -> dict[str, Any]:
@@ -131,7 +154,8 @@ def run_record(config, model_id: int, corpus: str, data_dir: str, features) -> d
         "actors": loso_actors(features.actors),
         "keras_backend": keras.config.backend(),
         "versions": library_versions(),
-        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": shlex.join(["cremad" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name,
+                               *sys.argv[1:]]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 

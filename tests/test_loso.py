@@ -251,8 +251,12 @@ def test_a_run_folder_of_another_config_is_not_mixed(tmp_path):
     prepare_run_dir(tmp_path, dict(record, command="again"), force=False)  # same run: fine
     (tmp_path / "fold-1001").mkdir()
     (tmp_path / "fold-1001" / DONE).write_text("{}")
+    older = json.loads((tmp_path / "run.json").read_text())
+    del older["config"]["train"]["refit"]  # written before that setting existed: still the same run
+    (tmp_path / "run.json").write_text(json.dumps(older))
+    prepare_run_dir(tmp_path, record, force=False)
     changed = dict(record, config=TINY.to_dict())
-    with pytest.raises(CremadError, match="--force"):
+    with pytest.raises(CremadError, match=r"train.max_epochs 60 -> 2.*--force"):
         prepare_run_dir(tmp_path, changed, force=False)
     prepare_run_dir(tmp_path, changed, force=True)
     assert json.loads((tmp_path / "run.json").read_text())["config"] == TINY.to_dict()
