@@ -15,15 +15,17 @@ and prediction as per-fold overhead. The projection for the paper's LOSO is
 with epochs per fold taken from finished runs (`--epochs-from`, the mean of their done.json
 epochs, e.g. the Emo-DB runs) or else the config's max_epochs (an upper bound).
 
-`--gpu` trains a full-size fold per model (capped at `--gpu-epochs` epochs) and then packs
-1, 2 and 4 folds of `--pack-model` on the one GPU with the Ray backend (`--gpus-per-fold`
-1, 0.5, 0.25), reporting folds per hour and the speed-up over one fold at a time. It uses Keras
-APIs only, so it runs with KERAS_BACKEND=jax as well as tensorflow.
+`--gpu` trains a full-size fold per model (`--epochs` epochs) and then packs 1, 2 and 4 folds
+of `--pack-model` on the one GPU, with the Ray backend (`--gpus-per-fold` 1, 0.5, 0.25) when Ray
+is installed, else as 1, 2 and 4 concurrent processes (what `--shard i/k` jobs would do),
+reporting folds per hour and the speed-up over one fold at a time. It uses Keras APIs only, so
+it runs with KERAS_BACKEND=jax as well as tensorflow.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -119,29 +121,74 @@ def project(measured: dict, epochs: float, n_folds: int = CREMAD_ACTORS) -> dict
             "projected_fold_seconds": round(fold, 1), "projected_hours": round(n_folds * fold / 3600, 2)}
 
 
-def pack_folds(model_id: int, features, epochs: int, out_dir: Path, packs=(1, 2, 4)) -> list[dict]:
-    """Folds per hour with 1, 2 and 4 folds sharing the GPU (Ray, gpus_per_fold = 1/k)."""
+def load_bench_features(data: str | None, corpus: str, cache_dir: str, gpu: bool, actors: int, clips_per_actor: int):
+    """The features a bench run trains on: a real corpus, or CREMA-D-shaped random ones."""
+    if data:
+        from cremad.features import load_features
+
+        return load_features(data, corpus=corpus, cache_dir=cache_dir, progress=False)
+    if gpu:
+        return synthetic_features(CREMAD_ACTORS, CREMAD_FRAMES)
+    return synthetic_features(actors, CREMAD_FRAMES, clips_per_actor)
+
+
+_WORKER_FEATURES = None
+
+
+def _process_init(feature_args):
+    global _WORKER_FEATURES
+    _WORKER_FEATURES = load_bench_features(*feature_args)
+
+
+def _process_fold(config, model_id, actor, out_dir):
+    from cremad.folds import run_fold
+
+    return run_fold(config, _WORKER_FEATURES, actor, out_dir, model_id, save_model=False)
+
+
+def pack_folds(model_id: int, features, feature_args: tuple, epochs: int, out_dir: Path, method: str,
+               packs=(1, 2, 4)) -> list[dict]:
+    """Folds per hour with 1, 2 and 4 folds sharing the GPU, and the speed-up over one at a time.
+
+    method "ray": `cremad loso --backend ray` with gpus_per_fold = 1/k on one local cluster whose
+    workers are started (one 1-epoch fold each) before timing. method "processes": k fresh
+    processes (spawned, each loading the features itself), the way k shards (`--shard i/k`)
+    would share the GPU without Ray; their start-up and imports count in the time."""
     from cremad.config import ExperimentConfig, replace
-    from cremad.loso import run_folds, start_ray
 
     config = replace(ExperimentConfig(), {"train": {"max_epochs": epochs, "patience": epochs + 1}})
     actors = sorted(set(features.actors))
-    ray = start_ray()  # one cluster for all packs, so workers stay warm between them
-    warm = replace(config, {"train": {"max_epochs": 1}})  # start and import max(packs) workers
-    run_folds(warm, features, model_id, out_dir / "warm", actors[: max(packs)], save_models=False,
-              backend="ray", gpus_per_fold=1 / max(packs))
+    if method == "ray":
+        from cremad.loso import run_folds, start_ray
+
+        ray = start_ray()  # one cluster for all packs, so workers stay warm between them
+        has_gpu = ray.cluster_resources().get("GPU", 0) >= 1  # without one, k folds share the CPUs
+        warm = replace(config, {"train": {"max_epochs": 1}})
+        run_folds(warm, features, model_id, out_dir / "warm", actors[: max(packs)], save_models=False,
+                  backend="ray", gpus_per_fold=1 / max(packs) if has_gpu else 0)
     results = []
     for pack in packs:
         started = time.perf_counter()
-        run_folds(config, features, model_id, out_dir / f"pack{pack}", actors[:pack], save_models=False,
-                  backend="ray", gpus_per_fold=1 / pack)
+        if method == "ray":
+            run_folds(config, features, model_id, out_dir / f"pack{pack}", actors[:pack], save_models=False,
+                      backend="ray", gpus_per_fold=1 / pack if has_gpu else 0)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(pack, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_process_init, initargs=(feature_args,)) as pool:
+                jobs = [pool.submit(_process_fold, config, model_id, actor, out_dir / f"pack{pack}" / actor)
+                        for actor in actors[:pack]]
+                [job.result() for job in jobs]
         seconds = time.perf_counter() - started
-        results.append({"model": model_id, "folds_at_once": pack, "seconds": round(seconds, 1),
-                        "folds_per_hour": round(3600 * pack / seconds, 1)})
+        results.append({"model": model_id, "method": method, "folds_at_once": pack, "epochs": epochs,
+                        "seconds": round(seconds, 1), "folds_per_hour": round(3600 * pack / seconds, 1)})
         results[-1]["speedup"] = round(results[-1]["folds_per_hour"] / results[0]["folds_per_hour"], 2)
-        print(f"  model {model_id}: {pack} fold(s) at once, {epochs} epochs each: {seconds:.0f} s, "
+        print(f"  model {model_id} ({method}): {pack} fold(s) at once, {epochs} epochs each: {seconds:.0f} s, "
               f"{results[-1]['folds_per_hour']:.0f} folds/h, speed-up x{results[-1]['speedup']}", flush=True)
-    ray.shutdown()
+    if method == "ray":
+        ray.shutdown()
     return results
 
 
@@ -158,6 +205,9 @@ def main(argv=None) -> int:
     parser.add_argument("--gpu", action="store_true", help="full-size folds and Ray packing on the GPU")
     parser.add_argument("--pack-model", type=int, default=2, help="GPU mode: model used for packing")
     parser.add_argument("--pack-epochs", type=int, default=3, help="GPU mode: epochs per packed fold")
+    parser.add_argument("--pack-method", choices=("auto", "ray", "processes"), default="auto",
+                        help="GPU mode: Ray tasks, or plain processes (auto: Ray when installed)")
+    parser.add_argument("--epochs-per-fold", type=float, help="epochs per fold for the projection")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
     # This process trains too, before the Ray workers start: it must not take the whole GPU.
@@ -167,17 +217,10 @@ def main(argv=None) -> int:
     import keras
 
     from bench_models import device_description
-    from cremad import CremadError
     from cremad.config import TrainConfig
 
-    if args.data:
-        from cremad.features import load_features
-
-        features = load_features(args.data, corpus=args.corpus, cache_dir=args.cache_dir)
-    elif args.gpu:
-        features = synthetic_features(CREMAD_ACTORS, CREMAD_FRAMES)
-    else:
-        features = synthetic_features(args.actors, CREMAD_FRAMES, args.clips_per_actor)
+    feature_args = (args.data, args.corpus, args.cache_dir, args.gpu, args.actors, args.clips_per_actor)
+    features = load_bench_features(*feature_args)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     device = device_description()
     print(f"device {device}, {cores} CPU cores, Keras {keras.__version__} ({keras.backend.backend()}); "
@@ -188,7 +231,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-loso-") as scratch:
         for model_id in args.models:
             measured = time_fold(model_id, features, args.epochs, Path(scratch))
-            epochs, source = epochs_per_fold(args.epochs_from, model_id, TrainConfig().max_epochs)
+            if args.epochs_per_fold:
+                epochs, source = args.epochs_per_fold, "--epochs-per-fold"
+            else:
+                epochs, source = epochs_per_fold(args.epochs_from, model_id, TrainConfig().max_epochs)
             measured.update(project(measured, epochs), epochs_source=source)
             report["models"].append(measured)
             print(f"model {model_id}: epoch {measured['epoch_seconds']:.2f} s on {measured['n_fit']} clips x "
@@ -196,11 +242,11 @@ def main(argv=None) -> int:
                   f"{measured['epochs_per_fold']:.0f} epochs/fold ({source}) + {measured['overhead_seconds']:.0f} s "
                   f"-> 91 folds {measured['projected_hours']:.1f} h on {device} ({cores} cores)", flush=True)
         if args.gpu:
-            try:
-                report["packing"] = pack_folds(args.pack_model, features, args.pack_epochs, Path(scratch))
-            except CremadError as error:  # Ray is an optional extra
-                report["packing"] = f"skipped: {error}"
-                print(f"packing skipped: {error}", flush=True)
+            method = args.pack_method
+            if method == "auto":
+                method = "ray" if importlib.util.find_spec("ray") else "processes"
+            report["packing"] = pack_folds(args.pack_model, features, feature_args, args.pack_epochs,
+                                           Path(scratch), method)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

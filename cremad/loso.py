@@ -245,6 +245,9 @@ def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
     if started_here:
         start_ray(address, log_to_driver=any(job["verbose"] for job in jobs))
     try:
+        available = ray.cluster_resources().get("GPU", 0)
+        if gpus_per_fold > available:  # Ray would queue such tasks forever
+            raise CremadError(f"--gpus-per-fold {gpus_per_fold:g}, but the Ray cluster has {available:g} GPU(s)")
         features_ref = ray.put(features)
         task = ray.remote(num_gpus=gpus_per_fold, num_cpus=cpus_per_fold, max_retries=0)(_ray_fold)
         actor_of = {task.remote(config, features_ref, job): job["test_actor"] for job in jobs}
