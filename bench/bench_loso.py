@@ -207,6 +207,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pack-epochs", type=int, default=3, help="GPU mode: epochs per packed fold")
     parser.add_argument("--pack-method", choices=("auto", "ray", "processes"), default="auto",
                         help="GPU mode: Ray tasks, or plain processes (auto: Ray when installed)")
+    parser.add_argument("--no-pack", action="store_true", help="GPU mode: time the single folds only")
     parser.add_argument("--epochs-per-fold", type=float, help="epochs per fold for the projection")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
                   f"{measured['n_frames']} frames -> {measured['projected_epoch_seconds']:.0f} s per CREMA-D epoch; "
                   f"{measured['epochs_per_fold']:.0f} epochs/fold ({source}) + {measured['overhead_seconds']:.0f} s "
                   f"-> 91 folds {measured['projected_hours']:.1f} h on {device} ({cores} cores)", flush=True)
-        if args.gpu:
+        if args.gpu and not args.no_pack:
             method = args.pack_method
             if method == "auto":
                 method = "ray" if importlib.util.find_spec("ray") else "processes"
