@@ -276,7 +276,9 @@ def run_fold(
     if train.refit:
         # Early stopping only chose the epoch count; now every training actor trains a fresh model
         # for that long, with the learning rates the first run used, and a scaler of them all.
-        learning_rates = [float(rate) for rate in history["learning_rate"][:best_epoch]]
+        # (ReduceLROnPlateau logs the rate of each epoch; without it the rate never changed.)
+        logged = history.get("learning_rate", [train.learning_rate] * best_epoch)
+        learning_rates = [float(rate) for rate in logged[:best_epoch]]
         train_index = np.sort(np.concatenate([split.fit_index, split.validation_index]))
         mean, std = fit_scaler(x_all[train_index], enabled=train.standardize)  # training actors only
         x_train, x_test = (x_all[train_index] - mean) / std, (x_all[split.test_index] - mean) / std
