@@ -14,9 +14,10 @@ FIGURES ?= figures
 CLIP ?=  # Fig. 2's clip; empty: the paper's 1015_DFA_ANG_XX when the corpus has it
 DEMO ?= demo
 META ?= $(DATA)
+EMODB ?= ../shared/emodb
 DEMO_EPOCHS ?= 15
 
-.PHONY: install demo test features loso figures perception data bench clean-demo
+.PHONY: install demo test features loso figures perception data emodb bench clean-demo
 
 $(BIN)/cremad: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +34,20 @@ features: install
 	$(BIN)/cremad features --data $(DATA) --corpus $(CORPUS) --cache-dir $(CACHE)
 
 loso: install
-	$(BIN)/cremad loso --model $(MODEL) --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE)
+	$(BIN)/cremad loso --model $(MODEL) --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) \
+		$(if $(SHARD),--shard $(SHARD)) $(if $(FOLDS),--folds $(FOLDS)) $(if $(BACKEND),--backend $(BACKEND))
 
 figures: install
 	$(BIN)/cremad figures --runs $(RUNS)/$(CORPUS) --data $(DATA) --corpus $(CORPUS) $(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)
 
 perception: install
 	$(BIN)/cremad perception --runs $(RUNS) --meta $(META) --out $(FIGURES)/perception
+
+# Emo-DB (real speech, 10 speakers) with the faithful, tuned and speakernorm recipes (~55 min on 2 cores).
+emodb: install
+	for exp in paper tuned speakernorm; do for model in 1 2 3 4; do \
+		$(BIN)/cremad loso --model $$model --data $(EMODB) --corpus emodb --experiment $$exp --runs $(RUNS) --cache-dir $(CACHE) --no-save-models || exit 1; \
+	done; done
 
 data: install
 	$(BIN)/cremad download --dest $(DATA)
@@ -56,7 +64,7 @@ demo: install
 bench: install
 	$(BIN)/python bench/bench_features.py --out bench/results/features.json
 	$(BIN)/python bench/bench_models.py --out bench/results/models.json
-	$(BIN)/python bench/bench_loso.py --out bench/results/loso.json
+	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/emodb --out bench/results/loso.json
 
 clean-demo:
 	rm -rf $(DEMO)
