@@ -13,13 +13,13 @@ import json
 import logging
 import os
 import struct
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from cremad import CremadError
+from cremad.atomic import atomic_path
 from cremad.config import EMOTIONS, FeatureConfig
 from cremad.corpus import CORPORA, Clip, scan
 
@@ -191,14 +191,8 @@ def cache_key(clips: list[Clip], config: FeatureConfig, corpus: str, skip_bad: b
 
 def _atomic_savez(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        np.savez(temporary, **arrays)
 
 
 def _read_cache(path: Path, by_path: dict[str, Clip], config: FeatureConfig, key: str) -> FeatureSet:

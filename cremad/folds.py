@@ -17,12 +17,9 @@ fold counts as finished only once all its files are complete.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
-import json
 import logging
-import os
 import platform
 import sys
 import time
@@ -33,6 +30,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, LeaveOneGroupOut
 
+from cremad.atomic import atomic_path, write_json  # noqa: F401 (write_json is used by loso)
 from cremad.config import EMOTIONS, ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -153,24 +151,6 @@ def library_versions() -> dict[str, str]:
     if backend_module is not None:
         versions[keras.config.backend()] = getattr(backend_module, "__version__", "?")
     return versions
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside `path` (same suffix, which Keras and NumPy insist on);
-    on success it replaces `path`, on any error or interrupt it is removed."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def write_predictions(path: Path, clip_ids, actors, labels, probabilities) -> None:

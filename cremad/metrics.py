@@ -17,9 +17,7 @@ import csv
 import dataclasses
 import json
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
 from cremad import CremadError
+from cremad.atomic import write_json
 from cremad.config import EMOTION_NAMES, EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -83,21 +82,6 @@ def _read_json(path: Path) -> dict[str, Any]:
             return json.load(handle)
     except json.JSONDecodeError as error:
         raise CremadError(f"{path}: not valid JSON ({error})") from error
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write `data` as JSON to `path` through a temporary file in the same folder, so a reader
-    never sees half a file."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _read_fold_csv(path: Path) -> list[dict[str, str]]:
@@ -238,7 +222,7 @@ def summarize(model_dir: str | Path) -> dict[str, Any]:
     Returns the summary dict (see `compute_summary`); `format_summary` makes it a table."""
     predictions = load_predictions(model_dir)
     summary = compute_summary(predictions)
-    write_json_atomic(Path(model_dir) / "summary.json", summary)
+    write_json(Path(model_dir) / "summary.json", summary)
     log.info("%s: %s; summary.json written", model_dir, _fold_status(summary))
     return summary
 

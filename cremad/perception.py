@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import pearsonr, spearmanr
 
 from cremad import CremadError
+from cremad.atomic import write_text
 from cremad.config import EMOTIONS
 from cremad.metrics import Predictions, find_model_dirs, load_predictions
 
@@ -311,9 +311,7 @@ TABLE_NOTES = {
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    write_text(path, text)
 
 
 def write_tables(tables: dict, out_dir: Path) -> str:

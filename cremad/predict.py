@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from cremad import CremadError
+from cremad.atomic import write_json
 from cremad.config import EMOTIONS, ExperimentConfig, from_dict, load_experiment, replace
 from cremad.corpus import CORPORA
 
@@ -109,9 +110,7 @@ def train_on_all_actors(config: ExperimentConfig, features, model_id: int, out_f
         }
         os.replace(work / "model.keras", out_file)
         shutil.copyfile(work / "history.csv", out_file.with_suffix(".history.csv"))
-    temporary = sidecar_path(out_file).with_name(f".{out_file.stem}.json.tmp")
-    temporary.write_text(json.dumps(sidecar, indent=2) + "\n")
-    os.replace(temporary, sidecar_path(out_file))
+    write_json(sidecar_path(out_file), sidecar)
     return sidecar
 
 

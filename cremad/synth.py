@@ -13,13 +13,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from cremad.atomic import atomic_path
 from cremad.config import EMOTIONS, SAMPLE_RATE
 from cremad.corpus import CREMAD_SENTENCES
 
@@ -169,10 +168,8 @@ def write_corpus(out_dir: str | Path, actors: int = 6, seed: int = 0, sample_rat
         data = buffer.getvalue()
         if path.is_file() and path.read_bytes() == data:
             continue  # unchanged: keep the file (and its mtime, so feature caches stay valid)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            temporary.write_bytes(data)
         written += 1
     log.info("synth: %d clips (%d new) for actors %s..%s in %s", actors * 82, written, actor_ids[0], actor_ids[-1], folder)
     return folder
