@@ -50,6 +50,17 @@ class FeatureConfig:
     center: bool = True
     # Target length in samples. None is the paper's rule: pad every clip to the longest clip.
     pad_to: int | None = None
+    # Which end of a clip the zeros go: the paper says only "padded with zeros till maximum audio
+    # clip length". "end" appends them (speech first); "start" prepends them, as Keras'
+    # pad_sequences does by default, so a recurrent model's last state follows the speech.
+    pad_side: str = "end"
+    # Floor of the log-mel power in dB (re 1.0): digital silence, i.e. the zero padding, maps to
+    # this value in every band. -100 dB (amin 1e-10) lies far below any recorded speech.
+    log_floor_db: float = -100.0
+
+    def __post_init__(self):
+        if self.pad_side not in ("end", "start"):
+            raise ValueError(f"features.pad_side must be 'end' or 'start', got {self.pad_side!r}")
     # A clip whose peak absolute amplitude stays below this (-60 dBFS) holds no speech; CREMA-D's
     # 1076_MTI_SAD_XX.wav is such a clip. Silent clips are excluded unless keep_silent is set.
     silence_peak: float = 1e-3

@@ -26,7 +26,7 @@ from cremad.corpus import CORPORA, Clip, scan
 log = logging.getLogger(__name__)
 
 # Bump when the extraction code changes in a way that changes its output.
-FEATURE_CODE_VERSION = 1
+FEATURE_CODE_VERSION = 2  # 2: per-clip lengths cached, pad_side, log_floor_db
 # With jobs=-1, corpora smaller than this are extracted in-process (about 1500 clips/s per core).
 SERIAL_BELOW = 2000
 
@@ -45,6 +45,7 @@ class FeatureSet:
     pad_to: int  # samples every clip was zero-padded (or cropped) to
     cache_key: str = ""
     excluded: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (clip path, reason)
+    lengths: np.ndarray | None = None  # (clips,) samples of each clip before padding (at most pad_to)
 
     @property
     def actors(self) -> np.ndarray:
@@ -61,6 +62,44 @@ class FeatureSet:
     @property
     def n_frames(self) -> int:
         return self.features.shape[1]
+
+    @property
+    def frame_counts(self) -> np.ndarray:
+        """(clips,) frames that hold each clip's own audio rather than padding only."""
+        if self.lengths is None:
+            raise CremadError("this feature set has no clip lengths (made by an older cremad); re-extract it")
+        counts = [n_frames(int(length), self.config) for length in self.lengths]
+        return np.minimum(np.array(counts, dtype=np.int64), self.n_frames)
+
+    def speech_mask(self) -> np.ndarray:
+        """(clips, frames) bool: True on frames of the clip's own audio, False on pure padding."""
+        return speech_mask(self.frame_counts, self.n_frames, self.config.pad_side)
+
+
+def speech_mask(frame_counts: np.ndarray, total_frames: int, pad_side: str) -> np.ndarray:
+    """(clips, total_frames) bool mask of each clip's own frames: the first `frame_counts[i]`
+    frames with end padding, the last ones with start padding."""
+    positions = np.arange(total_frames)[None, :]  # (1, frames)
+    counts = np.asarray(frame_counts)[:, None]  # (clips, 1)
+    if pad_side == "end":
+        return positions < counts
+    if pad_side == "start":
+        return positions >= total_frames - counts
+    raise ValueError(f"features.pad_side must be 'end' or 'start', got {pad_side!r}")
+
+
+def pad_signal(signal: np.ndarray, pad_to: int, pad_side: str = "end") -> np.ndarray:
+    """`signal` zero-padded to `pad_to` samples at `pad_side` ("end" or "start"); a longer one is
+    cropped to its first `pad_to` samples. Returns float32 (pad_to,)."""
+    if pad_side not in ("end", "start"):
+        raise ValueError(f"features.pad_side must be 'end' or 'start', got {pad_side!r}")
+    kept = signal[:pad_to]
+    padded = np.zeros(pad_to, dtype=np.float32)
+    if pad_side == "end":
+        padded[: len(kept)] = kept
+    else:
+        padded[pad_to - len(kept):] = kept
+    return padded
 
 
 def n_frames(n_samples: int, config: FeatureConfig = FeatureConfig()) -> int:
@@ -118,12 +157,11 @@ def load_audio(path: str | Path, sample_rate: int = FeatureConfig.sample_rate) -
 
 
 def extract_mfcc(signal: np.ndarray, config: FeatureConfig, pad_to: int) -> np.ndarray:
-    """13 MFCCs of `signal` zero-padded at the end (or cropped) to `pad_to` samples.
+    """13 MFCCs of `signal` zero-padded (at config.pad_side) or cropped to `pad_to` samples.
     Returns float32 (n_frames(pad_to), n_mfcc)."""
     import librosa
 
-    padded = np.zeros(pad_to, dtype=np.float32)
-    padded[: min(len(signal), pad_to)] = signal[:pad_to]
+    padded = pad_signal(signal, pad_to, config.pad_side)
     mel = librosa.feature.melspectrogram(
         y=padded,
         sr=config.sample_rate,
@@ -140,7 +178,7 @@ def extract_mfcc(signal: np.ndarray, config: FeatureConfig, pad_to: int) -> np.n
     )
     # top_db=None: padding and silence map to the same MFCC vector in every clip. librosa's
     # default (80 dB below each clip's own peak) would make the padding value depend on the clip.
-    log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+    log_mel = librosa.power_to_db(mel, ref=1.0, amin=10 ** (config.log_floor_db / 10), top_db=None)
     mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)  # (n_mfcc, frames), DCT-II ortho
     return np.ascontiguousarray(mfcc.T, dtype=np.float32)  # (frames, n_mfcc)
 
@@ -199,7 +237,7 @@ def _read_cache(path: Path, by_path: dict[str, Clip], config: FeatureConfig, key
     with np.load(path, allow_pickle=False) as data:
         clips = [by_path[str(item)] for item in data["paths"]]
         excluded = [tuple(item) for item in data["excluded"].reshape(-1, 2)]
-        return FeatureSet(data["features"], clips, config, int(data["pad_to"]), key, excluded)
+        return FeatureSet(data["features"], clips, config, int(data["pad_to"]), key, excluded, data["lengths"])
 
 
 def load_features(
@@ -268,7 +306,7 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
     results = Parallel(n_jobs=jobs, batch_size=32, return_as="generator")(
         delayed(_process_clip)(clip.path, config, pad_to) for clip in readable
     )
-    kept_clips, kept_features, seconds = [], [], 0.0
+    kept_clips, kept_features, kept_lengths, seconds = [], [], [], 0.0
     for clip, (mfcc, peak, error) in tqdm(
         zip(readable, results), total=len(readable), desc="MFCC", unit="clip", disable=not progress
     ):
@@ -284,6 +322,7 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
             continue
         kept_clips.append(clip)
         kept_features.append(mfcc)
+        kept_lengths.append(min(lengths[clip.path], pad_to))
         seconds += lengths[clip.path] / config.sample_rate
     for clip_path, reason in excluded:
         log.warning("excluded %s: %s", Path(clip_path).name, reason)
@@ -295,6 +334,7 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
         features=features,
         paths=np.array([clip.path for clip in kept_clips]),
         pad_to=np.array(pad_to),
+        lengths=np.array(kept_lengths, dtype=np.int64),
         excluded=np.array(excluded, dtype=str).reshape(-1, 2),
         config=np.array(json.dumps(dataclasses.asdict(config))),
     )
@@ -305,7 +345,7 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
         len(kept_clips), actors, features.shape[1], features.shape[2], seconds, elapsed,
         seconds / max(elapsed, 1e-9), path,
     )
-    return FeatureSet(features, kept_clips, config, pad_to, key, excluded)
+    return FeatureSet(features, kept_clips, config, pad_to, key, excluded, np.array(kept_lengths, dtype=np.int64))
 
 
 def add_arguments(parser) -> None:

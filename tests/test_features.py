@@ -152,3 +152,52 @@ def test_emodb_shape(emodb_dir, tmp_path):
     assert features.features.shape[0] == 454  # 535 clips less 81 boredom
     assert features.features.shape[2] == 13
     assert len(set(features.actors)) == 10
+
+
+def test_start_padding_puts_the_zeros_before_the_clip():
+    signal = tone(1.0)
+    start = FeatureConfig(pad_side="start")
+    short = extract_mfcc(signal, start, len(signal))
+    padded = extract_mfcc(signal, start, 2 * len(signal))
+    assert padded.shape == (n_frames(32_000), 13)
+    # The clip's frames now end the sequence; the first frames are pure padding.
+    np.testing.assert_allclose(padded[-len(short) + 1 :], short[1:], atol=1e-3)
+    np.testing.assert_allclose(padded[: len(padded) - len(short) - 3], np.tile(padded[0], (len(padded) - len(short) - 3, 1)), atol=1e-4)
+    with pytest.raises(ValueError, match="pad_side"):
+        FeatureConfig(pad_side="middle")
+
+
+def test_log_floor_is_what_padding_maps_to():
+    signal = tone(0.5)
+    for floor in (-100.0, -80.0):
+        padded = extract_mfcc(signal, FeatureConfig(log_floor_db=floor), 4 * len(signal))
+        # A constant log-mel of `floor` dB in every band gives c0 = floor * sqrt(n_mels), c1.. = 0.
+        np.testing.assert_allclose(padded[-1, 0], floor * np.sqrt(CONFIG.n_mels), rtol=1e-4)
+        np.testing.assert_allclose(padded[-1, 1:], 0, atol=1e-3)
+
+
+def test_lengths_and_speech_mask_follow_the_pad_side(tmp_path):
+    folder = tmp_path / "AudioWAV"
+    write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1002_IEO_HAP_HI.wav"])  # 0.5 s and 0.6 s
+    for side in ("end", "start"):
+        features = load_features(tmp_path, config=FeatureConfig(pad_side=side), cache_dir=tmp_path / "c",
+                                 jobs=1, progress=False)
+        assert list(features.lengths) == [8000, 9600]
+        assert list(features.frame_counts) == [51, 61]
+        mask = features.speech_mask()  # (2, 61)
+        assert mask.shape == (2, 61) and mask.sum(axis=1).tolist() == [51, 61]
+        assert mask[0, 0] == (side == "end") and mask[0, -1] == (side == "start")
+        # Every masked-off frame is pure padding: the floor vector (c0 = -100 dB * sqrt(40), rest 0).
+        padding = features.features[0][~mask[0]]  # (10, 13)
+        floor = np.zeros(13, np.float32)
+        floor[0] = -100 * np.sqrt(CONFIG.n_mels)
+        np.testing.assert_allclose(padding, np.tile(floor, (len(padding), 1)), atol=1e-2)
+
+
+def test_pad_side_and_floor_change_the_cache_key(tmp_path):
+    folder = tmp_path / "AudioWAV"
+    write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1002_DFA_SAD_XX.wav"])
+    keys = {load_features(tmp_path, config=config, cache_dir=tmp_path / "c", jobs=1, progress=False).cache_key
+            for config in (FeatureConfig(), FeatureConfig(pad_side="start"), FeatureConfig(log_floor_db=-80.0))}
+    assert len(keys) == 3
+    assert len(list((tmp_path / "c").glob("*.npz"))) == 3
