@@ -15,6 +15,7 @@ from cremad import CremadError, __version__
 
 COMMANDS = {
     "synth": ("cremad.synth", "write the deterministic demo corpus (CREMA-D names)"),
+    "manifest": ("cremad.corpus", "write a corpus's clip list as an editable CSV manifest"),
     "features": ("cremad.features", "extract and cache the paper's MFCCs"),
     "loso": ("cremad.loso", "train a model in leave-one-actor-out folds"),
     "summarize": ("cremad.metrics", "aggregate saved fold predictions into summary.json"),

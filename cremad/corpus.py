@@ -1,22 +1,30 @@
-"""Corpus readers: CREMA-D file names (section II-A) and Emo-DB's, mapped to six emotions.
+"""Corpus readers: every corpus becomes one table (path, speaker, emotion, clip, ...) and the
+table becomes `Clip`s, the emotion label mapped to CREMA-D's six classes (section II-A).
 
-A corpus is a list of `Clip`s. Names that do not parse are returned with the reason, never
-dropped silently; `strict=True` turns them into an error.
+The table is what a CSV manifest holds (`--corpus manifest --data FILE.csv`); the presets build
+it from the layouts we know: CREMA-D and Emo-DB file names, CASIA's <speaker>/<emotion>/<id>.wav.
+`cremad manifest --corpus X --data DIR` writes a preset's table for editing. File names that do
+not parse are returned with the reason, never dropped silently; `strict=True` makes them an error.
+Labels with no CREMA-D class (surprise, boredom, calm) are dropped and counted in one log line.
 """
 
 from __future__ import annotations
 
+import collections
+import csv
 import dataclasses
+import io
 import logging
+import os
 import re
+import sys
 from pathlib import Path
 
 from cremad import CremadError
+from cremad.atomic import write_text
 from cremad.config import EMOTIONS
 
 log = logging.getLogger(__name__)
-
-CORPORA = ("cremad", "emodb")
 
 # The published corpus: 7442 clips by 91 actors (1001-1091) reading 12 sentences.
 CREMAD_CLIPS = 7442
@@ -27,9 +35,23 @@ CREMAD_LEVELS = ("LO", "MD", "HI", "XX")
 LEGACY_LEVELS = {"L": "LO", "M": "MD", "H": "HI", "X": "XX"}
 CREMAD_PATTERN = re.compile(r"^(?P<actor>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emotion>[A-Z]{3})_(?P<level>[A-Z]{1,2})$")
 
-# Emo-DB: SSTTTEV.wav, German emotion initials; boredom (L) has no CREMA-D counterpart.
-EMODB_EMOTIONS = {"W": "ANG", "E": "DIS", "A": "FEA", "F": "HAP", "N": "NEU", "T": "SAD"}
+# Emo-DB: SSTTTEV.wav, German emotion initials; boredom has no CREMA-D class.
+EMODB_LABELS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness", "N": "neutral"}
 EMODB_PATTERN = re.compile(r"^(?P<actor>\d{2})(?P<sentence>[ab]\d{2})(?P<emotion>[WLEAFTN])(?P<take>[a-z])$")
+
+# Emotion labels (matched case-insensitively) and the CREMA-D class each means; others are dropped.
+EMOTION_ALIASES = {
+    "ANG": ("ang", "angry", "anger"),
+    "DIS": ("dis", "disgust", "disgusted"),
+    "FEA": ("fea", "fear", "fearful"),
+    "HAP": ("hap", "happy", "happiness", "joy"),
+    "NEU": ("neu", "neutral"),
+    "SAD": ("sad", "sadness"),
+}
+EMOTION_OF_LABEL = {alias: code for code, aliases in EMOTION_ALIASES.items() for alias in aliases}
+
+REQUIRED_COLUMNS = ("path", "speaker", "emotion")
+TABLE_COLUMNS = (*REQUIRED_COLUMNS, "clip", "sentence", "level")  # the rest are kept as Clip.extra
 
 
 class CorpusError(CremadError):
@@ -39,11 +61,12 @@ class CorpusError(CremadError):
 @dataclasses.dataclass(frozen=True)
 class Clip:
     path: str
-    clip_id: str  # file name without extension
-    actor: str
+    clip_id: str  # unique in the corpus: the file name without extension on CREMA-D and Emo-DB
+    actor: str  # the speaker: folds leave one out
     sentence: str
     emotion: str  # one of EMOTIONS
     level: str  # LO/MD/HI/XX on CREMA-D, the take letter on Emo-DB
+    extra: dict[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)  # manifest columns
 
     @property
     def label(self) -> int:
@@ -54,6 +77,25 @@ class Clip:
 class Rejected:
     path: str
     reason: str
+
+
+def emotion_code(label: str) -> str | None:
+    """The CREMA-D class of an emotion label (`Anger`, `happy`, `SAD`), None if it has none."""
+    return EMOTION_OF_LABEL.get(label.strip().lower())
+
+
+def clip_of(row: dict[str, str]) -> Clip | None:
+    """The Clip of one table row, None when its emotion has no CREMA-D class."""
+    emotion = emotion_code(row["emotion"])
+    if emotion is None:
+        return None
+    extra = {key: value for key, value in row.items() if key not in TABLE_COLUMNS}
+    return Clip(row["path"], row["clip"], row["speaker"], row.get("sentence", ""), emotion, row.get("level", ""), extra)
+
+
+def row_of(clip: Clip) -> dict[str, str]:
+    return {"path": clip.path, "speaker": clip.actor, "emotion": clip.emotion, "clip": clip.clip_id,
+            "sentence": clip.sentence, "level": clip.level, **clip.extra}
 
 
 def parse_cremad_name(path: str | Path) -> Clip:
@@ -73,24 +115,27 @@ def parse_cremad_name(path: str | Path) -> Clip:
     return Clip(str(path), path.stem, match["actor"], match["sentence"], match["emotion"], level)
 
 
-def parse_emodb_name(path: str | Path) -> Clip | None:
-    """Parse `03a01Fa.wav`; returns None for boredom (no CREMA-D class), ValueError if bad."""
+def emodb_row(path: str | Path) -> dict[str, str]:
+    """The table row of `03a01Fa.wav` (emotion in English, boredom included); ValueError if bad."""
     path = Path(path)
     match = EMODB_PATTERN.match(path.stem)
     if path.suffix.lower() != ".wav":
         raise ValueError("not a .wav file")
     if not match:
         raise ValueError("name is not <speaker:2 digits><text:a01..b10><emotion letter><take>")
-    emotion = EMODB_EMOTIONS.get(match["emotion"])
-    if emotion is None:
-        return None
-    return Clip(str(path), path.stem, match["actor"], match["sentence"], emotion, match["take"])
+    return {"path": str(path), "speaker": match["actor"], "emotion": EMODB_LABELS[match["emotion"]],
+            "clip": path.stem, "sentence": match["sentence"], "level": match["take"]}
+
+
+def parse_emodb_name(path: str | Path) -> Clip | None:
+    """Parse `03a01Fa.wav`; returns None for boredom (no CREMA-D class), ValueError if bad."""
+    return clip_of(emodb_row(path))
 
 
 def audio_dir(data_dir: str | Path, corpus: str = "cremad") -> Path:
     """The folder holding the WAVs: `DIR/AudioWAV` (CREMA-D) or `DIR/wav` (Emo-DB) or DIR itself."""
-    if corpus not in CORPORA:
-        raise CorpusError(f"unknown corpus {corpus!r} (choose from {', '.join(CORPORA)})")
+    if corpus not in ("cremad", "emodb"):
+        raise CorpusError(f"{corpus!r} is not a corpus of named files (cremad, emodb)")
     root = Path(data_dir)
     if not root.is_dir():
         raise CorpusError(f"{root}: no such folder (expected a {corpus} checkout or its audio folder)")
@@ -102,26 +147,140 @@ def audio_dir(data_dir: str | Path, corpus: str = "cremad") -> Path:
     return folder
 
 
-def scan(data_dir: str | Path, corpus: str = "cremad", strict: bool = False) -> tuple[list[Clip], list[Rejected]]:
-    """List the corpus clips under `data_dir`, sorted by clip id, and the names rejected."""
-    folder = audio_dir(data_dir, corpus)
-    clips, rejected = [], []
+def _named_files(folder: Path, parse) -> tuple[list[dict[str, str]], list[Rejected]]:
+    rows, rejected = [], []
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.is_dir():
             continue
         try:
-            clip = parse_cremad_name(path) if corpus == "cremad" else parse_emodb_name(path)
+            rows.append(parse(path))
         except ValueError as error:
             rejected.append(Rejected(str(path), str(error)))
+    return rows, rejected
+
+
+def cremad_table(data_dir: str | Path) -> tuple[list[dict[str, str]], list[Rejected]]:
+    """CREMA-D: `DIR/AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav`."""
+    return _named_files(audio_dir(data_dir, "cremad"), lambda path: row_of(parse_cremad_name(path)))
+
+
+def emodb_table(data_dir: str | Path) -> tuple[list[dict[str, str]], list[Rejected]]:
+    """Emo-DB: `DIR/wav/<speaker><text><emotion letter><take>.wav`."""
+    return _named_files(audio_dir(data_dir, "emodb"), emodb_row)
+
+
+def casia_table(data_dir: str | Path) -> tuple[list[dict[str, str]], list[Rejected]]:
+    """CASIA: `DIR/<speaker>/<emotion>/<sentence id>.wav`; ids repeat across folders, so the clip
+    id is `<speaker>_<emotion>_<id>`."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise CorpusError(f"{root}: no such folder (expected CASIA's <speaker>/<emotion>/<id>.wav)")
+    rows, rejected = [], []
+    for path in sorted(root.rglob("*")):
+        parts = path.relative_to(root).parts
+        if path.suffix.lower() != ".wav" or path.is_dir() or any(part.startswith(".") for part in parts):
             continue
+        if len(parts) != 3:
+            rejected.append(Rejected(str(path), "not at <speaker>/<emotion>/<id>.wav"))
+            continue
+        speaker, emotion, _ = parts
+        rows.append({"path": str(path), "speaker": speaker, "emotion": emotion,
+                     "clip": f"{speaker}_{emotion}_{path.stem}", "sentence": path.stem, "level": ""})
+    if not rows:
+        raise CorpusError(f"{root}: no <speaker>/<emotion>/<id>.wav files in it (CASIA's layout)")
+    return rows, rejected
+
+
+def manifest_table(manifest: str | Path) -> tuple[list[dict[str, str]], list[Rejected]]:
+    """A CSV manifest `path,speaker,emotion[,clip,sentence,level,...]`, paths relative to the
+    manifest's folder; the clip id defaults to the path without extension, `/` written `_`."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise CorpusError(f"{manifest}: no such manifest file (--corpus manifest takes a CSV file as --data)")
+    with open(manifest, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, skipinitialspace=True)
+        columns = [name.strip() for name in reader.fieldnames or []]
+        missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+        if missing:
+            raise CorpusError(f"{manifest}: missing column(s) {', '.join(missing)} "
+                              f"(a manifest needs path,speaker,emotion; its header has {', '.join(columns) or 'nothing'})")
+        reader.fieldnames = columns
+        rows = [dict(row) for row in reader]
+    table, problems = [], []
+    for line, row in enumerate(rows, start=2):
+        if None in row:
+            problems.append(f"line {line}: more fields than the header")
+            continue
+        row = {key: (value or "").strip() for key, value in row.items()}
+        empty = [name for name in REQUIRED_COLUMNS if not row[name]]
+        if empty:
+            problems.append(f"line {line}: empty {', '.join(empty)}")
+            continue
+        relative = Path(row["path"])
+        row["clip"] = row.get("clip") or relative.with_suffix("").as_posix().replace("/", "_")
+        row["path"] = os.path.normpath(manifest.parent / relative)
+        table.append(row)
+    if problems:
+        raise CorpusError(f"{manifest}: {len(problems)} bad row(s):\n" + "\n".join(f"  {item}" for item in problems))
+    return table, []
+
+
+PRESETS = {"cremad": cremad_table, "emodb": emodb_table, "casia": casia_table, "manifest": manifest_table}
+CORPORA = tuple(PRESETS)
+CORPUS_HELP = "corpus layout (default: cremad); manifest: --data is a CSV path,speaker,emotion[,clip,...]"
+
+
+def corpus_table(data_dir: str | Path, corpus: str) -> tuple[list[dict[str, str]], list[Rejected]]:
+    """The table of corpus `corpus` at `data_dir` (a folder, or a CSV file for `manifest`)."""
+    if corpus not in PRESETS:
+        raise CorpusError(f"unknown corpus {corpus!r} (choose from {', '.join(CORPORA)})")
+    return PRESETS[corpus](data_dir)
+
+
+def clips_of_table(rows: list[dict[str, str]], source: str, skip_bad: bool = False) -> list[Clip]:
+    """Clips of a table, sorted by clip id. Labels with no CREMA-D class are dropped and counted in
+    one log line; duplicate paths or ids, missing files (unless `skip_bad`) and speakers left with
+    no clip raise one CorpusError listing them all."""
+    problems, missing, kept = [], [], []
+    dropped = collections.Counter()
+    speakers = collections.Counter(row["speaker"] for row in rows)
+    for column in ("path", "clip"):
+        repeated = [value for value, count in collections.Counter(row[column] for row in rows).items() if count > 1]
+        problems += [f"{column} {value} is listed more than once" for value in repeated]
+    for row in rows:
+        if not os.path.isfile(row["path"]):
+            missing.append(row["path"])
+            continue
+        clip = clip_of(row)
         if clip is None:
-            continue  # Emo-DB boredom: no CREMA-D class, dropped by design
-        clips.append(clip)
+            dropped[row["emotion"]] += 1
+        else:
+            kept.append(clip)
+    if missing and not skip_bad:
+        problems += [f"no such file: {path}" for path in missing]
+    if dropped:
+        log.info("%s: dropped %d clips whose emotion has no CREMA-D class (%s)", source, sum(dropped.values()),
+                 ", ".join(f"{label} {count}" for label, count in sorted(dropped.items())))
+    if missing and skip_bad:
+        log.warning("%s: skipped %d missing file(s): %s", source, len(missing), ", ".join(missing))
+    empty = sorted(set(speakers) - {clip.actor for clip in kept})
+    problems += [f"speaker {speaker} has no clips left ({speakers[speaker]} rows dropped)" for speaker in empty]
+    if problems:
+        hint = " (--skip-bad skips missing files)" if missing else ""
+        raise CorpusError(f"{source}: {len(problems)} problem(s){hint}:\n" + "\n".join(f"  {item}" for item in problems))
+    return sorted(kept, key=lambda clip: clip.clip_id)
+
+
+def scan(data_dir: str | Path, corpus: str = "cremad", strict: bool = False,
+         skip_bad: bool = False) -> tuple[list[Clip], list[Rejected]]:
+    """List the corpus clips under `data_dir`, sorted by clip id, and the file names rejected."""
+    rows, rejected = corpus_table(data_dir, corpus)
     if rejected and strict:
         lines = "\n".join(f"  {Path(item.path).name}: {item.reason}" for item in rejected)
-        raise CorpusError(f"{folder}: {len(rejected)} file name(s) do not parse:\n{lines}")
+        raise CorpusError(f"{data_dir}: {len(rejected)} file name(s) do not parse:\n{lines}")
     for item in rejected:
         log.warning("skipped %s: %s", item.path, item.reason)
+    clips = clips_of_table(rows, str(data_dir), skip_bad)
     if corpus == "cremad":
         check_against_published(clips)
     return clips, rejected
@@ -145,3 +304,36 @@ def check_against_published(clips: list[Clip]) -> list[str]:
     for note in notes:
         log.warning("subset of CREMA-D: %s", note)
     return notes
+
+
+def format_manifest(rows: list[dict[str, str]], relative_to: str | Path) -> str:
+    """The CSV text of a table, paths relative to the folder `relative_to` (where it will live)."""
+    extras = sorted({key for row in rows for key in row} - set(TABLE_COLUMNS))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=[*TABLE_COLUMNS, *extras], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "path": Path(os.path.relpath(row["path"], relative_to)).as_posix()})
+    return text.getvalue()
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--corpus", choices=CORPORA, required=True, help=CORPUS_HELP)
+    parser.add_argument("--data", required=True, help="corpus folder (a CSV file for --corpus manifest)")
+    parser.add_argument("--out", help="write the manifest here (default: standard output); paths are relative to it")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def run(args) -> int:
+    """`cremad manifest`: the table of a preset as a CSV manifest, every row kept (dropped labels
+    too, so that the manifest reads back to the same clips)."""
+    rows, rejected = corpus_table(args.data, args.corpus)
+    for item in rejected:
+        log.warning("not in the manifest: %s: %s", item.path, item.reason)
+    clips_of_table(rows, args.data)  # the same checks as training will make, before writing
+    if args.out:
+        write_text(args.out, format_manifest(rows, Path(args.out).resolve().parent))
+        log.info("%d rows -> %s", len(rows), args.out)
+    else:
+        sys.stdout.write(format_manifest(rows, Path.cwd()))
+    return 0

@@ -21,7 +21,7 @@ import numpy as np
 from cremad import CremadError
 from cremad.atomic import atomic_path
 from cremad.config import EMOTIONS, FeatureConfig
-from cremad.corpus import CORPORA, Clip, scan
+from cremad.corpus import CORPORA, CORPUS_HELP, Clip, scan
 
 log = logging.getLogger(__name__)
 
@@ -207,14 +207,15 @@ def _process_clip(path: str, config: FeatureConfig, pad_to: int) -> tuple[np.nda
 
 
 def cache_key(clips: list[Clip], config: FeatureConfig, corpus: str, skip_bad: bool, keep_silent: bool) -> str:
-    """Hash of everything that determines the cache: feature parameters, the sorted (name, size,
-    mtime) file list, the librosa version and this module's extraction version."""
+    """Hash of everything that determines the cache: feature parameters, the sorted (clip id, size,
+    mtime) file list, the librosa version and this module's extraction version. Clip ids, not file
+    names: CASIA repeats 201.wav in every folder, and the corpus may move."""
     import librosa
 
     files = []
-    for clip in sorted(clips, key=lambda item: item.path):
+    for clip in sorted(clips, key=lambda item: item.clip_id):
         stat = os.stat(clip.path)
-        files.append((os.path.basename(clip.path), stat.st_size, stat.st_mtime_ns))
+        files.append((clip.clip_id, stat.st_size, stat.st_mtime_ns))
     payload = {
         "config": dataclasses.asdict(config),
         "corpus": corpus,
@@ -233,9 +234,9 @@ def _atomic_savez(path: Path, **arrays) -> None:
         np.savez(temporary, **arrays)
 
 
-def _read_cache(path: Path, by_path: dict[str, Clip], config: FeatureConfig, key: str) -> FeatureSet:
+def _read_cache(path: Path, by_id: dict[str, Clip], config: FeatureConfig, key: str) -> FeatureSet:
     with np.load(path, allow_pickle=False) as data:
-        clips = [by_path[str(item)] for item in data["paths"]]
+        clips = [by_id[str(item)] for item in data["clip_ids"]]  # by id: the corpus may have moved
         excluded = [tuple(item) for item in data["excluded"].reshape(-1, 2)]
         return FeatureSet(data["features"], clips, config, int(data["pad_to"]), key, excluded, data["lengths"])
 
@@ -257,15 +258,15 @@ def load_features(
     config.silence_peak) are excluded and reported unless `keep_silent`."""
     if corpus not in CORPORA:
         raise CremadError(f"unknown corpus {corpus!r} (choose from {', '.join(CORPORA)})")
-    clips, _rejected = scan(data_dir, corpus, strict=strict)
+    clips, _rejected = scan(data_dir, corpus, strict=strict, skip_bad=skip_bad)
     if not clips:
         raise CremadError(f"{data_dir}: no {corpus} clips found")
     key = cache_key(clips, config, corpus, skip_bad, keep_silent)
     path = Path(cache_dir) / f"{corpus}-{key}.npz"
-    by_path = {clip.path: clip for clip in clips}
+    by_id = {clip.clip_id: clip for clip in clips}
     if path.is_file():
         started = time.perf_counter()
-        features = _read_cache(path, by_path, config, key)
+        features = _read_cache(path, by_id, config, key)
         log.info("features: cache hit %s (%d clips, %.2f s)", path, len(features.clips), time.perf_counter() - started)
         for clip_path, reason in features.excluded:
             log.info("excluded %s: %s", Path(clip_path).name, reason)
@@ -333,6 +334,7 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
         path,
         features=features,
         paths=np.array([clip.path for clip in kept_clips]),
+        clip_ids=np.array([clip.clip_id for clip in kept_clips]),
         pad_to=np.array(pad_to),
         lengths=np.array(kept_lengths, dtype=np.int64),
         excluded=np.array(excluded, dtype=str).reshape(-1, 2),
@@ -349,10 +351,10 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", default="data/CREMA-D", help="corpus root or its audio folder")
-    parser.add_argument("--corpus", choices=CORPORA, default="cremad")
+    parser.add_argument("--data", default="data/CREMA-D", help="corpus root or its audio folder (manifest: the CSV)")
+    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     parser.add_argument("--cache-dir", default="cache")
-    parser.add_argument("--skip-bad", action="store_true", help="list and exclude unreadable files instead of failing")
+    parser.add_argument("--skip-bad", action="store_true", help="list and exclude unreadable or missing files instead of failing")
     parser.add_argument("--keep-silent", action="store_true", help="keep clips that hold no sound")
     parser.add_argument("--strict", action="store_true", help="fail on file names that do not parse")
     parser.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")

@@ -25,6 +25,7 @@ from scipy.stats import binomtest, wilcoxon
 
 from cremad import CremadError
 from cremad.config import EMOTION_NAMES, EMOTIONS, FeatureConfig
+from cremad.corpus import CORPORA
 from cremad.metrics import compute_summary, find_model_dirs, load_predictions, model_id_of
 
 log = logging.getLogger(__name__)
@@ -491,7 +492,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="figures", help="output folder (default: figures)")
     parser.add_argument("--clip", default=None, help=f"clip for Fig. 2 (default: the paper's {PAPER_CLIP}, if present)")
     parser.add_argument("--data", default=None, help="corpus folder for Fig. 2's audio (default: run.json's data_dir)")
-    parser.add_argument("--corpus", choices=("cremad", "emodb"), default=None, help="corpus (default: from run.json)")
+    parser.add_argument("--corpus", choices=CORPORA, default=None, help="corpus (default: from run.json)")
     parser.add_argument("--list-clips", action="store_true", help="print the clip names Fig. 2 can draw, then exit")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 

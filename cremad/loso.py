@@ -26,6 +26,7 @@ from typing import Any
 
 from cremad import CremadError
 from cremad.config import from_dict, load_experiment, replace
+from cremad.corpus import CORPORA, CORPUS_HELP
 from cremad.folds import DONE, library_versions, loso_actors, run_fold, write_json
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ RUN_IDENTITY = ("experiment", "model_id", "corpus", "config", "n_frames", "n_cli
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=int, choices=(1, 2, 3, 4), required=True, help="paper model 1-4")
     parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/)")
-    parser.add_argument("--corpus", choices=("cremad", "emodb"), default="cremad")
+    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     parser.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     parser.add_argument("--experiment", default="paper", help="experiments/NAME.toml (default: paper)")
     parser.add_argument("--epochs", type=int, help="override train.max_epochs")

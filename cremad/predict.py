@@ -41,7 +41,7 @@ import numpy as np
 from cremad import CremadError
 from cremad.atomic import write_json
 from cremad.config import EMOTIONS, ExperimentConfig, from_dict, load_experiment, replace
-from cremad.corpus import CORPORA
+from cremad.corpus import CORPORA, CORPUS_HELP
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def train_on_all_actors(config: ExperimentConfig, features, model_id: int, out_f
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=int, choices=(1, 2, 3, 4), default=2, help="paper model (default: %(default)s)")
     parser.add_argument("--data", required=True, help="corpus root or its audio folder")
-    parser.add_argument("--corpus", choices=CORPORA, default="cremad")
+    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     parser.add_argument("--experiment", default="paper", help="experiments/<NAME>.toml (default: %(default)s)")
     parser.add_argument("--out", help="model file (default: models/model<k>.keras); the sidecar .json goes beside it")
     parser.add_argument("--epochs", type=int, help="override train.max_epochs")

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny synthetic CREMA-D corpus and the optional real Emo-DB."""
+"""Shared fixtures: a tiny synthetic CREMA-D corpus and the optional real Emo-DB and CASIA."""
 
 from pathlib import Path
 
@@ -6,6 +6,7 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EMODB = SHARED / "emodb"
+CASIA = SHARED / "casia"
 CREMAD_META = SHARED / "cremad-meta"
 
 
@@ -24,6 +25,13 @@ def emodb_dir() -> Path:
     if not (EMODB / "wav").is_dir():
         pytest.skip("../shared/emodb is not present")
     return EMODB
+
+
+@pytest.fixture(scope="session")
+def casia_dir() -> Path:
+    if not (CASIA / "wangzhe").is_dir():
+        pytest.skip("../shared/casia is not present")
+    return CASIA
 
 
 @pytest.fixture(scope="session")
