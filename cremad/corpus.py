@@ -36,7 +36,8 @@ LEGACY_LEVELS = {"L": "LO", "M": "MD", "H": "HI", "X": "XX"}
 CREMAD_PATTERN = re.compile(r"^(?P<actor>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emotion>[A-Z]{3})_(?P<level>[A-Z]{1,2})$")
 
 # Emo-DB: SSTTTEV.wav, German emotion initials; boredom has no CREMA-D class.
-EMODB_LABELS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness", "N": "neutral"}
+EMODB_LABELS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness",
+                "N": "neutral"}
 EMODB_PATTERN = re.compile(r"^(?P<actor>\d{2})(?P<sentence>[ab]\d{2})(?P<emotion>[WLEAFTN])(?P<take>[a-z])$")
 
 # Emotion labels (matched case-insensitively) and the CREMA-D class each means; others are dropped.
@@ -202,8 +203,9 @@ def manifest_table(manifest: str | Path) -> tuple[list[dict[str, str]], list[Rej
         columns = [name.strip() for name in reader.fieldnames or []]
         missing = [name for name in REQUIRED_COLUMNS if name not in columns]
         if missing:
+            header = ", ".join(columns) or "nothing"
             raise CorpusError(f"{manifest}: missing column(s) {', '.join(missing)} "
-                              f"(a manifest needs path,speaker,emotion; its header has {', '.join(columns) or 'nothing'})")
+                              f"(a manifest needs path,speaker,emotion; its header has {header})")
         reader.fieldnames = columns
         rows = [dict(row) for row in reader]
     table, problems = [], []
@@ -227,7 +229,7 @@ def manifest_table(manifest: str | Path) -> tuple[list[dict[str, str]], list[Rej
 
 PRESETS = {"cremad": cremad_table, "emodb": emodb_table, "casia": casia_table, "manifest": manifest_table}
 CORPORA = tuple(PRESETS)
-CORPUS_HELP = "corpus layout (default: cremad); manifest: --data is a CSV path,speaker,emotion[,clip,...]"
+CORPUS_HELP = "corpus layout; with manifest, --data is a CSV file path,speaker,emotion[,clip,...]"
 
 
 def corpus_table(data_dir: str | Path, corpus: str) -> tuple[list[dict[str, str]], list[Rejected]]:
@@ -248,12 +250,11 @@ def clips_of_table(rows: list[dict[str, str]], source: str, skip_bad: bool = Fal
         repeated = [value for value, count in collections.Counter(row[column] for row in rows).items() if count > 1]
         problems += [f"{column} {value} is listed more than once" for value in repeated]
     for row in rows:
-        if not os.path.isfile(row["path"]):
-            missing.append(row["path"])
-            continue
         clip = clip_of(row)
         if clip is None:
-            dropped[row["emotion"]] += 1
+            dropped[row["emotion"].strip().lower()] += 1
+        elif not os.path.isfile(clip.path):
+            missing.append(clip.path)
         else:
             kept.append(clip)
     if missing and not skip_bad:
@@ -264,10 +265,12 @@ def clips_of_table(rows: list[dict[str, str]], source: str, skip_bad: bool = Fal
     if missing and skip_bad:
         log.warning("%s: skipped %d missing file(s): %s", source, len(missing), ", ".join(missing))
     empty = sorted(set(speakers) - {clip.actor for clip in kept})
-    problems += [f"speaker {speaker} has no clips left ({speakers[speaker]} rows dropped)" for speaker in empty]
+    problems += [f"speaker {speaker} has no clips left ({speakers[speaker]} row(s), each a label with no CREMA-D "
+                 "class or a missing file)" for speaker in empty]
     if problems:
         hint = " (--skip-bad skips missing files)" if missing else ""
-        raise CorpusError(f"{source}: {len(problems)} problem(s){hint}:\n" + "\n".join(f"  {item}" for item in problems))
+        lines = "\n".join(f"  {item}" for item in problems)
+        raise CorpusError(f"{source}: {len(problems)} problem(s){hint}:\n{lines}")
     return sorted(kept, key=lambda clip: clip.clip_id)
 
 

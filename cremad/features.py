@@ -354,7 +354,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", default="data/CREMA-D", help="corpus root or its audio folder (manifest: the CSV)")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     parser.add_argument("--cache-dir", default="cache")
-    parser.add_argument("--skip-bad", action="store_true", help="list and exclude unreadable or missing files instead of failing")
+    parser.add_argument("--skip-bad", action="store_true", help="list and exclude unreadable or missing files")
     parser.add_argument("--keep-silent", action="store_true", help="keep clips that hold no sound")
     parser.add_argument("--strict", action="store_true", help="fail on file names that do not parse")
     parser.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")

@@ -43,8 +43,8 @@ def casia_tree(tmp_path):
 
 
 def test_emotion_labels_match_case_insensitively():
-    assert [emotion_code(label) for label in ("Anger", "ANGRY", " happy ", "Joy", "fearful", "Sadness", "neutral",
-                                              "disgust")] == ["ANG", "ANG", "HAP", "HAP", "FEA", "SAD", "NEU", "DIS"]
+    labels = ("Anger", "ANGRY", " happy ", "Joy", "fearful", "Sadness", "neutral", "disgust")
+    assert [emotion_code(label) for label in labels] == ["ANG", "ANG", "HAP", "HAP", "FEA", "SAD", "NEU", "DIS"]
     assert all(emotion_code(code) == code for code in EMOTIONS)
     assert [emotion_code(label) for label in ("surprise", "boredom", "calm", "")] == [None] * 4
 
@@ -104,21 +104,23 @@ def test_manifest_unknown_label_dropped_and_missing_files_listed(tmp_path, caplo
         write_wav(tmp_path / f"{name}.wav")
     manifest = write_manifest(tmp_path / "corpus.csv", [
         "path,speaker,emotion,clip", "a.wav,1,sad,a", "b.wav,1,surprise,b", "c.wav,2,calm,c", "d.wav,2,neutral,d",
-        "gone1.wav,2,fear,g1", "gone2.wav,1,fear,g2"])
+        "gone1.wav,2,fear,g1", "gone2.wav,1,fear,g2", "gone3.wav,1,Surprise,g3"])
     with pytest.raises(CorpusError, match="2 problem") as error:
         scan(manifest, "manifest")
     assert "gone1.wav" in str(error.value) and "gone2.wav" in str(error.value) and "--skip-bad" in str(error.value)
+    assert "gone3.wav" not in str(error.value)  # dropped for its label before its file is looked for
     with caplog.at_level(logging.INFO):
         clips, _ = scan(manifest, "manifest", skip_bad=True)
     assert [(clip.clip_id, clip.emotion) for clip in clips] == [("a", "SAD"), ("d", "NEU")]
-    assert "dropped 2 clips whose emotion has no CREMA-D class (calm 1, surprise 1)" in caplog.text
+    assert "dropped 3 clips whose emotion has no CREMA-D class (calm 1, surprise 2)" in caplog.text
     assert "skipped 2 missing file(s)" in caplog.text and "gone2.wav" in caplog.text
 
 
 def test_manifest_duplicates_are_an_error(tmp_path):
     write_wav(tmp_path / "a.wav")
     write_wav(tmp_path / "b.wav")
-    manifest = write_manifest(tmp_path / "dup.csv", ["path,speaker,emotion", "a.wav,1,sad", "./a.wav,2,sad", "b.wav,2,sad"])
+    manifest = write_manifest(tmp_path / "dup.csv",
+                              ["path,speaker,emotion", "a.wav,1,sad", "./a.wav,2,sad", "b.wav,2,sad"])
     with pytest.raises(CorpusError, match=r"path .*a\.wav is listed more than once"):
         scan(manifest, "manifest")
     same_id = write_manifest(tmp_path / "ids.csv", ["path,speaker,emotion,clip", "a.wav,1,sad,x", "b.wav,2,sad,x"])
@@ -133,7 +135,8 @@ def test_manifest_missing_columns_and_empty_cells(tmp_path):
         scan(manifest, "manifest")
     with pytest.raises(CorpusError, match="no such manifest"):
         scan(tmp_path / "none.csv", "manifest")
-    manifest = write_manifest(tmp_path / "e.csv", ["path,speaker,emotion", "a.wav,1,sad", "a.wav,,sad", "a.wav,1,sad,x"])
+    manifest = write_manifest(tmp_path / "e.csv",
+                              ["path,speaker,emotion", "a.wav,1,sad", "a.wav,,sad", "a.wav,1,sad,x"])
     with pytest.raises(CorpusError, match="2 bad row") as error:
         scan(manifest, "manifest")
     assert "line 3: empty speaker" in str(error.value) and "line 4: more fields" in str(error.value)
@@ -212,5 +215,6 @@ def test_real_casia(casia_dir, caplog):
     assert sorted({clip.actor for clip in clips}) == ["ZhaoZuoxiang", "liuchanhg", "wangzhe", "zhaoquanyin"]
     assert "dropped 200 clips whose emotion has no CREMA-D class (surprise 200)" in caplog.text
     counts = np.bincount([clip.label for clip in clips], minlength=len(EMOTIONS))
-    assert dict(zip(EMOTIONS, counts.tolist())) == {"ANG": 200, "DIS": 0, "FEA": 200, "HAP": 200, "NEU": 200, "SAD": 200}
+    assert dict(zip(EMOTIONS, counts.tolist())) == {"ANG": 200, "DIS": 0, "FEA": 200, "HAP": 200, "NEU": 200,
+                                                    "SAD": 200}
     assert len({clip.clip_id for clip in clips}) == 1000
