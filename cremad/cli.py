@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from cremad import CremadError, __version__
@@ -21,7 +22,7 @@ COMMANDS = {
     "summarize": ("cremad.metrics", "aggregate saved fold predictions into summary.json"),
     "figures": ("cremad.figures", "Table II, Fig. 2 and confusion matrices from saved runs"),
     "download": ("cremad.download", "download and verify CREMA-D"),
-    "train": ("cremad.predict", "train one model on all actors for use on new audio"),
+    "train": ("cremad.train", "train one model on all actors for use on new audio"),
     "predict": ("cremad.predict", "classify WAV files with a trained model"),
     "perception": ("cremad.perception", "compare models with CREMA-D's crowd ratings"),
 }
@@ -43,6 +44,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # Figures are files, never windows: matplotlib's file-only backend for the whole process,
+    # set here once (library code draws on Figure objects and configures nothing).
+    os.environ.setdefault("MPLBACKEND", "Agg")
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     if command not in COMMANDS:
         command = None

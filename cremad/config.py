@@ -124,8 +124,6 @@ class ExperimentConfig:
 
 def _check_type(key: str, value: Any, annotation: Any) -> Any:
     """Return `value` coerced to `annotation` (int -> float allowed), else raise ValueError."""
-    if isinstance(annotation, str):
-        annotation = eval(annotation, {**typing.__dict__, **__builtins__})  # noqa: S307 (own annotations)
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
@@ -154,6 +152,7 @@ def replace(config: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
     """Return a copy of the dataclass `config` with `overrides` applied, nested dicts for
     nested dataclasses. Unknown keys or wrong types raise ValueError naming the key."""
     fields = {field.name: field for field in dataclasses.fields(config)}
+    types_of = typing.get_type_hints(type(config))  # the annotations are strings (__future__)
     changes = {}
     for key, value in overrides.items():
         name = f"{prefix}{key}"
@@ -166,7 +165,7 @@ def replace(config: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
                 raise ValueError(f"{name}: expected a table of settings, got {value!r}")
             changes[key] = replace(current, value, prefix=f"{name}.")
         else:
-            changes[key] = _check_type(name, value, fields[key].type)
+            changes[key] = _check_type(name, value, types_of[key])
     return dataclasses.replace(config, **changes)
 
 
@@ -193,12 +192,15 @@ def load_experiment(
             data = tomllib.load(handle)
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path}: {error}") from error
+    from cremad.models import MODEL_IDS, model_name  # models imports this module: import here
+
     per_model = {key: data.pop(key) for key in list(data) if key.startswith("model") and key != "model"}
     for key in per_model:
-        if key not in {f"model{k}" for k in (1, 2, 3, 4)}:
-            raise ValueError(f"{path}: unknown table [{key}] (per-model tables are [model1]..[model4])")
+        if key not in {model_name(model_id) for model_id in MODEL_IDS}:
+            raise ValueError(f"{path}: unknown table [{key}] (per-model tables are "
+                             f"[{model_name(MODEL_IDS[0])}]..[{model_name(MODEL_IDS[-1])}])")
     data.pop("description", None)
     config = replace(ExperimentConfig(name=name), data)
-    if model_id is not None and f"model{model_id}" in per_model:
-        config = replace(config, per_model[f"model{model_id}"], prefix=f"model{model_id}.")
+    if model_id is not None and model_name(model_id) in per_model:
+        config = replace(config, per_model[model_name(model_id)], prefix=f"{model_name(model_id)}.")
     return config

@@ -1,48 +1,44 @@
 """`cremad loso`: leave-one-actor-out training (section II-C), resumable and distributable.
 
-LOSO is a loop over test actors; each fold is `cremad.folds.run_fold`. The run folder
+LOSO is a loop over test actors; each fold is `cremad.folds.run_fold`. Each seed is a run of
+its own, in the run folder `cremad.runs` lays out:
 
-    <runs>/<corpus>/model<k>/                 (experiment "paper")
-    <runs>/<corpus>/<experiment>/model<k>/    (any other experiment)
+    <runs>/<corpus>/<experiment>/model<k>/seed<s>/    run.json, summary.json, fold-<actor>/
 
-holds run.json (what produced it) and one fold-<actor>/ per fold. A fold with done.json is
-finished and skipped on a rerun, so an interrupted run loses at most the folds in progress;
---force retrains. A run.json from a different configuration is never silently mixed with the
-current one. Folds run one after another (--backend local) or as Ray tasks (--backend ray),
-with the same files and the same seeds either way.
+A fold with done.json is finished and skipped on a rerun, so an interrupted run loses at most
+the folds in progress; --force retrains. A run.json from a different configuration is never
+silently mixed with the current one. Folds run one after another (--backend local) or as Ray
+tasks (--backend ray), with the same files and the same seeds either way.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from cremad import CremadError
-from cremad.config import from_dict, load_experiment, replace
+from cremad import CremadError, runs
+from cremad.config import load_experiment, replace
 from cremad.corpus import CORPORA, CORPUS_HELP
-from cremad.folds import DONE, library_versions, loso_actors, run_fold, write_json
+from cremad.folds import loso_actors, run_fold
+from cremad.models import MODEL_IDS, model_name
 
 log = logging.getLogger(__name__)
 
-# run.json fields that must match for new folds to join an existing run folder.
-RUN_IDENTITY = ("experiment", "model_id", "corpus", "config", "n_frames", "n_clips", "actors")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=int, choices=(1, 2, 3, 4), required=True, help="paper model 1-4")
+    parser.add_argument("--model", type=int, choices=MODEL_IDS, required=True, help="paper model 1-4")
     parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/)")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     parser.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     parser.add_argument("--experiment", default="paper", help="experiments/NAME.toml (default: paper)")
     parser.add_argument("--epochs", type=int, help="override train.max_epochs")
-    parser.add_argument("--seed", type=int, help="override train.seed (fold i uses seed + i)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="override train.seed (fold i uses seed + i); the run goes to seed<s>/")
+    seeds.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2: one run (seed<s>/ folder) per seed")
     parser.add_argument("--folds", help="comma-separated test actors to run, e.g. 1001,1002")
     parser.add_argument("--shard", help="i/n: run every n-th fold of the sorted list, starting at i (0-based)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
@@ -55,9 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="Keras epoch bars")
 
 
-def model_dir_for(runs: str | Path, corpus: str, experiment: str, model_id: int) -> Path:
-    base = Path(runs) / corpus
-    return (base if experiment == "paper" else base / experiment) / f"model{model_id}"
+def parse_seeds(text: str) -> list[int]:
+    """--seeds "0,1,2" -> [0, 1, 2] (each once, in the order given)."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CremadError(f"--seeds {text!r}: expected comma-separated whole numbers, e.g. 0,1,2") from None
+    if not seeds or min(seeds) < 0:
+        raise CremadError(f"--seeds {text!r}: expected comma-separated seeds >= 0, e.g. 0,1,2")
+    return list(dict.fromkeys(seeds))
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -94,78 +96,11 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def prepare_run_dir(model_dir: Path, record: dict[str, Any], force: bool) -> None:
-    """Write run.json, or check that the existing one describes the same run. A different one
-    is refused unless --force, which replaces it and unmarks the old run's finished folds."""
-    path = model_dir / "run.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        changed = [f"{key} {old.get(key)!r} -> {record.get(key)!r}" for key in RUN_IDENTITY
-                   if key != "config" and old.get(key) != record.get(key)]
-        changed += config_changes(old.get("config"), record.get("config"))
-        if not changed:
-            return
-        if not force:
-            raise CremadError(
-                f"{path} was made by a different run ({'; '.join(changed)}); its folds would mix with "
-                f"this one. Use --force to retrain from scratch there, or another --runs")
-        stale = list(model_dir.glob(f"fold-*/{DONE}"))
-        for done in stale:
-            done.unlink()
-        log.warning("%s: configuration changed (%s); %d finished fold(s) of the old run unmarked",
-                    model_dir, "; ".join(changed), len(stale))
-    model_dir.mkdir(parents=True, exist_ok=True)
-    write_json(path, record)
-
-
-def _flatten(data: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in data.items():
-        flat.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return flat
-
-
-def config_changes(old: dict | None, new: dict | None) -> list[str]:
-    """'key old -> new' for every setting that differs. Both sides are completed with today's
-    defaults first, so a field added to the config later does not orphan older run folders."""
-    if old == new:
-        return []
-    try:
-        old, new = from_dict(old or {}).to_dict(), from_dict(new or {}).to_dict()
-    except ValueError as error:  # a setting this version no longer knows
-        return [f"config ({error})"]
-    old, new = _flatten(old), _flatten(new)
-    return [f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(set(old) | set(new))
-            if old.get(key) != new.get(key)]
-
-
-def run_record(config, model_id: int, corpus: str, data_dir: str, features) -> dict[str, Any]:
-    import keras
-
-    return {
-        "experiment": config.name,
-        "model_id": model_id,
-        "corpus": corpus,
-        "data_dir": str(Path(data_dir).resolve()),
-        "config": config.to_dict(),
-        "feature_cache_key": getattr(features, "cache_key", None),
-        "n_frames": int(features.features.shape[1]),
-        "n_clips": int(features.features.shape[0]),
-        "pad_to": getattr(features, "pad_to", None),
-        "actors": loso_actors(features.actors),
-        "keras_backend": keras.config.backend(),
-        "versions": library_versions(),
-        "command": shlex.join(["cremad" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name,
-                               *sys.argv[1:]]),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-
-
 def run_folds(
     config,
     features,
     model_id: int,
-    model_dir: str | Path,
+    run_dir: str | Path,
     test_actors: list[str] | None = None,
     force: bool = False,
     save_models: bool = True,
@@ -175,20 +110,18 @@ def run_folds(
     gpus_per_fold: float = 0.0,
     cpus_per_fold: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """Run the folds of `test_actors` (default: all) into `model_dir`, skipping finished ones
-    unless `force`. The caller has written run.json. Returns the done records of this call."""
-    model_dir = Path(model_dir)
+    """Run the folds of `test_actors` (default: all) into the run folder `run_dir`, skipping
+    finished ones unless `force`. The caller has written run.json. Returns the done records of
+    this call."""
     all_actors = loso_actors(features.actors)
     fold_index = {actor: index for index, actor in enumerate(all_actors)}  # seed offset per fold
-    todo = []
+    todo = runs.pending_folds(run_dir, test_actors or all_actors, force)
     for actor in test_actors or all_actors:
-        if not force and (model_dir / f"fold-{actor}" / DONE).is_file():
+        if actor not in todo:
             log.info("skipped fold %s: done", actor)
-        else:
-            todo.append(actor)
     if not todo:
         return []
-    jobs = [dict(test_actor=actor, out_dir=model_dir / f"fold-{actor}", model_id=model_id,
+    jobs = [dict(test_actor=actor, out_dir=runs.fold_dir(run_dir, actor), model_id=model_id,
                  fold_index=fold_index[actor], save_model=save_models, verbose=verbose) for actor in todo]
     if backend == "ray":
         finished = _run_ray(config, features, jobs, ray_address, gpus_per_fold, cpus_per_fold)
@@ -269,35 +202,41 @@ def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
             ray.shutdown()
 
 
-def resolve_config(args):
+def resolve_configs(args) -> list:
+    """The experiment's config for --model, with --epochs applied; one per seed of --seed /
+    --seeds (default: the experiment's own train.seed)."""
     config = load_experiment(args.experiment, model_id=args.model)
-    overrides = {}
     if args.epochs is not None:
-        overrides["max_epochs"] = args.epochs
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    return replace(config, {"train": overrides}) if overrides else config
+        config = replace(config, {"train": {"max_epochs": args.epochs}})
+    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed] if args.seed is not None else [config.train.seed]
+    return [replace(config, {"train": {"seed": seed}}) for seed in seeds]
 
 
 def run(args) -> int:
+    import keras
+
     from cremad.features import load_features
+    from cremad.metrics import format_summary, summarize
 
-    config = resolve_config(args)
+    configs = resolve_configs(args)
     parse_shard(args.shard)  # fail on a bad --shard before the features load
-    features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir)
-    model_dir = model_dir_for(args.runs, args.corpus, config.name, args.model)
+    name = model_name(args.model)
+    runs.refuse_old_layout(args.runs, args.corpus, configs[0].name, name)
+    features = load_features(args.data, corpus=args.corpus, config=configs[0].features, cache_dir=args.cache_dir)
     test_actors = select_folds(loso_actors(features.actors), args.folds, args.shard)
-    log.info("model %d, experiment %s: %d clips, %d frames, %d of %d folds selected -> %s",
-             args.model, config.name, len(features.labels), features.features.shape[1], len(test_actors),
-             len(set(features.actors)), model_dir)
-    prepare_run_dir(model_dir, run_record(config, args.model, args.corpus, args.data, features), args.force)
-    run_folds(config, features, args.model, model_dir, test_actors, force=args.force,
-             save_models=not args.no_save_models, verbose=args.verbose, backend=args.backend,
-             ray_address=args.ray_address, gpus_per_fold=args.gpus_per_fold, cpus_per_fold=args.cpus_per_fold)
-    try:  # a failing summary must not cost the trained folds
-        from cremad.metrics import format_summary, summarize
-
-        print(format_summary(summarize(model_dir)))
-    except Exception as error:  # noqa: BLE001 (report and carry on; `cremad summarize` can redo it)
-        log.warning("summary not written (%s: %s); run `cremad summarize` later", type(error).__name__, error)
+    for config in configs:
+        run_dir = runs.run_dir(args.runs, args.corpus, config.name, name, config.train.seed)
+        log.info("model %d, experiment %s, seed %d: %d clips, %d frames, %d of %d folds selected -> %s",
+                 args.model, config.name, config.train.seed, len(features.labels), features.features.shape[1],
+                 len(test_actors), len(set(features.actors)), run_dir)
+        record = runs.run_record(config, name, args.corpus, args.data, features, model_id=args.model,
+                                 keras_backend=keras.config.backend())
+        runs.prepare_run(run_dir, record, args.force)
+        run_folds(config, features, args.model, run_dir, test_actors, force=args.force,
+                  save_models=not args.no_save_models, verbose=args.verbose, backend=args.backend,
+                  ray_address=args.ray_address, gpus_per_fold=args.gpus_per_fold, cpus_per_fold=args.cpus_per_fold)
+        try:  # a failing summary must not cost the trained folds
+            print(format_summary(summarize(run_dir)))
+        except Exception as error:  # noqa: BLE001 (report and carry on; `cremad summarize` can redo it)
+            log.warning("summary not written (%s: %s); run `cremad summarize` later", type(error).__name__, error)
     return 0

@@ -1,5 +1,5 @@
-"""Hand-made run folders in the format `cremad loso` writes (see cremad/loso.py and folds.py),
-for the metrics and figures tests: no model is trained.
+"""Hand-made run folders written through `cremad.runs`, as `cremad loso` leaves them, for the
+metrics and figures tests: no model is trained.
 
 `HAND_CORRECT` fixes how many of the 4 test clips per emotion each model gets right (2 actors x 2
 sentences x 6 emotions = 24 clips per model), so every recall is a multiple of 25 % and Table II
@@ -8,14 +8,14 @@ can be written down by hand (see `HAND_TABLE_II`).
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
+from cremad import runs
 from cremad.config import EMOTIONS
+from cremad.models import ATTENTION_MODEL_IDS, model_name
 
 ACTORS = ("1001", "1002")
 SENTENCES = ("DFA", "IEO")
@@ -44,12 +44,14 @@ HAND_TABLE_II = {
 }
 
 
-def clip_rows(model_id: int) -> dict[str, list[tuple[str, str, str]]]:
+def clip_rows(model_id: int, correct=None) -> dict[str, list[tuple[str, str, str]]]:
     """actor -> [(clip, true, predicted)]: of an emotion's 4 clips (1001 DFA, 1001 IEO, 1002 DFA,
-    1002 IEO) the first k are right; a wrong one is predicted as the next emotion."""
+    1002 IEO) the first k are right (k from `correct`, default HAND_CORRECT[model_id]); a wrong
+    one is predicted as the next emotion."""
+    correct = correct or HAND_CORRECT[model_id]
     rows = {actor: [] for actor in ACTORS}
     for index, emotion in enumerate(EMOTIONS):
-        k = HAND_CORRECT[model_id][index]
+        k = correct[index]
         clips = [(actor, sentence) for actor in ACTORS for sentence in SENTENCES]
         for position, (actor, sentence) in enumerate(clips):
             predicted = emotion if position < k else EMOTIONS[(index + 1) % len(EMOTIONS)]
@@ -57,47 +59,44 @@ def clip_rows(model_id: int) -> dict[str, list[tuple[str, str, str]]]:
     return rows
 
 
-def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2))
-
-
-def write_fold(model_dir: Path, actor: str, rows: list[tuple[str, str, str]], model_id: int, done: bool = True) -> None:
-    fold = model_dir / f"fold-{actor}"
-    fold.mkdir(parents=True)
-    with open(fold / "predictions.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["clip", "actor", "true", "predicted"] + [f"p_{emotion}" for emotion in EMOTIONS])
-        for clip, true, predicted in rows:
-            probabilities = [0.9 if emotion == predicted else 0.02 for emotion in EMOTIONS]
-            writer.writerow([clip, actor, true, predicted] + [f"{p:.6f}" for p in probabilities])
-    if model_id in (1, 2):
+def write_fold(run_dir: Path, actor: str, rows: list[tuple[str, str, str]], model_id: int, done: bool = True) -> None:
+    """fold-<actor>/ of `run_dir` with predictions (0.9 on the predicted emotion), attention for
+    models 1 and 2, and, when `done`, confusion.csv, config.json and done.json."""
+    folder = runs.start_fold(runs.fold_dir(run_dir, actor))
+    clips = [row[0] for row in rows]
+    labels = [EMOTIONS.index(true) for _, true, _ in rows]
+    probabilities = np.array([[0.9 if emotion == predicted else 0.02 for emotion in EMOTIONS] for _, _, predicted in rows])
+    if model_id in ATTENTION_MODEL_IDS:
         # A bump of attention over frames 10-30 (0.1-0.3 s), the rest near zero, summing to 1.
         frames = np.arange(N_FRAMES)
         centre = 20 if model_id == 1 else 25
         curve = np.exp(-0.5 * ((frames - centre) / 4.0) ** 2) + 1e-4
-        weights = np.tile(curve / curve.sum(), (len(rows), 1, 1)).astype(np.float32)  # (n_clips, 1, n_frames)
-        np.savez_compressed(fold / "attention.npz", clips=np.array([row[0] for row in rows]), weights=weights)
+        runs.write_attention(folder, clips, np.tile(curve / curve.sum(), (len(rows), 1, 1)))  # (n_clips, 1, n_frames)
     if done:
-        accuracy = float(np.mean([true == predicted for _, true, predicted in rows]))
-        write_json(fold / "done.json", {"actor": actor, "accuracy": accuracy, "n_test": len(rows), "epochs": 2, "seconds": 1.0})
+        runs.finish_fold(folder, clips, [actor] * len(rows), labels, probabilities, {"test_actor": actor},
+                         epochs=2, seconds=1.0)
+    else:
+        runs.write_predictions(folder, clips, [actor] * len(rows), labels, probabilities)
 
 
-def write_model(runs: Path, model_id: int, actors=ACTORS, listed=None, data_dir: Path | None = None, run_json: bool = True) -> Path:
-    """runs/model<k>/ with run.json (listing `listed` actors, default `actors`) and one finished
-    fold per actor in `actors`."""
-    model_dir = runs / f"model{model_id}"
-    model_dir.mkdir(parents=True)
+def write_model(root: Path, model_id: int, actors=ACTORS, listed=None, data_dir: Path | None = None,
+                run_json: bool = True, seed: int = 0, correct=None, corpus: str = "cremad",
+                experiment: str = "paper") -> Path:
+    """The run folder <root>/<corpus>/<experiment>/model<k>/seed<seed>/ with run.json (listing
+    `listed` actors, default `actors`) and one finished fold per actor in `actors`; returns it."""
+    run_dir = runs.run_dir(root, corpus, experiment, model_name(model_id), seed)
+    run_dir.mkdir(parents=True)
     if run_json:
-        write_json(model_dir / "run.json", {
-            "experiment": "paper", "model_id": model_id, "corpus": "cremad",
-            "data_dir": str(data_dir) if data_dir else None,
-            "config": {"features": {"sample_rate": SAMPLE_RATE, "hop_length": HOP_LENGTH}},
+        runs.prepare_run(run_dir, {
+            "experiment": experiment, "model": model_name(model_id), "model_id": model_id, "corpus": corpus,
+            "seed": seed, "data_dir": str(data_dir) if data_dir else None,
+            "config": {"features": {"sample_rate": SAMPLE_RATE, "hop_length": HOP_LENGTH}, "train": {"seed": seed}},
             "n_frames": N_FRAMES, "pad_to": PAD_TO, "actors": list(listed or actors),
-        })
-    rows = clip_rows(model_id)
+        }, force=False)
+    rows = clip_rows(model_id, correct)
     for actor in actors:
-        write_fold(model_dir, actor, rows[actor], model_id)
-    return model_dir
+        write_fold(run_dir, actor, rows[actor], model_id)
+    return run_dir
 
 
 def write_corpus(root: Path, clip_ids=("1001_DFA_ANG_XX",)) -> Path:
@@ -111,9 +110,9 @@ def write_corpus(root: Path, clip_ids=("1001_DFA_ANG_XX",)) -> Path:
     return root
 
 
-def write_runs(root: Path, models=(1, 2, 3, 4), data_dir: Path | None = None) -> Path:
-    """root/cremad/model<k>/ for each model, as `cremad loso --runs root` would leave them."""
-    runs = root / "cremad"
+def write_runs(root: Path, models=(1, 2, 3, 4), data_dir: Path | None = None, experiment: str = "paper") -> Path:
+    """A seed-0 run of each model, as `cremad loso --runs root` would leave them; returns
+    root/cremad (a folder `--runs` takes)."""
     for model_id in models:
-        write_model(runs, model_id, data_dir=data_dir)
-    return runs
+        write_model(root, model_id, data_dir=data_dir, experiment=experiment)
+    return root / "cremad"

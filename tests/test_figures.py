@@ -8,8 +8,12 @@ from matplotlib.image import imread
 from scipy.stats import binomtest
 
 from cremad import CremadError, cli
-from cremad.figures import (attention_figure, find_clip, load_results, make_figures, resolve_models,
-                            significance, table_ii)
+from cremad.figures import find_clip, make_figures
+from cremad.metrics import load_results
+from cremad.plots import attention_figure
+from cremad.result_tables import table_ii
+from cremad.runs import select_runs
+from cremad.stats import significance
 from results_fixtures import CLIP_SECONDS, HAND_TABLE_II, write_corpus, write_runs
 
 CLIP = "1001_DFA_ANG_XX"
@@ -26,8 +30,8 @@ def drawn(tmp_path_factory):
 
 
 def test_table_ii_equals_the_hand_computed_table(tmp_path):
-    results = load_results(resolve_models(write_runs(tmp_path)))
-    rows = table_ii({model_id: result["summary"] for model_id, result in results.items()})
+    results = load_results(select_runs(write_runs(tmp_path)))
+    rows = table_ii({name: result.summary for name, result in results.items()})
     got = {row["emotion"]: ((row["best_model"], row["best_percent"]), (row["worst_model"], row["worst_percent"])) for row in rows}
     assert got == HAND_TABLE_II
     anger = rows[0]
@@ -62,7 +66,7 @@ def test_every_figure_exists_and_is_not_blank(drawn):
 
 def test_fig2_panels_share_the_clips_duration(drawn):
     root, runs, _ = drawn
-    results = load_results(resolve_models(runs))
+    results = load_results(select_runs(runs))
     actor = find_clip(results, CLIP)
     assert actor == "1001"  # the fold that never saw actor 1001
     figure = attention_figure(results, CLIP, root / "CREMA-D" / "AudioWAV" / f"{CLIP}.wav", actor)
@@ -79,7 +83,7 @@ def test_fig2_panels_share_the_clips_duration(drawn):
 
 
 def test_mcnemar_counts_discordant_clips(tmp_path):
-    results = load_results(resolve_models(write_runs(tmp_path, models=(1, 2))))
+    results = load_results(select_runs(write_runs(tmp_path, models=(1, 2))))
     (row,) = significance(results)
     # Per emotion, model 1 / model 2 get the first 2/4, 3/4, 1/3, 4/2, 4/3, 3/4 clips right.
     assert (row["only_a_correct"], row["only_b_correct"], row["paired_clips"]) == (3, 6, 24)

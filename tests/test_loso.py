@@ -11,12 +11,14 @@ import logging
 import numpy as np
 import pytest
 
-from cremad import CremadError
+from cremad import CremadError, runs
 from cremad.config import EMOTIONS, ExperimentConfig, replace
 from cremad.corpus import Clip
 from cremad.features import FeatureSet
-from cremad.folds import DONE, fit_scaler, loso_actors, normalize_speakers, run_fold, split_fold
-from cremad.loso import model_dir_for, prepare_run_dir, run_folds, select_folds
+from cremad.folds import loso_actors, normalize_speakers, run_fold, split_fold
+from cremad.loso import run_folds, select_folds
+from cremad.runs import DONE, prepare_run
+from cremad.training import class_weights, fit_scaler
 
 ACTORS = ("1001", "1002", "1003", "1004", "1005")
 N_FRAMES = 20
@@ -45,7 +47,7 @@ def actors_of(x: np.ndarray, scaler) -> set[str]:
     """Undo a standardization (a fold's scaler.npz, or (mean, std)) and read the actor number
     back from coefficient 0."""
     if not isinstance(scaler, tuple):
-        with np.load(scaler / "scaler.npz") as saved:
+        with np.load(scaler / runs.SCALER) as saved:
             scaler = saved["mean"], saved["std"]
     mean, std = scaler
     raw = x[:, 0, 0] * std[0] + mean[0]
@@ -65,8 +67,8 @@ def features() -> FeatureSet:
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory, features):
     """Model 1, two folds, run once for several tests."""
-    model_dir = tmp_path_factory.mktemp("runs") / "model1"
-    prepare_run_dir(model_dir, {"experiment": "paper", "model_id": 1, "config": TINY.to_dict(),
+    model_dir = runs.run_dir(tmp_path_factory.mktemp("runs"), "cremad", "paper", "model1", 0)
+    prepare_run(model_dir, {"experiment": "paper", "model_id": 1, "config": TINY.to_dict(),
                                 "actors": loso_actors(features.actors)}, force=False)
     records = run_folds(TINY, features, 1, model_dir, test_actors=["1001", "1002"])
     return model_dir, records
@@ -145,20 +147,20 @@ def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, mon
     config = replace(TINY, {"train": {"max_epochs": 1, "refit": refit}})
     run_fold(config, planted, "1003", tmp_path, model_id=1, save_model=False)
 
-    fold = json.loads((tmp_path / "config.json").read_text())
+    fold = json.loads((tmp_path / runs.FOLD_CONFIG).read_text())
     first_scaler = fit_scaler(planted.features[np.isin(planted.actors, fold["fit_actors"])])
     assert actors_of(seen["fit"][0], first_scaler) == set(fold["fit_actors"])
     assert actors_of(seen["validation"][0], first_scaler) == set(fold["validation_actors"])
     if refit:  # early stopping chose the epochs; then every training actor, no validation
         assert len(seen["fit"]) == 2 and seen["validation"][1] is None
         assert actors_of(seen["fit"][1], tmp_path) == set(fold["train_actors"])
-        assert (tmp_path / "history-refit.csv").is_file()
+        assert (tmp_path / runs.HISTORY_REFIT).is_file()
     else:
         assert len(seen["fit"]) == 1
     assert len(seen["predict"]) == 2  # class probabilities and attention weights
     assert all(actors_of(x, tmp_path) == {"1003"} for x in seen["predict"])
     assert "1003" not in fold["train_actors"] + fold["validation_actors"]
-    with np.load(tmp_path / "scaler.npz") as scaler:
+    with np.load(tmp_path / runs.SCALER) as scaler:
         assert scaler["std"][2] < 2
 
 
@@ -169,20 +171,20 @@ def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, mon
 def test_fold_folder_holds_every_artefact(local_run, features):
     model_dir, records = local_run
     assert [record["actor"] for record in records] == ["1001", "1002"]
-    fold_dir = model_dir / "fold-1001"
-    for name in ("predictions.csv", "attention.npz", "history.csv", "confusion.csv", "config.json",
-                 "scaler.npz", "model.keras", DONE):
+    fold_dir = runs.fold_dir(model_dir, "1001")
+    for name in (runs.PREDICTIONS, runs.ATTENTION, runs.HISTORY, runs.CONFUSION, runs.FOLD_CONFIG,
+                 runs.SCALER, runs.MODEL_FILE, DONE):
         assert (fold_dir / name).is_file(), name
     assert not list(fold_dir.glob(".*tmp*"))
-    rows = read_predictions(fold_dir / "predictions.csv")
+    rows = read_predictions(fold_dir / runs.PREDICTIONS)
     assert len(rows) == 12 and {row["actor"] for row in rows} == {"1001"}
     probabilities = np.array([[float(row[f"p_{code}"]) for code in EMOTIONS] for row in rows])
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
-    with np.load(fold_dir / "attention.npz") as attention:
+    with np.load(fold_dir / runs.ATTENTION) as attention:
         assert attention["weights"].shape == (12, 1, N_FRAMES)
         np.testing.assert_allclose(attention["weights"].sum(axis=-1), 1.0, atol=1e-4)
         assert list(attention["clips"]) == [row["clip"] for row in rows]
-    confusion = np.loadtxt(fold_dir / "confusion.csv", delimiter=",", skiprows=1, usecols=range(1, 7))
+    confusion = np.loadtxt(fold_dir / runs.CONFUSION, delimiter=",", skiprows=1, usecols=range(1, 7))
     assert confusion.sum() == 12 and confusion.sum(axis=1).tolist() == [2] * 6
     done = json.loads((fold_dir / DONE).read_text())
     assert done["n_test"] == 12 and 1 <= done["epochs"] <= 2
@@ -197,7 +199,7 @@ def test_summary_numbers_match_the_saved_predictions(local_run):
 
     model_dir, _ = local_run
     summary = summarize(model_dir)
-    rows = [row for fold in ("1001", "1002") for row in read_predictions(model_dir / f"fold-{fold}" / "predictions.csv")]
+    rows = [row for fold in ("1001", "1002") for row in read_predictions(runs.fold_dir(model_dir, fold) / runs.PREDICTIONS)]
     true, predicted = [row["true"] for row in rows], [row["predicted"] for row in rows]
     assert summary["n_folds"] == 2 and summary["n_clips"] == 24
     assert summary["wa"] == pytest.approx(100 * np.mean(np.array(true) == np.array(predicted)), abs=1e-3)
@@ -211,25 +213,25 @@ def test_same_seed_gives_identical_predictions(tmp_path, local_run, features):
     model_dir, _ = local_run
     # Fold 1002 alone, in a fresh folder, with the seed it had inside the two-fold run.
     run_fold(TINY, features, "1002", tmp_path, model_id=1, fold_index=1, save_model=False)
-    assert (tmp_path / "predictions.csv").read_text() == (model_dir / "fold-1002" / "predictions.csv").read_text()
+    assert (tmp_path / runs.PREDICTIONS).read_text() == (runs.fold_dir(model_dir, "1002") / runs.PREDICTIONS).read_text()
 
 
 @pytest.mark.slow
 def test_resume_skips_done_folds_and_a_killed_fold_leaves_no_done(tmp_path, monkeypatch, features, caplog):
     import keras
 
-    model_dir = tmp_path / "model3"
+    model_dir = runs.run_dir(tmp_path, "cremad", "paper", "model3", 0)
     config = replace(TINY, {"train": {"max_epochs": 1}})
     run_folds(config, features, 3, model_dir, test_actors=["1001"], save_models=False)
-    first_done = (model_dir / "fold-1001" / DONE).read_text()
+    first_done = (runs.fold_dir(model_dir, "1001") / DONE).read_text()
 
     def killed(self, epoch, logs=None):
         raise KeyboardInterrupt  # Ctrl-C in the middle of fold 1002's training
 
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", killed)
+    monkeypatch.setattr(keras.callbacks.EarlyStopping, "on_epoch_end", killed)
     with pytest.raises(KeyboardInterrupt):
         run_folds(config, features, 3, model_dir, test_actors=["1001", "1002"], save_models=False)
-    killed_dir = model_dir / "fold-1002"
+    killed_dir = runs.fold_dir(model_dir, "1002")
     assert not (killed_dir / DONE).exists()
     assert list(killed_dir.iterdir()) == []  # no half-written files under any name
     monkeypatch.undo()
@@ -238,7 +240,7 @@ def test_resume_skips_done_folds_and_a_killed_fold_leaves_no_done(tmp_path, monk
         records = run_folds(config, features, 3, model_dir, test_actors=["1001", "1002"], save_models=False)
     assert "skipped fold 1001: done" in caplog.text
     assert [record["actor"] for record in records] == ["1002"]
-    assert (model_dir / "fold-1001" / DONE).read_text() == first_done
+    assert (runs.fold_dir(model_dir, "1001") / DONE).read_text() == first_done
     assert (killed_dir / DONE).is_file()
 
     records = run_folds(config, features, 3, model_dir, test_actors=["1001"], save_models=False, force=True)
@@ -247,20 +249,28 @@ def test_resume_skips_done_folds_and_a_killed_fold_leaves_no_done(tmp_path, monk
 
 def test_a_run_folder_of_another_config_is_not_mixed(tmp_path):
     record = {"experiment": "paper", "model_id": 2, "config": ExperimentConfig().to_dict(), "actors": list(ACTORS)}
-    prepare_run_dir(tmp_path, record, force=False)
-    prepare_run_dir(tmp_path, dict(record, command="again"), force=False)  # same run: fine
-    (tmp_path / "fold-1001").mkdir()
-    (tmp_path / "fold-1001" / DONE).write_text("{}")
-    older = json.loads((tmp_path / "run.json").read_text())
+    prepare_run(tmp_path, record, force=False)
+    prepare_run(tmp_path, dict(record, command="again"), force=False)  # same run: fine
+    runs.fold_dir(tmp_path, "1001").mkdir()
+    (runs.fold_dir(tmp_path, "1001") / DONE).write_text("{}")
+    older = json.loads((tmp_path / runs.RUN_JSON).read_text())
     del older["config"]["train"]["refit"]  # written before that setting existed: still the same run
-    (tmp_path / "run.json").write_text(json.dumps(older))
-    prepare_run_dir(tmp_path, record, force=False)
+    (tmp_path / runs.RUN_JSON).write_text(json.dumps(older))
+    prepare_run(tmp_path, record, force=False)
     changed = dict(record, config=TINY.to_dict())
     with pytest.raises(CremadError, match=r"train.max_epochs 60 -> 2.*--force"):
-        prepare_run_dir(tmp_path, changed, force=False)
-    prepare_run_dir(tmp_path, changed, force=True)
-    assert json.loads((tmp_path / "run.json").read_text())["config"] == TINY.to_dict()
-    assert not (tmp_path / "fold-1001" / DONE).exists()  # the old run's fold is no longer "done"
+        prepare_run(tmp_path, changed, force=False)
+    prepare_run(tmp_path, changed, force=True)
+    assert json.loads((tmp_path / runs.RUN_JSON).read_text())["config"] == TINY.to_dict()
+    assert not (runs.fold_dir(tmp_path, "1001") / DONE).exists()  # the old run's fold is no longer "done"
+
+
+def test_class_weights_ignore_an_absent_class():
+    labels = np.array([0, 0, 0, 2, 3, 3, 4, 5])  # no DIS (1), as on CASIA
+    weights = class_weights(labels, "balanced")
+    assert weights[1] == 1.0  # absent: never used, and not counted among the present classes
+    assert weights[0] == pytest.approx(8 / (5 * 3)) and weights[2] == pytest.approx(8 / (5 * 1))
+    assert class_weights(labels, "none") is None
 
 
 def test_fold_selection_and_shards():
@@ -274,8 +284,9 @@ def test_fold_selection_and_shards():
         select_folds(actors, folds="1099")
     with pytest.raises(CremadError, match="shard"):
         select_folds(actors, shard="3/3")
-    assert model_dir_for("runs", "emodb", "paper", 2).as_posix() == "runs/emodb/model2"
-    assert model_dir_for("runs", "cremad", "tuned", 4).as_posix() == "runs/cremad/tuned/model4"
+    # One layout for every experiment and seed (the paper's is no exception).
+    assert runs.run_dir("runs", "emodb", "paper", "model2", 0).as_posix() == "runs/emodb/paper/model2/seed0"
+    assert runs.run_dir("runs", "cremad", "tuned", "model4", 3).as_posix() == "runs/cremad/tuned/model4/seed3"
 
 
 # --- the command, end to end ------------------------------------------------------------------
@@ -290,22 +301,22 @@ def test_cremad_loso_on_the_demo_corpus(tmp_path, capsys):
     argv = ["loso", "--model", "2", "--data", str(tmp_path / "demo"), "--runs", str(tmp_path / "runs"),
             "--cache-dir", str(tmp_path / "cache"), "--epochs", "2", "--folds", "1001,1003", "--no-save-models"]
     assert main(argv) == 0
-    model_dir = tmp_path / "runs" / "cremad" / "model2"
-    run = json.loads((model_dir / "run.json").read_text())
+    model_dir = runs.run_dir(tmp_path / "runs", "cremad", "paper", "model2", 0)
+    run = json.loads((model_dir / runs.RUN_JSON).read_text())
     assert run["model_id"] == 2 and run["experiment"] == "paper" and run["corpus"] == "cremad"
     assert run["config"]["train"]["max_epochs"] == 2 and run["actors"] == ["1001", "1002", "1003"]
     assert "keras" in run["versions"]
     for actor in ("1001", "1003"):
-        fold_dir = model_dir / f"fold-{actor}"
-        assert len(read_predictions(fold_dir / "predictions.csv")) == 82
-        with np.load(fold_dir / "attention.npz") as attention:
+        fold_dir = runs.fold_dir(model_dir, actor)
+        assert len(read_predictions(fold_dir / runs.PREDICTIONS)) == 82
+        with np.load(fold_dir / runs.ATTENTION) as attention:
             assert attention["weights"].shape == (82, 1, run["n_frames"])
-        assert not (fold_dir / "model.keras").exists()
-        fold = json.loads((fold_dir / "config.json").read_text())
+        assert not (fold_dir / runs.MODEL_FILE).exists()
+        fold = json.loads((fold_dir / runs.FOLD_CONFIG).read_text())
         assert len(fold["validation_actors"]) == 1 and set(fold["validation_actors"]) < set(fold["train_actors"])
         assert actor not in fold["train_actors"]
-    assert not (model_dir / "fold-1002").exists()
-    summary = json.loads((model_dir / "summary.json").read_text())
+    assert not runs.fold_dir(model_dir, "1002").exists()
+    summary = json.loads((model_dir / runs.SUMMARY_JSON).read_text())
     assert summary["n_folds"] == 2 and summary["n_clips"] == 164
     assert "UA" in capsys.readouterr().out
 
@@ -324,7 +335,7 @@ def test_ray_backend_writes_the_same_folds(tmp_path, local_run, features):
     records = run_folds(TINY, features, 1, tmp_path, test_actors=["1001", "1002"], backend="ray", cpus_per_fold=1)
     assert sorted(record["actor"] for record in records) == ["1001", "1002"]
     for actor in ("1001", "1002"):
-        assert (tmp_path / f"fold-{actor}" / DONE).is_file()
+        assert (runs.fold_dir(tmp_path, actor) / DONE).is_file()
         # Same seeds, same data: on CPU a Ray worker trains exactly what the local loop trained.
-        ours = (tmp_path / f"fold-{actor}" / "predictions.csv").read_text()
-        assert ours == (model_dir / f"fold-{actor}" / "predictions.csv").read_text()
+        ours = (runs.fold_dir(tmp_path, actor) / runs.PREDICTIONS).read_text()
+        assert ours == (runs.fold_dir(model_dir, actor) / runs.PREDICTIONS).read_text()

@@ -6,17 +6,19 @@ import json
 import numpy as np
 import pytest
 
-from cremad import CremadError, cli
+from cremad import CremadError, cli, runs
 from cremad.config import EMOTIONS
-from cremad.metrics import format_summary, load_predictions, summarize
+from cremad.metrics import format_summary, summarize
+from cremad.runs import load_predictions
 from results_fixtures import ACTORS, HAND_CORRECT, write_fold, write_model, write_runs
 
 
 def recompute_from_csv(model_dir):
     """WA, UA, per-class recall and per-fold accuracy counted by hand from predictions.csv."""
     hits, totals, fold_accuracy = {e: 0 for e in EMOTIONS}, {e: 0 for e in EMOTIONS}, []
-    for path in sorted(model_dir.glob("fold-*/predictions.csv")):
-        if not (path.parent / "done.json").exists():
+    for folder in runs.fold_dirs(model_dir).values():
+        path = folder / runs.PREDICTIONS
+        if not (folder / runs.DONE).exists():
             continue
         with open(path) as handle:
             rows = list(csv.DictReader(handle))
@@ -34,7 +36,7 @@ def test_summary_matches_numbers_recomputed_from_predictions_csv(tmp_path):
     summary = summarize(model_dir)
     recall, wa, ua, fold_accuracy = recompute_from_csv(model_dir)
 
-    written = json.loads((model_dir / "summary.json").read_text())
+    written = json.loads((model_dir / runs.SUMMARY_JSON).read_text())
     assert written == summary
     assert summary["n_folds"] == 2 and summary["n_clips"] == 24
     assert summary["recall"] == pytest.approx(recall)
@@ -62,7 +64,7 @@ def test_macro_f1_is_sklearns(tmp_path):
     from sklearn.metrics import f1_score
 
     predictions = load_predictions(write_model(tmp_path, 2))
-    summary = summarize(predictions.model_dir)
+    summary = summarize(predictions.run_dir)
     expected = 100 * f1_score(predictions.true, predictions.predicted, labels=list(EMOTIONS), average="macro")
     assert summary["macro_f1"] == pytest.approx(expected, abs=1e-3)
 
@@ -88,21 +90,23 @@ def test_without_run_json_only_unfinished_folders_are_reported(tmp_path):
     write_fold(model_dir, "1003", [("1003_DFA_ANG_XX", "ANG", "SAD")], model_id=4, done=False)
     summary = summarize(model_dir)
     assert summary["model_id"] == 4  # from the folder name
+    assert summary["model"] == "model4"
     assert summary["missing_folds"] == [] and summary["unfinished_folds"] == ["1003"]
     assert "1 unfinished (partial run)" in format_summary(summary)
 
 
 def test_no_finished_fold_is_an_error(tmp_path):
-    model_dir = tmp_path / "model1"
+    model_dir = runs.run_dir(tmp_path, "cremad", "paper", "model1", 0)
     write_fold(model_dir, "1001", [("1001_DFA_ANG_XX", "ANG", "ANG")], model_id=1, done=False)
     with pytest.raises(CremadError, match="no finished folds"):
         summarize(model_dir)
 
 
 def test_cli_summarizes_every_model_under_a_parent(tmp_path, capsys):
-    runs = write_runs(tmp_path, models=(1, 2))
+    write_runs(tmp_path, models=(1, 2))
     assert cli.main(["summarize", "--runs", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "Model 1" in printed and "Model 2" in printed and "confusion" in printed
-    assert (runs / "model1" / "summary.json").is_file() and (runs / "model2" / "summary.json").is_file()
+    for model in ("model1", "model2"):
+        assert (runs.run_dir(tmp_path, "cremad", "paper", model, 0) / runs.SUMMARY_JSON).is_file()
     assert cli.main(["summarize", "--runs", str(tmp_path / "nowhere")]) == 2

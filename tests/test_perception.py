@@ -2,24 +2,15 @@
 real metadata (../shared/cremad-meta) when it is there."""
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cremad import CremadError, cli
+from cremad import CremadError, cli, runs
 from cremad.config import EMOTIONS
-from cremad.perception import (
-    build_tables,
-    compare_model,
-    js_divergence,
-    load_models,
-    plurality_credit,
-    rater_accuracy,
-    read_demographics,
-    read_votes,
-)
+from cremad.crowd import compare_model, js_divergence, plurality_credit, rater_accuracy, read_demographics, read_votes
+from cremad.perception import build_tables, load_models
 
 # Header lines copied from CREMA-D's processedResults/tabulatedVotes.csv and VideoDemographics.csv.
 VOTES_HEADER = (
@@ -43,7 +34,6 @@ DEMOGRAPHICS = '''"ActorID","Age","Sex","Race","Ethnicity"
 1001,51,"Male","Caucasian","Not Hispanic"
 1002,21,"Female","African American","Hispanic"
 '''
-PREDICTIONS_HEADER = "clip,actor,true,predicted," + ",".join(f"p_{emotion}" for emotion in EMOTIONS)
 # clip: (true, predicted, probabilities ANG..SAD); the JS divergence from the vote shares is in the comment.
 PREDICTIONS = {
     "1001": {
@@ -67,28 +57,29 @@ def write_meta(folder: Path) -> Path:
     return folder
 
 
-def write_fold(model_dir: Path, actor: str, rows: dict, done: bool = True) -> None:
-    fold = model_dir / f"fold-{actor}"
-    fold.mkdir(parents=True)
-    lines = [PREDICTIONS_HEADER] + [
-        f"{clip},{actor},{true},{predicted}," + ",".join(f"{p:.6f}" for p in probabilities)
-        for clip, (true, predicted, probabilities) in rows.items()
-    ]
-    (fold / "predictions.csv").write_text("\n".join(lines) + "\n")
+def write_fold(run_dir: Path, actor: str, rows: dict, done: bool = True) -> None:
+    """A fold of hand-made predictions (the predicted emotion is the most probable one)."""
+    folder = runs.start_fold(runs.fold_dir(run_dir, actor))
+    clips = list(rows)
+    labels = [EMOTIONS.index(true) for true, _, _ in rows.values()]
+    probabilities = np.array([probabilities for _, _, probabilities in rows.values()], dtype=float)
+    assert [EMOTIONS[int(p.argmax())] for p in probabilities] == [predicted for _, predicted, _ in rows.values()]
     if done:
-        (fold / "done.json").write_text(json.dumps({"actor": actor}))
+        runs.finish_fold(folder, clips, [actor] * len(clips), labels, probabilities, {"test_actor": actor})
+    else:
+        runs.write_predictions(folder, clips, [actor] * len(clips), labels, probabilities)
 
 
 @pytest.fixture
-def runs(tmp_path) -> Path:
-    model_dir = tmp_path / "runs" / "cremad" / "model2"
+def runs_root(tmp_path) -> Path:
+    model_dir = runs.run_dir(tmp_path / "runs", "cremad", "paper", "model2", 0)
     for actor, rows in PREDICTIONS.items():
         write_fold(model_dir, actor, rows)
     # An unfinished fold (no done.json) must not be read: its clip has no votes and would show.
     write_fold(model_dir, "1003", {"1003_DFA_ANG_XX": ("ANG", "ANG", (1, 0, 0, 0, 0, 0))}, done=False)
-    emodb = tmp_path / "runs" / "emodb" / "model2"
+    emodb = runs.run_dir(tmp_path / "runs", "emodb", "paper", "model2", 0)
     write_fold(emodb, "03", {"03a01Wa": ("ANG", "ANG", (1, 0, 0, 0, 0, 0))})
-    (emodb / "run.json").write_text(json.dumps({"corpus": "emodb", "model_id": 2}))
+    runs.prepare_run(emodb, {"corpus": "emodb", "model_id": 2}, force=False)
     return tmp_path / "runs"
 
 
@@ -146,9 +137,9 @@ def test_js_divergence_is_the_square_of_scipys_distance():
     assert js_divergence(point, np.roll(point, 1, axis=1))[0] == pytest.approx(1.0)  # disjoint: 1 bit
 
 
-def test_model_against_votes_by_hand(tmp_path, runs):
+def test_model_against_votes_by_hand(tmp_path, runs_root):
     voice = read_votes(write_meta(tmp_path / "meta") / "tabulatedVotes.csv")["voice"]
-    models = load_models(runs)
+    models = load_models(runs_root)
     assert list(models) == ["cremad/model2"]  # emodb skipped, unfinished fold 1003 not read
     result = compare_model(models["cremad/model2"], voice)
     assert result["n_clips"] == 4 and result["n_without_votes"] == 0
@@ -169,10 +160,10 @@ def test_model_against_votes_by_hand(tmp_path, runs):
     assert result["correlations"]["ANG"][0] == pytest.approx(np.corrcoef(p_anger, share_anger)[0, 1])
 
 
-def test_groups_by_hand(tmp_path, runs):
+def test_groups_by_hand(tmp_path, runs_root):
     meta = write_meta(tmp_path / "meta")
     votes, demographics = read_votes(meta / "tabulatedVotes.csv"), read_demographics(meta / "VideoDemographics.csv")
-    models = {label: compare_model(p, votes["voice"]) for label, p in load_models(runs).items()}
+    models = {label: compare_model(p, votes["voice"]) for label, p in load_models(runs_root).items()}
     header, rows = build_tables(votes, demographics, models)["groups"]
     table = {(row[0], row[1]): dict(zip(header, row)) for row in rows}
     assert table["sex", "Male"]["raters_per_response"] == pytest.approx(100 * 5 / 8)  # actor 1001
@@ -182,9 +173,9 @@ def test_groups_by_hand(tmp_path, runs):
     assert table["age_band", "50-59"]["n_actors"] == 1 and table["age_band", "50-59"]["n_clips"] == 2
 
 
-def test_command_writes_tables_and_figure(tmp_path, runs, capsys):
+def test_command_writes_tables_and_figure(tmp_path, runs_root, capsys):
     meta, out = write_meta(tmp_path / "meta"), tmp_path / "out"
-    assert cli.main(["perception", "--runs", str(runs), "--meta", str(meta), "--out", str(out)]) == 0
+    assert cli.main(["perception", "--runs", str(runs_root), "--meta", str(meta), "--out", str(out)]) == 0
     names = {"raters.csv", "models.csv", "correlations.csv", "groups.csv", "perception.md", "perception.png", "perception.pdf"}
     assert names <= {path.name for path in out.iterdir()}
     with open(out / "raters.csv") as handle:

@@ -36,7 +36,7 @@ def trained(tiny_corpus, tmp_path_factory):
     arguments = ["train", "--model", "2", "--data", str(root / "corpus"), "--epochs", "1",
                  "--out", str(root / "models" / "model2.keras"), "--cache-dir", str(root / "cache"), "--jobs", "1"]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("cremad.predict.load_experiment", lambda name, model_id=None: TINY)
+        patch.setattr("cremad.train.load_experiment", lambda name, model_id=None: TINY)
         assert cli.main(arguments) == 0
     return root
 

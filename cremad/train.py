@@ -1,0 +1,129 @@
+"""`cremad train`: one model on every actor of a corpus, for `cremad predict` to use on new audio.
+
+    cremad train --model 2 --data DIR --out models/model2.keras
+
+A few actors (train.validation_fraction of them, drawn by `cremad.folds.validation_mask` from
+the seed) are held out for early stopping; `cremad.training.train_model` standardizes, trains
+and, with train.refit, retrains on every actor, exactly as in a LOSO fold. It writes
+
+    models/model2.keras              the Keras model
+    models/model2.json               the sidecar: model id, the resolved ExperimentConfig (feature
+                                     config included), pad_to / n_frames, the standardization the
+                                     final model was trained with and the actors it came from,
+                                     the actors used, epochs, library versions
+    models/model2.history.csv        the training history (and .history-refit.csv with refit)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cremad import CremadError, runs
+from cremad.atomic import atomic_path, write_json
+from cremad.config import EMOTIONS, ExperimentConfig, load_experiment, replace
+from cremad.corpus import CORPORA, CORPUS_HELP
+from cremad.models import MODEL_IDS, model_name
+from cremad.tables import write_csv
+
+log = logging.getLogger(__name__)
+
+SIDECAR_FORMAT = "cremad-model/1"
+
+
+def sidecar_path(model_file: str | Path) -> Path:
+    return Path(model_file).with_suffix(".json")
+
+
+def train_on_all_actors(config: ExperimentConfig, features, model_id: int, out_file: str | Path,
+                        verbose: int = 0) -> dict:
+    """Train `model_id` on every actor of `features` (a FeatureSet), the validation actors
+    watching early stopping. Writes the model, its sidecar JSON and history; returns the sidecar."""
+    from cremad.folds import validation_mask
+    from cremad.training import history_table, train_model
+
+    out_file = Path(out_file)
+    if out_file.suffix != ".keras":
+        raise CremadError(f"--out {out_file}: the model file must end in .keras")
+    actors = np.asarray(features.actors).astype(str)
+    if len(set(actors)) < 2:
+        raise CremadError("training needs at least 2 actors (one of them for early stopping)")
+    if config.train.speaker_normalization:
+        raise CremadError(f"experiment {config.name}: train.speaker_normalization needs each speaker's own "
+                          "statistics, which `cremad predict` cannot know for a new recording; train without it")
+    train = config.train
+    validation = validation_mask(actors, train.validation_fraction, train.seed)  # (n_clips,) bool
+    result = train_model(config, model_id, features.features, np.asarray(features.labels), validation=validation,
+                         seed=train.seed, verbose=verbose)
+    scaler_actors = sorted(set(actors if result.refit_history is not None else actors[~validation]))
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "model_id": model_id,
+        "emotions": list(EMOTIONS),
+        "config": config.to_dict(),  # features, model and train settings, resolved
+        "sample_rate": features.config.sample_rate,
+        "pad_to": int(features.pad_to),
+        "n_frames": int(features.features.shape[1]),
+        # The statistics the final model was trained with: of the fit actors, or of every actor
+        # when train.refit retrained the model on all of them.
+        "scaler": {"mean": result.mean.tolist(), "std": result.std.tolist(), "actors": scaler_actors,
+                   "refit": result.refit_history is not None},
+        "feature_cache_key": features.cache_key,
+        "n_clips": len(features.clips),
+        "actors": sorted(set(actors.tolist())),
+        "validation_actors": sorted(set(actors[validation].tolist())),
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "epochs_trained": result.epochs_trained,
+        "best_val_accuracy": float(result.history["val_accuracy"][result.best_epoch - 1]),
+        "versions": runs.library_versions(),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_file) as temporary:
+        result.model.save(temporary)
+    write_csv(out_file.with_suffix(".history.csv"), *history_table(result.history))
+    if result.refit_history is not None:
+        write_csv(out_file.with_suffix(".history-refit.csv"), *history_table(result.refit_history))
+    write_json(sidecar_path(out_file), sidecar)
+    return sidecar
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=int, choices=MODEL_IDS, default=2, help="paper model (default: %(default)s)")
+    parser.add_argument("--data", required=True, help="corpus root or its audio folder")
+    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    parser.add_argument("--experiment", default="paper", help="experiments/<NAME>.toml (default: %(default)s)")
+    parser.add_argument("--out", help="model file (default: models/model<k>.keras); the sidecar .json goes beside it")
+    parser.add_argument("--epochs", type=int, help="override train.max_epochs")
+    parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--jobs", type=int, default=-1, help="feature extraction workers (-1: all cores)")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cremad.features import load_features
+
+    config = load_experiment(args.experiment, model_id=args.model)
+    if args.epochs is not None:
+        config = replace(config, {"train": {"max_epochs": args.epochs}})
+    out_file = Path(args.out or f"models/{model_name(args.model)}.keras")
+    features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir,
+                             jobs=args.jobs)
+    log.info("model %d, experiment %s: %d clips of %d actors, %d frames", args.model, config.name,
+             len(features.clips), len(set(features.actors)), features.n_frames)
+    sidecar = train_on_all_actors(config, features, args.model, out_file, verbose=args.verbose)
+    scaler = sidecar["scaler"]
+    print(f"model {args.model} trained on {sidecar['n_clips']} clips of {len(sidecar['actors'])} actors "
+          f"(early stopping on {', '.join(sidecar['validation_actors'])}): {sidecar['epochs']} epochs, "
+          f"best {sidecar['best_epoch']} (validation accuracy {sidecar['best_val_accuracy']:.3f})"
+          + (f"; refit on all actors for {sidecar['best_epoch']} epochs" if scaler["refit"] else ""))
+    print(f"wrote {out_file} and {sidecar_path(out_file)}")
+    return 0
