@@ -118,3 +118,79 @@ def test_clip_missing_from_the_corpus_is_an_error(tmp_path):
     runs = write_runs(tmp_path / "runs", models=(1,), data_dir=corpus)
     with pytest.raises(CremadError, match="not in the cremad corpus"):
         make_figures(runs, tmp_path / "figures", clip=CLIP)
+
+
+def test_one_run_tree_with_several_experiments_and_seeds_gives_figures_for_each(tmp_path, capsys):
+    """The tree `make emodb` builds: `figures` used to refuse it ("several sets of runs")."""
+    from results_fixtures import write_model
+
+    root = tmp_path / "runs"
+    for seed, anger in ((0, 2), (1, 4)):  # model 1 gets 2, then 4, of the 4 anger clips right
+        write_model(root, 1, seed=seed, correct=(anger, 3, 1, 4, 4, 3))
+        write_model(root, 2, seed=seed)
+    write_model(root, 1, experiment="tuned", correct=(0, 0, 0, 0, 0, 4))
+    write_model(root, 2, experiment="tuned")
+
+    assert cli.main(["figures", "--runs", str(root / "cremad"), "--out", str(tmp_path / "paper")]) == 0
+    assert cli.main(["figures", "--runs", str(root), "--experiment", "tuned", "--out", str(tmp_path / "tuned")]) == 0
+    paper = (tmp_path / "paper" / "table_full.md").read_text()
+    tuned = (tmp_path / "tuned" / "table_full.md").read_text()
+    assert "(cremad, paper, seeds 0, 1)" in paper and "(cremad, tuned, seed 0)" in tuned
+    # Anger recall of model 1: 50 % and 100 % over the two seeds -> 75 ± 35.36 (sample sd).
+    # WA: 17 and 19 of 24 clips -> 75 ± 5.89.
+    model1 = next(line for line in paper.splitlines() if line.startswith("| Model 1 |"))
+    assert model1.startswith("| Model 1 | 0,1 | 2/2 | 75.00 ± 35.36 | 75.00 ± 0.00 |")
+    assert "| 75.00 ± 5.89 |" in model1
+    assert next(line for line in tuned.splitlines() if line.startswith("| Model 1 |")).startswith(
+        "| Model 1 | 0 | 2/2 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 100.00 |")
+    table2 = (tmp_path / "paper" / "table2.md").read_text()
+    assert "| Anger | Model 2 – 100.00 ± 0.00 | Model 1 – 75.00 ± 35.36 |" in table2
+    with open(tmp_path / "paper" / "table_full.csv") as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    assert float(rows["model1"]["ANG"]) == 75.0 and float(rows["model1"]["ANG_sd"]) == pytest.approx(35.3553, abs=1e-4)
+    for out in ("paper", "tuned"):
+        assert (tmp_path / out / "fig3_confusion_all.png").is_file()
+
+
+def test_seed_vote_counts_each_clip_once():
+    from cremad.runs import Predictions
+    from cremad.stats import seed_vote
+
+    def run(predicted, probabilities):
+        return Predictions(run_dir=None, run={}, clip_ids=np.array(["c"]), actors=np.array(["1001"]),
+                           true=np.array(["ANG"]), predicted=np.array([predicted]),
+                           probabilities=np.array([probabilities]), folds=["1001"], missing=[], unfinished=[], done={})
+
+    anger, disgust = (0.6, 0.4, 0, 0, 0, 0), (0.1, 0.9, 0, 0, 0, 0)
+    assert seed_vote({0: run("ANG", anger), 1: run("DIS", disgust), 2: run("ANG", anger)}) == {"c": ("ANG", "ANG")}
+    # One vote each: the higher mean probability wins (DIS (0.4 + 0.9) / 2 over ANG (0.6 + 0.1) / 2).
+    assert seed_vote({0: run("ANG", anger), 1: run("DIS", disgust)}) == {"c": ("ANG", "DIS")}
+
+
+def test_an_absent_class_is_shown_as_absent_not_zero(tmp_path):
+    """A corpus without disgust (CASIA): Table II, the full table and Fig. 3 say "absent"."""
+    from cremad.plots import plot_confusion
+    from results_fixtures import ACTORS, clip_rows, write_fold, write_model
+
+    for model_id in (1, 2):
+        run_dir = write_model(tmp_path, model_id, actors=(), listed=ACTORS)
+        for actor, rows in clip_rows(model_id).items():
+            write_fold(run_dir, actor, [row for row in rows if row[1] != "DIS"], model_id)
+    results = load_results(select_runs(tmp_path))
+    rows = table_ii({name: result.summary for name, result in results.items()})
+    disgust = next(row for row in rows if row["emotion"] == "Disgust")
+    assert disgust["best_model"] is None and disgust["best_percent"] is None
+    make_figures(tmp_path, tmp_path / "figures")
+    assert "| Disgust | absent | absent | Model 2 – 48.46 |" in (tmp_path / "figures" / "table2.md").read_text()
+    full = (tmp_path / "figures" / "table_full.md").read_text()
+    model1 = next(line for line in full.splitlines() if line.startswith("| Model 1 |"))
+    # Model 1 without disgust: recall 50, 25, 100, 100, 75 -> UA 70, chance 1/5.
+    assert model1.startswith("| Model 1 | 0 | 2/2 | 50.00 | absent | 25.00 | 100.00 | 100.00 | 75.00 |")
+    assert model1.endswith("| 20.00 |")
+
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    plot_confusion(ax, results["model1"].summary, "Model 1")
+    assert "absent (no clip)" in [text.get_text() for text in ax.texts]
+    assert not any(text.get_visible() and text.get_text() == "0.0" for text in ax.texts if text.get_position()[1] == 1)

@@ -324,6 +324,27 @@ def test_cremad_loso_on_the_demo_corpus(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_cremad_loso_runs_each_seed_into_its_own_folder(tmp_path, capsys):
+    from cremad.cli import main
+    from cremad.synth import write_corpus
+
+    write_corpus(tmp_path / "demo", actors=3, seed=0)
+    argv = ["loso", "--model", "3", "--data", str(tmp_path / "demo"), "--runs", str(tmp_path / "runs"),
+            "--cache-dir", str(tmp_path / "cache"), "--epochs", "1", "--folds", "1002", "--no-save-models"]
+    assert main(argv + ["--seeds", "0,1"]) == 0
+    for seed in (0, 1):
+        run_dir = runs.run_dir(tmp_path / "runs", "cremad", "paper", "model3", seed)
+        assert json.loads((run_dir / runs.RUN_JSON).read_text())["config"]["train"]["seed"] == seed
+        fold = json.loads((runs.fold_dir(run_dir, "1002") / runs.FOLD_CONFIG).read_text())
+        assert fold["seed"] == seed + 1  # fold 1002 is the second fold: seed + 1
+        assert (run_dir / runs.SUMMARY_JSON).is_file()
+    assert main(argv + ["--seed", "1"]) == 0  # the one-seed form resumes seed 1: nothing to train
+    assert "Model 3, seed 1" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(argv + ["--seed", "1", "--seeds", "0,1"])
+
+
 # --- Ray --------------------------------------------------------------------------------------
 
 

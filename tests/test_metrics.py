@@ -110,3 +110,30 @@ def test_cli_summarizes_every_model_under_a_parent(tmp_path, capsys):
     for model in ("model1", "model2"):
         assert (runs.run_dir(tmp_path, "cremad", "paper", model, 0) / runs.SUMMARY_JSON).is_file()
     assert cli.main(["summarize", "--runs", str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_class_without_clips_is_absent_and_ua_averages_the_classes_present(tmp_path):
+    from results_fixtures import clip_rows
+
+    model_dir = write_model(tmp_path, 1, actors=(), listed=ACTORS)
+    for actor, rows in clip_rows(1).items():  # no disgust clip at all, as on CASIA
+        write_fold(model_dir, actor, [row for row in rows if row[1] != "DIS"], model_id=1)
+    summary = summarize(model_dir)
+    assert summary["absent_classes"] == ["DIS"]
+    assert summary["recall"]["DIS"] is None and summary["confusion_percent"][1] is None  # absent, not 0 %
+    # Recall 50, 25, 100, 100, 75 on the five classes present: UA 70, chance 1/5; WA 14 of 20.
+    assert summary["ua"] == pytest.approx(70.0) and summary["chance_ua"] == pytest.approx(20.0)
+    assert summary["wa"] == pytest.approx(70.0)
+    text = format_summary(summary)
+    assert "Disgust absent" in text and "UA 70.00 (chance 20.00)" in text
+
+
+def test_cli_gives_mean_and_sd_over_seeds(tmp_path, capsys):
+    write_model(tmp_path, 1, seed=0)  # WA 17 of 24
+    write_model(tmp_path, 1, seed=1, correct=(4, 3, 1, 4, 4, 3))  # WA 19 of 24
+    assert cli.main(["summarize", "--runs", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "Model 1, seed 0" in printed and "Model 1, seed 1" in printed
+    assert "Model 1 over 2 seeds (0, 1): WA 75.00 ± 5.89" in printed
+    assert cli.main(["summarize", "--runs", str(tmp_path), "--seeds", "1"]) == 0
+    assert "over 2 seeds" not in capsys.readouterr().out

@@ -156,7 +156,8 @@ def _choose(kind: str, wanted: str | None, present: set[str], default: str | Non
         log.info("%s: using %s %s; also there: %s (pick with --%s)", root, kind, default,
                  ", ".join(sorted(present - {default})), kind)
         return default
-    raise CremadError(f"--runs {root} holds several {kind}s ({', '.join(sorted(present))}); pick one with --{kind}")
+    plural = "corpora" if kind == "corpus" else f"{kind}s"
+    raise CremadError(f"--runs {root} holds several {plural} ({', '.join(sorted(present))}); pick one with --{kind}")
 
 
 def select_runs(root: str | Path, corpus: str | None = None, experiment: str | None = None,

@@ -1,0 +1,79 @@
+"""The run folder's owner: one layout for every experiment and seed, selection by name, and
+older folders recognised with the command that moves them."""
+
+import logging
+import shutil
+import subprocess
+
+import pytest
+
+from cremad import CremadError, runs
+from cremad.runs import RunKey, find_runs, select_runs
+from results_fixtures import write_model
+
+
+def keys(found) -> set[str]:
+    return {str(key) for key in found}
+
+
+def test_every_run_has_the_same_layout(tmp_path):
+    paper = write_model(tmp_path, 1)
+    tuned = write_model(tmp_path, 1, experiment="tuned", seed=2)
+    assert paper == tmp_path / "cremad" / "paper" / "model1" / "seed0"
+    assert tuned == tmp_path / "cremad" / "tuned" / "model1" / "seed2"
+    assert RunKey.of(tuned) == RunKey("cremad", "tuned", "model1", 2)
+    # --runs may point at any level of the layout.
+    for root in (tmp_path, tmp_path / "cremad", tmp_path / "cremad" / "tuned", tuned):
+        assert RunKey("cremad", "tuned", "model1", 2) in find_runs(root)
+    assert keys(find_runs(tmp_path)) == {"cremad/paper/model1/seed0", "cremad/tuned/model1/seed2"}
+
+
+def test_selection_by_corpus_experiment_model_and_seed(tmp_path, caplog):
+    for experiment in ("paper", "tuned"):
+        for seed in (0, 1):
+            write_model(tmp_path, 1, experiment=experiment, seed=seed)
+            write_model(tmp_path, 2, experiment=experiment, seed=seed)
+    assert keys(select_runs(tmp_path, experiment="tuned", models=["model2"], seeds=[1])) == {"cremad/tuned/model2/seed1"}
+    with caplog.at_level(logging.INFO, logger="cremad.runs"):
+        assert {key.experiment for key in select_runs(tmp_path)} == {"paper"}  # the default among several
+    assert "also there: tuned" in caplog.text
+    assert {key.experiment for key in select_runs(tmp_path / "cremad" / "tuned")} == {"tuned"}  # the only one there
+    with pytest.raises(CremadError, match=r"--experiment speakernorm: no runs of it .*paper, tuned"):
+        select_runs(tmp_path, experiment="speakernorm")
+    with pytest.raises(CremadError, match=r"--seeds: no cremad/paper runs of 7"):
+        select_runs(tmp_path, seeds=[7])
+    write_model(tmp_path, 1, corpus="emodb")
+    with pytest.raises(CremadError, match=r"several corpora \(cremad, emodb\); pick one with --corpus"):
+        select_runs(tmp_path)
+    assert keys(select_runs(tmp_path, corpus="emodb")) == {"emodb/paper/model1/seed0"}
+
+
+def test_an_old_layout_folder_is_named_with_the_command_that_moves_it(tmp_path):
+    root = tmp_path / "runs"
+    write_model(root, 1)  # already in the new layout
+    # Before seeds: the paper's runs sat at <corpus>/model<k>, other experiments' at <corpus>/<experiment>/model<k>.
+    shutil.move(write_model(tmp_path / "old", 2), root / "cremad" / "model2")
+    (root / "cremad" / "tuned").mkdir()
+    shutil.move(write_model(tmp_path / "old", 3, experiment="tuned", seed=4), root / "cremad" / "tuned" / "model3")
+
+    with pytest.raises(CremadError) as error:
+        find_runs(root)
+    lines = str(error.value).splitlines()
+    assert len(lines) == 2  # one line per folder
+    assert f"mkdir -p {root}/cremad/paper/model2 && mv {root}/cremad/model2 {root}/cremad/paper/model2/seed0" in lines[0]
+    with pytest.raises(CremadError, match="old run-folder layout"):
+        runs.refuse_old_layout(root, "cremad", "paper", "model2")  # what `cremad loso` checks first
+    runs.refuse_old_layout(root, "cremad", "paper", "model1")
+
+    for line in lines:  # the printed commands do the move
+        subprocess.run(line.split("move it: ", 1)[1], shell=True, check=True)
+    assert keys(find_runs(root)) == {"cremad/paper/model1/seed0", "cremad/paper/model2/seed0",
+                                     "cremad/tuned/model3/seed4"}
+    assert runs.load_predictions(runs.run_dir(root, "cremad", "tuned", "model3", 4)).folds == ["1001", "1002"]
+
+
+def test_no_runs_is_an_error_that_says_what_was_expected(tmp_path):
+    with pytest.raises(CremadError, match="no such folder"):
+        find_runs(tmp_path / "nowhere")
+    with pytest.raises(CremadError, match=r"<corpus>/<experiment>/<model>/seed<s>"):
+        select_runs(tmp_path)
