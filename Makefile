@@ -8,6 +8,7 @@ DATA ?= data/CREMA-D
 CORPUS ?= cremad
 MODEL ?= 2
 EXP ?= paper
+SEEDS ?=  # e.g. 0,1,2: one run per seed (runs/<corpus>/<exp>/model<k>/seed<s>); empty: the experiment's seed
 RUNS ?= runs
 CACHE ?= cache
 FIGURES ?= figures
@@ -35,13 +36,15 @@ features: install
 
 loso: install
 	$(BIN)/cremad loso --model $(MODEL) --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) \
-		$(if $(SHARD),--shard $(SHARD)) $(if $(FOLDS),--folds $(FOLDS)) $(if $(BACKEND),--backend $(BACKEND))
+		$(if $(SHARD),--shard $(SHARD)) $(if $(FOLDS),--folds $(FOLDS)) $(if $(BACKEND),--backend $(BACKEND)) \
+		$(if $(strip $(SEEDS)),--seeds $(SEEDS))
 
 figures: install
-	$(BIN)/cremad figures --runs $(RUNS)/$(CORPUS) --data $(DATA) --corpus $(CORPUS) $(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)
+	$(BIN)/cremad figures --runs $(RUNS) --corpus $(CORPUS) --experiment $(EXP) --data $(DATA) \
+		$(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)/$(CORPUS)/$(EXP)
 
 perception: install
-	$(BIN)/cremad perception --runs $(RUNS) --meta $(META) --out $(FIGURES)/perception
+	$(BIN)/cremad perception --runs $(RUNS) --experiment $(EXP) --meta $(META) --out $(FIGURES)/cremad/$(EXP)/perception
 
 # Emo-DB (real speech, 10 speakers) with the faithful, tuned and speakernorm recipes (~55 min on 2 cores).
 emodb: install
@@ -64,7 +67,7 @@ demo: install
 bench: install
 	$(BIN)/python bench/bench_features.py --out bench/results/features.json
 	$(BIN)/python bench/bench_models.py --out bench/results/models.json
-	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/emodb --out bench/results/loso.json
+	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/emodb/paper --out bench/results/loso.json
 
 clean-demo:
 	rm -rf $(DEMO)

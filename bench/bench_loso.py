@@ -1,7 +1,7 @@
 """How long the paper's 91-fold LOSO takes: measured epoch time -> projected wall time.
 
     python bench/bench_loso.py                                   # CPU: every model, a small fold, projected
-    python bench/bench_loso.py --epochs-from runs/emodb --out bench/results/loso-cpu.json
+    python bench/bench_loso.py --epochs-from runs/emodb/paper --out bench/results/loso-cpu.json
     KERAS_BACKEND=jax python bench/bench_loso.py --gpu --out bench/results/loso-gpu.json
 
 Each model trains real folds through `cremad.folds.run_fold` (the code `cremad loso` runs) on
@@ -35,6 +35,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]  # run as a script from a plain checkout
+
+from cremad import CremadError  # noqa: E402 (after the path)
+from cremad.corpus import CORPORA  # noqa: E402
 
 CREMAD_ACTORS, CLIPS_PER_ACTOR, CREMAD_FRAMES = 91, 82, 501
 CREMAD_FIT, CREMAD_VALIDATION = 6624, 736  # 81 and 9 training actors x ~82 clips (section II-C)
@@ -99,14 +102,23 @@ def time_fold(model_id: int, features, epochs: int, out_dir: Path) -> dict:
     }
 
 
-def epochs_per_fold(runs: str | None, model_id: int, default: int) -> tuple[float, str]:
-    """Mean epochs trained per finished fold in `runs`/model<k> (refit epochs included), else
-    `default`."""
-    if runs:
-        done = [json.loads(path.read_text()) for path in Path(runs).glob(f"model{model_id}/fold-*/done.json")]
+def epochs_per_fold(runs_root: str | None, model_id: int, default: int) -> tuple[float, str]:
+    """Mean epochs trained per finished fold of model<k>'s runs under `runs_root` (one corpus and
+    experiment, see `cremad.runs.select_runs`; refit epochs included), else `default`."""
+    if runs_root:
+        from cremad import runs
+        from cremad.models import model_name
+
+        try:
+            selected = runs.select_runs(runs_root, models=[model_name(model_id)])
+        except CremadError as error:
+            print(f"  --epochs-from: {error}; using {default}")
+            selected = {}
+        done = [runs.read_json(folder / runs.DONE) for run_dir in selected.values()
+                for folder in runs.fold_dirs(run_dir).values() if (folder / runs.DONE).is_file()]
         epochs = [record.get("epochs_trained", record["epochs"]) for record in done]
         if epochs:
-            return sum(epochs) / len(epochs), f"mean of {len(epochs)} finished folds in {runs}"
+            return sum(epochs) / len(epochs), f"mean of {len(epochs)} finished folds in {runs_root}"
     return float(default), "config max_epochs (upper bound)"
 
 
@@ -196,7 +208,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--data", help="real corpus folder (default: CREMA-D-shaped random features)")
-    parser.add_argument("--corpus", default="cremad", choices=("cremad", "emodb"))
+    parser.add_argument("--corpus", default="cremad", choices=CORPORA)
     parser.add_argument("--cache-dir", default="cache")
     parser.add_argument("--actors", type=int, default=10, help="CPU mode: actors of the small fold (default 10)")
     parser.add_argument("--clips-per-actor", type=int, default=24, help="CPU mode: clips per actor (default 24)")
