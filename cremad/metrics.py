@@ -28,6 +28,7 @@ from cremad import CremadError, runs
 from cremad.config import EMOTION_NAMES, EMOTIONS
 from cremad.models import MODEL_IDS, model_label, model_name, paper_model_id
 from cremad.runs import Predictions, RunKey
+from cremad.stats import aggregate_seeds, row_percent
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,6 @@ def unweighted_accuracy(true: np.ndarray, predicted: np.ndarray) -> float:
 def _number(value: float | None) -> float | None:
     """A JSON-safe number: NaN (an undefined recall or a one-fold std) becomes null."""
     return None if value is None or not np.isfinite(value) else round(float(value), 4)
-
-
-def row_percent(counts: np.ndarray) -> list[list[float] | None]:
-    """Rows of a confusion matrix (rows = true) as % of the row; None for an absent class."""
-    return [[round(100.0 * float(value) / row.sum(), 4) for value in row] if row.sum() else None for row in counts]
 
 
 def compute_summary(predictions: Predictions) -> dict[str, Any]:
@@ -144,8 +140,6 @@ def model_order(name: str) -> tuple:
 def load_results(selected: dict[RunKey, Path]) -> dict[str, ModelResults]:
     """Predictions and summaries of every selected run with a finished fold, per model (paper
     models first); runs without one, and paper models without runs, are logged and left out."""
-    from cremad.stats import aggregate_seeds
-
     by_model: dict[str, dict[int, Predictions]] = {}
     for key, path in selected.items():
         predictions = runs.load_predictions(path)
@@ -228,8 +222,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from cremad.stats import aggregate_seeds
-
     selected = runs.selected_runs(args)
     if len(selected) == 1:
         print(format_summary(summarize(next(iter(selected.values())))))

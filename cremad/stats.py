@@ -28,10 +28,14 @@ import numpy as np
 from scipy.stats import binomtest, wilcoxon
 
 from cremad.config import EMOTIONS
-from cremad.metrics import row_percent
 from cremad.runs import Predictions
 
 AGGREGATED = ("wa", "ua", "macro_f1", "fold_accuracy_mean", "fold_accuracy_std")
+
+
+def row_percent(counts: np.ndarray) -> list[list[float] | None]:
+    """Rows of a confusion matrix (rows = true) as % of the row; None for an absent class."""
+    return [[round(100.0 * float(value) / row.sum(), 4) for value in row] if row.sum() else None for row in counts]
 
 
 def mean_sd(values) -> tuple[float | None, float | None]:

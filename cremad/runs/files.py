@@ -14,10 +14,12 @@ import numpy as np
 from cremad import CremadError
 from cremad.atomic import atomic_path, write_json
 from cremad.config import EMOTIONS
+from cremad.models import model_name
 from cremad.runs.layout import (ATTENTION, CONFUSION, DONE, EXPECTED_FOLD_KEYS, FOLD_CONFIG, HISTORY, HISTORY_REFIT,
                                 MODEL_FILE, PREDICTION_COLUMNS, PREDICTIONS, SCALER, SUMMARY_JSON, fold_dir, fold_dirs,
                                 read_json, read_run)
 from cremad.tables import write_csv
+from cremad.training import history_table
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,6 @@ def write_confusion(folder: Path, labels, predicted) -> np.ndarray:
 
 def write_history(folder: Path, history: dict[str, list[float]], refit: bool = False) -> None:
     """history.csv (history-refit.csv with `refit`): one row per epoch, the Keras logs."""
-    from cremad.training import history_table
-
     write_csv(Path(folder) / (HISTORY_REFIT if refit else HISTORY), *history_table(history))
 
 
@@ -120,8 +120,6 @@ class Predictions:
     @property
     def model(self) -> str:
         """The model name: run.json's, else the folder above seed<s>."""
-        from cremad.models import model_name
-
         if self.run.get("model"):
             return str(self.run["model"])
         if self.run.get("model_id") is not None:

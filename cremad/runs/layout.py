@@ -20,6 +20,8 @@ import numpy as np
 from cremad import CremadError
 from cremad.atomic import write_json
 from cremad.config import EMOTIONS, from_dict
+from cremad.corpus import CORPORA
+from cremad.models import model_name
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +98,6 @@ def old_layout_move(folder: Path) -> str:
     """One line: a folder in the layout before seeds, and the shell command that moves it."""
     run = read_run(folder)
     seed = run.get("config", {}).get("train", {}).get("seed", 0)
-    from cremad.corpus import CORPORA
-
     experiment = run.get("experiment") or ("paper" if folder.parent.name in CORPORA else folder.parent.name)
     seed_dir = f"{SEED_PREFIX}{seed}"
     if folder.parent.name == experiment:  # <corpus>/<experiment>/model<k>: the seed level goes inside
@@ -187,8 +187,6 @@ def select_runs(root: str | Path, corpus: str | None = None, experiment: str | N
 
 def add_selection_arguments(parser, runs_help: str = "runs root or any folder below it (default: runs)") -> None:
     """--runs, --corpus, --experiment, --models and --seeds, for commands that read runs."""
-    from cremad.corpus import CORPORA
-
     parser.add_argument("--runs", default="runs", help=runs_help)
     parser.add_argument("--corpus", choices=CORPORA, default=None, help="corpus (default: the only one there)")
     parser.add_argument("--experiment", default=None,
@@ -199,8 +197,6 @@ def add_selection_arguments(parser, runs_help: str = "runs root or any folder be
 
 def parse_selection(models: str | None, seeds: str | None) -> tuple[list[str] | None, list[int] | None]:
     """--models "1,svm" -> ["model1", "svm"] and --seeds "0,2" -> [0, 2]; None when not given."""
-    from cremad.models import model_name
-
     model_names = seed_list = None
     if models:
         model_names = [model_name(int(item)) if item.strip().isdigit() else item.strip()
