@@ -19,6 +19,7 @@ COMMANDS = {
     "manifest": ("cremad.corpus", "write a corpus's clip list as an editable CSV manifest"),
     "features": ("cremad.features", "extract and cache the paper's MFCCs"),
     "loso": ("cremad.loso", "train a model in leave-one-actor-out folds"),
+    "baseline": ("cremad.baseline", "functionals + SVM in the same leave-one-actor-out folds (a yardstick)"),
     "summarize": ("cremad.metrics", "aggregate saved fold predictions into summary.json"),
     "figures": ("cremad.figures", "Table II, Fig. 2 and confusion matrices from saved runs"),
     "download": ("cremad.download", "download and verify CREMA-D"),

@@ -1,0 +1,203 @@
+"""`cremad baseline`: the classical yardstick, utterance functionals and an SVM, in the models' folds.
+
+    cremad baseline --data DIR [--corpus emodb] [--features mfcc|rich] [--experiment paper]
+
+Each clip becomes one vector of functionals (cremad/functionals.py). Each leave-one-actor-out fold
+(folds.loso_actors, as for the four models) holds one actor out and fits, on the others only,
+
+    GridSearchCV(Pipeline(StandardScaler, SVC(class_weight="balanced")))
+
+choosing the kernel, C and gamma by GroupKFold over the *training* actors (scored by UA), then
+refits the best pipeline inside CalibratedClassifierCV, whose sigmoid calibration is fitted on
+out-of-fold decisions of the same training-actor splits: the probabilities in predictions.csv.
+(SVC(probability=True) did the same Platt scaling internally; scikit-learn 1.9 deprecates it.)
+The held-out actor's clips reach only `predict_proba`, once, at the end. Folds fit in parallel
+(joblib, one process per fold, every inner fit single-threaded); finished folds are skipped on a
+rerun, so an interrupted run loses only the folds in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from cremad.config import EMOTIONS
+
+log = logging.getLogger(__name__)
+
+# The usual SVM grid for standardized functionals: a linear kernel (ComParE-style) at small C, and
+# an RBF kernel at sklearn's "scale" gamma (1 / n_features on standardized data) or a tenth of it.
+PARAM_GRID = (
+    {"svm__kernel": ["linear"], "svm__C": [0.001, 0.01, 0.1, 1.0]},
+    {"svm__kernel": ["rbf"], "svm__C": [1.0, 10.0, 100.0], "svm__gamma": ["scale", 0.001]},
+)
+INNER_SPLITS = 5  # GroupKFold splits over the training actors (fewer when there are fewer actors)
+SCORING = "balanced_accuracy"  # UA, the paper's and the field's headline number
+MODEL_NAMES = {"mfcc": "svm", "rich": "svm-rich"}  # run-folder model name per functional set
+
+
+@dataclasses.dataclass
+class FoldFit:
+    """One fold's fitted baseline: the grid search and the calibrated best pipeline."""
+
+    search: GridSearchCV  # scores of every grid point over the training actors (refit=False)
+    model: CalibratedClassifierCV  # best pipeline refitted on every training clip, with probabilities
+
+
+def build_pipeline() -> Pipeline:
+    """StandardScaler then an SVC weighting classes by their inverse frequency."""
+    return Pipeline([("scale", StandardScaler()), ("svm", SVC(class_weight="balanced"))])
+
+
+def actor_splits(groups: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """GroupKFold (shuffled by `seed`) over the actors in `groups`: no actor on both sides."""
+    n_actors = len(np.unique(groups))
+    if n_actors < 2:
+        raise ValueError(f"the baseline's grid search needs at least 2 training actors, got {n_actors}")
+    splitter = GroupKFold(n_splits=min(INNER_SPLITS, n_actors), shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(groups)), groups=groups))
+
+
+def fit_fold(x_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray, seed: int = 0) -> FoldFit:
+    """Fit the baseline on training clips only: x_train (n, n_functionals), y_train (n,) labels,
+    groups_train (n,) their actors. The grid search and the calibration both split by actor."""
+    groups_train = np.asarray(groups_train).astype(str)
+    splits = actor_splits(groups_train, seed)
+    search = GridSearchCV(build_pipeline(), list(PARAM_GRID), scoring=SCORING, cv=splits, n_jobs=1, refit=False)
+    search.fit(x_train, y_train, groups=groups_train)
+    best = build_pipeline().set_params(**search.best_params_)
+    model = CalibratedClassifierCV(best, method="sigmoid", cv=splits, ensemble=False)
+    model.fit(x_train, y_train)
+    return FoldFit(search, model)
+
+
+def run_fold(values: np.ndarray, labels: np.ndarray, actors: np.ndarray, test_actor: str,
+             seed: int = 0) -> dict[str, Any]:
+    """Hold out `test_actor`: fit on every other actor's clips, predict the held-out ones.
+    values (clips, n_functionals), labels and actors (clips,). Returns the test indices, their
+    probabilities (n_test, len(EMOTIONS)) and the fit's record (best parameters, inner UA)."""
+    started = time.time()
+    actors = np.asarray(actors).astype(str)
+    # The SVM needs no validation actors (nothing stops early): every other actor trains, and the
+    # grid search makes its own actor splits among them. The test actor's clips are only predicted.
+    test_index, train_index = np.flatnonzero(actors == test_actor), np.flatnonzero(actors != test_actor)
+    if not len(test_index):
+        raise ValueError(f"test actor {test_actor!r} has no clips")
+    fit = fit_fold(values[train_index], labels[train_index], actors[train_index], seed)
+    probabilities = np.zeros((len(test_index), len(EMOTIONS)))  # a class absent from training gets 0
+    probabilities[:, fit.model.classes_] = fit.model.predict_proba(values[test_index])
+    return {
+        "test_actor": test_actor,
+        "test_index": test_index,
+        "probabilities": probabilities,
+        "best_params": fit.search.best_params_,
+        "inner_ua": 100.0 * float(fit.search.best_score_),
+        "n_train": int(len(train_index)),
+        "train_actors": sorted(set(actors[train_index])),
+        "inner_splits": len(fit.search.cv),
+        "seconds": time.time() - started,
+    }
+
+
+def fold_results(values: np.ndarray, labels: np.ndarray, actors: np.ndarray, test_actors: list[str],
+                 seed: int = 0, jobs: int = -1):
+    """Yield `run_fold`'s record for each of `test_actors` as its fold finishes, the folds running
+    in parallel over `jobs` processes (-1: every core), each single-threaded."""
+    from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # libsvm is single-threaded; BLAS threads would only contend
+        yield from Parallel(n_jobs=jobs, return_as="generator_unordered")(
+            delayed(run_fold)(values, labels, actors, actor, seed) for actor in test_actors)
+
+
+def fold_config(result: dict[str, Any], kind: str, names: list[str], seed: int) -> dict[str, Any]:
+    """config.json of a baseline fold: who trained, what was searched, what won."""
+    import sklearn
+
+    return {"test_actor": result["test_actor"], "train_actors": result["train_actors"], "n_train": result["n_train"],
+            "n_test": len(result["test_index"]), "features": kind, "n_functionals": len(names), "functionals": names,
+            "pipeline": "StandardScaler -> SVC(class_weight=balanced), sigmoid-calibrated (CalibratedClassifierCV)",
+            "param_grid": list(PARAM_GRID), "scoring": SCORING, "inner_splits": result["inner_splits"],
+            "seed": seed, "best_params": result["best_params"], "inner_ua": round(result["inner_ua"], 4),
+            "scikit-learn": sklearn.__version__}
+
+
+def add_arguments(parser) -> None:
+    from cremad.corpus import CORPORA
+    from cremad.functionals import FEATURE_KINDS
+
+    parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/)")
+    parser.add_argument("--corpus", choices=CORPORA, default="cremad")
+    parser.add_argument("--features", choices=FEATURE_KINDS, default="mfcc",
+                        help="mfcc: functionals of the 13 MFCCs; rich: plus spectral shape, ZCR, RMS and pitch")
+    parser.add_argument("--experiment", default="paper",
+                        help="experiments/NAME.toml: its feature settings, and the run folder beside its models")
+    parser.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
+    parser.add_argument("--cache-dir", default="cache", help="feature cache (default: cache)")
+    parser.add_argument("--seed", type=int, help="override train.seed (the grid search's actor shuffle)")
+    parser.add_argument("--force", action="store_true", help="refit folds that are already done")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def resolve_config(experiment: str, seed: int | None):
+    """The experiment's config (its feature settings and seed), with `seed` overriding train.seed."""
+    from cremad.config import load_experiment, replace
+
+    config = load_experiment(experiment)
+    return replace(config, {"train": {"seed": seed}}) if seed is not None else config
+
+
+def run(args) -> int:
+    from cremad.features import load_features
+    from cremad.folds import DONE, clear_fold, loso_actors, normalize_speakers, write_confusion, write_json, \
+        write_predictions
+    from cremad.functionals import load_functionals
+    from cremad.loso import format_duration, prepare_run_dir, run_record
+
+    started = time.time()
+    config = resolve_config(args.experiment, args.seed)
+    seed = config.train.seed
+    features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir)
+    values, names = load_functionals(features, args.features, args.cache_dir)
+    if config.train.speaker_normalization:  # as the experiment's models do (folds.normalize_speakers)
+        values = normalize_speakers(values, features.actors)
+    model = MODEL_NAMES[args.features]
+    from pathlib import Path
+    run_dir = Path(args.runs) / args.corpus / config.name / model / f"seed{seed}"
+    prepare_run_dir(run_dir, {**run_record(config, 0, args.corpus, args.data, features), "model": model}, args.force)
+    all_actors = loso_actors(features.actors)
+    todo = [actor for actor in all_actors if args.force or not (run_dir / f"fold-{actor}" / DONE).is_file()]
+    log.info("%s (%d %s functionals), experiment %s, seed %d: %d clips, %d of %d folds to fit -> %s", model,
+             len(names), args.features, config.name, seed, len(values), len(todo), len(all_actors), run_dir)
+    clip_ids = np.asarray(features.clip_ids)
+    for count, result in enumerate(fold_results(values, features.labels, features.actors, todo, seed), start=1):
+        folder = run_dir / f"fold-{result['test_actor']}"
+        folder.mkdir(parents=True, exist_ok=True)
+        clear_fold(folder)
+        index = result["test_index"]
+        labels = features.labels[index]
+        write_predictions(folder / "predictions.csv", clip_ids[index], features.actors[index], labels,
+                          result["probabilities"])
+        write_confusion(folder / "confusion.csv", labels, result["probabilities"].argmax(axis=1))
+        write_json(folder / "config.json", fold_config(result, args.features, names, seed))
+        accuracy = float(np.mean(result["probabilities"].argmax(axis=1) == labels))
+        write_json(folder / DONE, {"actor": result["test_actor"], "accuracy": accuracy, "n_test": len(index),
+                                   "seconds": result["seconds"]})
+        log.info("fold %d/%d actor %s: acc %.3f (%d clips), %s, inner UA %.1f%%, %.1f s", count, len(todo),
+                 result["test_actor"], accuracy, len(index), result["best_params"], result["inner_ua"],
+                 result["seconds"])
+    log.info("baseline: %d fold(s) fitted in %s", len(todo), format_duration(time.time() - started))
+    from cremad.metrics import format_summary, summarize
+
+    print(format_summary(summarize(run_dir)))
+    return 0

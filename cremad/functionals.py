@@ -1,0 +1,194 @@
+"""Utterance-level functionals for the classical baseline: statistics over each clip's own frames.
+
+The baseline (cremad/baseline.py) describes a clip by a fixed-length vector, the way openSMILE and
+nkululeko do: frame-level descriptors (low-level descriptors, LLDs) summarized over time by
+
+    mean, std, min, max, range, 25/50/75 % quantiles, slope (least squares, per second),
+    and the mean and std of the descriptor's deltas (librosa.feature.delta)
+
+`--features mfcc` uses the paper's 13 MFCCs from the feature cache, restricted to the clip's own
+frames by `FeatureSet.speech_mask()`: the padding never enters a statistic, so a clip gives the
+same vector whatever length the corpus pads it to. `--features rich` adds librosa's spectral
+centroid, bandwidth, flatness and roll-off, the zero-crossing rate, the RMS level (dB) and the
+pitch (librosa.yin, in semitones) computed from the clip's own samples. The matrix is cached next
+to the MFCCs, keyed by the MFCC cache key and everything else that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cremad import CremadError
+from cremad.atomic import atomic_path
+from cremad.config import FeatureConfig
+
+log = logging.getLogger(__name__)
+
+# Bump when the functionals change in a way that changes their values.
+FUNCTIONALS_CODE_VERSION = 1
+FEATURE_KINDS = ("mfcc", "rich")
+STATISTICS = ("mean", "std", "min", "max", "range", "q25", "median", "q75", "slope", "delta_mean", "delta_std")
+RICH_DESCRIPTORS = ("centroid", "bandwidth", "flatness", "rolloff", "zcr", "rms_db", "pitch_st")
+DELTA_WIDTH = 9  # librosa's default regression window (4 frames each side, 40 ms)
+# yin's search range covers adult speech from a low male voice to shouted female speech.
+PITCH_FMIN, PITCH_FMAX = 60.0, 600.0
+PITCH_FRAME = 1024  # 64 ms at 16 kHz: two periods of the lowest pitch fit in a frame
+PITCH_REFERENCE_HZ = 27.5  # semitone reference, as in eGeMAPS (A0)
+# yin reports a period for every frame, also in pauses and noise; pitch statistics use only frames
+# within this many dB of the clip's loudest frame whose pitch is not pinned to a search bound (yin
+# clips to the bound when no period lies in range): a plain gate instead of pyin's slow voicing.
+VOICED_WITHIN_DB = 30.0
+BOUND_MARGIN = 1.02  # a pitch within 2 % of PITCH_FMIN or PITCH_FMAX counts as pinned
+SILENCE_DB = -100.0  # RMS floor in dB, as features.log_floor_db floors the log-mel power
+
+
+def statistic_names(descriptors: list[str] | tuple[str, ...]) -> list[str]:
+    """Column names of `functionals`: '<descriptor>_<statistic>', descriptor by descriptor."""
+    return [f"{descriptor}_{statistic}" for descriptor in descriptors for statistic in STATISTICS]
+
+
+def functionals(frames: np.ndarray, frame_seconds: float) -> np.ndarray:
+    """STATISTICS of every column of `frames` (n_frames, n_descriptors), one clip's own frames.
+
+    The slope is the least-squares line over time in units per second (frames `frame_seconds`
+    apart). Deltas use a window of DELTA_WIDTH frames, narrowed for clips shorter than that; a
+    clip of one or two frames has slope and deltas 0. Returns float64 (n_descriptors * 11,),
+    statistic by statistic within each descriptor (see `statistic_names`)."""
+    import librosa
+
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2 or frames.shape[0] == 0:
+        raise ValueError(f"functionals need (n_frames >= 1, n_descriptors) frames, got shape {frames.shape}")
+    n_frames = frames.shape[0]
+    q25, median, q75 = np.percentile(frames, [25, 50, 75], axis=0)  # (n_descriptors,) each
+    low, high = frames.min(axis=0), frames.max(axis=0)
+    times = (np.arange(n_frames) - (n_frames - 1) / 2) * frame_seconds  # (n_frames,), centred
+    spread = float(np.sum(times**2))
+    slope = times @ (frames - frames.mean(axis=0)) / spread if spread > 0 else np.zeros(frames.shape[1])
+    width = min(DELTA_WIDTH, n_frames if n_frames % 2 else n_frames - 1)  # odd, at most the clip
+    if width >= 3:
+        deltas = librosa.feature.delta(frames, width=width, axis=0)  # (n_frames, n_descriptors)
+    else:
+        deltas = np.zeros_like(frames)
+    table = np.stack([frames.mean(axis=0), frames.std(axis=0), low, high, high - low, q25, median, q75, slope,
+                      deltas.mean(axis=0), deltas.std(axis=0)], axis=1)  # (n_descriptors, 11)
+    return table.reshape(-1)
+
+
+def mfcc_functionals(features) -> tuple[np.ndarray, list[str]]:
+    """Functionals of every clip's own MFCC frames (FeatureSet.speech_mask), padding left out.
+    Returns ((clips, 13 * 11) float64, column names)."""
+    mask = features.speech_mask()  # (clips, frames)
+    frame_seconds = features.config.hop_length / features.config.sample_rate
+    rows = [functionals(clip_features[own], frame_seconds) for clip_features, own in zip(features.features, mask)]
+    names = statistic_names([f"mfcc{index}" for index in range(features.features.shape[2])])
+    return np.stack(rows), names
+
+
+def rich_descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """RICH_DESCRIPTORS per frame of `signal` (the clip's own samples, no padding), framed like
+    the MFCCs (config's window, hop and centring). Returns (n_frames, 7) float64; the pitch column
+    holds semitones re PITCH_REFERENCE_HZ, NaN on unvoiced frames (see VOICED_WITHIN_DB); when no
+    frame passes, the frames of the energy gate alone keep their pitch."""
+    import librosa
+
+    frame = dict(n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.win_length, center=config.center)
+    rate = config.sample_rate
+    magnitude = np.abs(librosa.stft(signal, window="hann", pad_mode="constant", **frame))  # (bins, n_frames)
+    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=rate, n_fft=config.n_fft)[0]
+    bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=rate, n_fft=config.n_fft)[0]
+    flatness = librosa.feature.spectral_flatness(S=magnitude)[0]
+    rolloff = librosa.feature.spectral_rolloff(S=magnitude, sr=rate, n_fft=config.n_fft)[0]
+    zcr = librosa.feature.zero_crossing_rate(signal, frame_length=config.win_length, hop_length=config.hop_length,
+                                             center=config.center)[0]
+    rms = librosa.feature.rms(S=magnitude, frame_length=config.n_fft, hop_length=config.hop_length)[0]
+    rms_db = 20 * np.log10(np.maximum(rms, 10 ** (SILENCE_DB / 20)))
+    f0 = librosa.yin(signal, fmin=PITCH_FMIN, fmax=PITCH_FMAX, sr=rate, frame_length=PITCH_FRAME,
+                     hop_length=config.hop_length, center=config.center)
+    n_frames = min(len(centroid), len(zcr), len(f0))  # all share the hop; guard against off-by-one
+    f0, loud = f0[:n_frames], rms_db[:n_frames] >= rms_db.max() - VOICED_WITHIN_DB
+    voiced = loud & (f0 > PITCH_FMIN * BOUND_MARGIN) & (f0 < PITCH_FMAX / BOUND_MARGIN)
+    pitch = 12 * np.log2(f0 / PITCH_REFERENCE_HZ)
+    pitch[~(voiced if voiced.any() else loud)] = np.nan
+    columns = (centroid, bandwidth, flatness, rolloff, zcr, rms_db)
+    return np.column_stack([column[:n_frames] for column in columns] + [pitch])  # (n_frames, 7)
+
+
+def _rich_clip(path: str, length: int, config: FeatureConfig) -> np.ndarray:
+    """Worker: functionals of RICH_DESCRIPTORS of one clip, cropped to `length` samples as the
+    MFCCs were. Pitch statistics use the gated frames only."""
+    from cremad.features import load_audio
+
+    signal = load_audio(path, config.sample_rate)[:length]
+    descriptors = rich_descriptors(signal, config)  # (n_frames, 7)
+    frame_seconds = config.hop_length / config.sample_rate
+    spectral = functionals(descriptors[:, :-1], frame_seconds)
+    pitch = descriptors[:, -1]
+    voiced = pitch[np.isfinite(pitch)]  # never empty: the loudest frame passes the energy gate
+    return np.concatenate([spectral, functionals(voiced[:, None], frame_seconds)])
+
+
+def rich_functionals(features, jobs: int = -1) -> tuple[np.ndarray, list[str]]:
+    """Functionals of RICH_DESCRIPTORS for every clip of `features` (a FeatureSet), from the
+    audio (each clip's own samples, FeatureSet.lengths), in parallel over `jobs` processes.
+    Returns ((clips, 7 * 11) float64, column names)."""
+    from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_limits
+
+    if features.lengths is None:
+        raise CremadError("this feature set has no clip lengths (made by an older cremad); re-extract it")
+    with threadpool_limits(limits=1):  # per-clip FFTs are tiny; threads only contend
+        rows = Parallel(n_jobs=jobs, batch_size=16)(
+            delayed(_rich_clip)(clip.path, int(length), features.config)
+            for clip, length in zip(features.clips, features.lengths))
+    return np.stack(rows), statistic_names(RICH_DESCRIPTORS)
+
+
+def functionals_key(features, kind: str) -> str:
+    """Hash of what makes the functionals: the MFCC cache key (clips, files, feature settings,
+    librosa), the kind, this module's version and the descriptor settings."""
+    payload = {
+        "features": features.cache_key, "kind": kind, "code": FUNCTIONALS_CODE_VERSION, "statistics": STATISTICS,
+        "delta_width": DELTA_WIDTH, "pitch": [PITCH_FMIN, PITCH_FMAX, PITCH_FRAME, PITCH_REFERENCE_HZ, VOICED_WITHIN_DB, BOUND_MARGIN],
+        "descriptors": RICH_DESCRIPTORS if kind == "rich" else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def load_functionals(features, kind: str = "mfcc", cache_dir: str | Path = "cache",
+                     jobs: int = -1) -> tuple[np.ndarray, list[str]]:
+    """The (clips, columns) functionals of `features` (a FeatureSet) for `kind` ("mfcc": the 13
+    MFCCs; "rich": those and RICH_DESCRIPTORS) and their names, rows in the FeatureSet's clip
+    order. Read from `cache_dir` when made before by the same inputs, else computed and cached."""
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"--features must be one of {', '.join(FEATURE_KINDS)}, got {kind!r}")
+    if not features.cache_key:
+        raise CremadError("functionals need a cached feature set (load_features), whose key names what made it")
+    path = Path(cache_dir) / f"functionals-{kind}-{functionals_key(features, kind)}.npz"
+    clip_ids = np.asarray(features.clip_ids).astype(str)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            if np.array_equal(data["clips"], clip_ids):
+                log.info("functionals: cache hit %s", path)
+                return data["values"], [str(name) for name in data["names"]]
+        log.warning("functionals: %s lists other clips than the features; recomputing", path)
+    started = time.perf_counter()
+    values, names = mfcc_functionals(features)
+    if kind == "rich":
+        rich, rich_names = rich_functionals(features, jobs)
+        values, names = np.concatenate([values, rich], axis=1), names + rich_names
+    if not np.all(np.isfinite(values)):
+        bad = clip_ids[~np.all(np.isfinite(values), axis=1)]
+        raise CremadError(f"functionals: non-finite values for clip(s) {', '.join(bad[:5])}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        np.savez(temporary, values=values, names=np.array(names), clips=clip_ids)
+    log.info("functionals: %d clips x %d %s functionals in %.1f s -> %s",
+             len(values), values.shape[1], kind, time.perf_counter() - started, path)
+    return values, names
