@@ -17,8 +17,9 @@ DEMO ?= demo
 META ?= $(DATA)
 EMODB ?= ../shared/emodb
 DEMO_EPOCHS ?= 15
+FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
 
-.PHONY: install demo test features loso figures perception data emodb bench clean-demo
+.PHONY: install demo test features loso baseline figures perception data emodb bench clean-demo
 
 $(BIN)/cremad: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,11 @@ loso: install
 	$(BIN)/cremad loso --model $(MODEL) --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) \
 		$(if $(SHARD),--shard $(SHARD)) $(if $(FOLDS),--folds $(FOLDS)) $(if $(BACKEND),--backend $(BACKEND)) \
 		$(if $(strip $(SEEDS)),--seeds $(SEEDS))
+
+# The classical yardstick in the same folds: functionals + SVM (about a minute on Emo-DB).
+baseline: install
+	$(BIN)/cremad baseline --data $(DATA) --corpus $(CORPUS) --features $(strip $(FEATURES)) --experiment $(EXP) \
+		--runs $(RUNS) --cache-dir $(CACHE)
 
 figures: install
 	$(BIN)/cremad figures --runs $(RUNS) --corpus $(CORPUS) --experiment $(EXP) --data $(DATA) \

@@ -192,3 +192,47 @@ def test_parallel_folds_match_serial_ones():
     assert set(serial) == set(parallel) == set(ACTORS)
     for actor in ACTORS:
         np.testing.assert_allclose(serial[actor]["probabilities"], parallel[actor]["probabilities"], atol=1e-9)
+
+
+# --- the command: run folders like a model's --------------------------------------------------
+
+
+def test_baseline_command_writes_model_like_folds_and_resumes(tiny_corpus, tmp_path, capsys):
+    from cremad.metrics import load_predictions, summarize
+
+    command = ["baseline", "--data", str(tiny_corpus), "--runs", str(tmp_path / "runs"),
+               "--cache-dir", str(tmp_path / "cache")]
+    assert main(command) == 0
+    run_dir = tmp_path / "runs" / "cremad" / "paper" / "svm" / "seed0"
+    predictions = load_predictions(run_dir)
+    assert predictions.folds == ["1001", "1002", "1003"] and not predictions.unfinished
+    assert len(predictions.clip_ids) == 3 * 82
+    np.testing.assert_allclose(predictions.probabilities.sum(axis=1), 1.0, atol=1e-4)
+    for actor in predictions.folds:  # each fold tested only its own actor
+        assert set(predictions.clip_ids[predictions.actors == actor].astype("U4")) == {actor}
+    summary = summarize(run_dir)
+    assert summary["n_folds"] == 3 and summary["ua"] > 100 / 6  # the synthetic emotions are learnable
+    assert "UA" in capsys.readouterr().out
+
+    done = {path: path.stat().st_mtime_ns for path in run_dir.glob("fold-*/done.json")}
+    assert main(command) == 0  # a rerun skips finished folds
+    assert {path: path.stat().st_mtime_ns for path in run_dir.glob("fold-*/done.json")} == done
+
+
+def test_baseline_command_errors_name_the_argument(tmp_path, capsys):
+    assert main(["baseline", "--data", str(tmp_path / "missing"), "--runs", str(tmp_path)]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert main(["baseline", "--data", str(tmp_path), "--experiment", "nosuch"]) == 2
+    assert "nosuch" in capsys.readouterr().err
+
+
+def test_emodb_scores_well_above_chance(emodb_dir, tmp_path):
+    """Full LOSO on Emo-DB's 10 speakers, 6 classes (chance: UA 16.7 %)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    features = load_features(emodb_dir, corpus="emodb", cache_dir=tmp_path, progress=False)
+    values, _ = load_functionals(features, "mfcc", tmp_path)
+    predicted = np.empty(len(values), dtype=int)
+    for result in baseline.fold_results(values, features.labels, features.actors, sorted(set(features.actors))):
+        predicted[result["test_index"]] = result["probabilities"].argmax(axis=1)
+    assert 100 * balanced_accuracy_score(features.labels, predicted) > 55
