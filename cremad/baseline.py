@@ -125,7 +125,7 @@ def fold_config(result: dict[str, Any], kind: str, names: list[str], seed: int) 
     import sklearn
 
     return {"test_actor": result["test_actor"], "train_actors": result["train_actors"], "n_train": result["n_train"],
-            "n_test": len(result["test_index"]), "features": kind, "n_functionals": len(names), "functionals": names,
+            "n_test": len(result["test_index"]), "features": kind, "n_functionals": len(names),
             "pipeline": "StandardScaler -> SVC(class_weight=balanced), sigmoid-calibrated (CalibratedClassifierCV)",
             "param_grid": list(PARAM_GRID), "scoring": SCORING, "inner_splits": result["inner_splits"],
             "seed": seed, "best_params": result["best_params"], "inner_ua": round(result["inner_ua"], 4),
