@@ -133,11 +133,11 @@ def fold_config(result: dict[str, Any], kind: str, names: list[str], seed: int) 
 
 
 def add_arguments(parser) -> None:
-    from cremad.corpus import CORPORA
+    from cremad.corpus import CORPORA, CORPUS_HELP
     from cremad.functionals import FEATURE_KINDS
 
-    parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/)")
-    parser.add_argument("--corpus", choices=CORPORA, default="cremad")
+    parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/), or a manifest CSV")
+    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     parser.add_argument("--features", choices=FEATURE_KINDS, default="mfcc",
                         help="mfcc: functionals of the 13 MFCCs; rich: plus spectral shape, ZCR, RMS and pitch")
     parser.add_argument("--experiment", default="paper",
