@@ -52,10 +52,13 @@ figures: install
 perception: install
 	$(BIN)/cremad perception --runs $(RUNS) --experiment $(EXP) --meta $(META) --out $(FIGURES)/cremad/$(EXP)/perception
 
-# Emo-DB (real speech, 10 speakers) with the faithful, tuned and speakernorm recipes (~55 min on 2 cores).
+# Emo-DB (real speech, 10 speakers) with the faithful, tuned and speakernorm recipes (~55 min on 2 cores),
+# each beside the baseline's two functional sets.
 emodb: install
 	for exp in paper tuned speakernorm; do for model in 1 2 3 4; do \
 		$(BIN)/cremad loso --model $$model --data $(EMODB) --corpus emodb --experiment $$exp --runs $(RUNS) --cache-dir $(CACHE) --no-save-models || exit 1; \
+	done; for features in mfcc rich; do \
+		$(BIN)/cremad baseline --data $(EMODB) --corpus emodb --features $$features --experiment $$exp --runs $(RUNS) --cache-dir $(CACHE) || exit 1; \
 	done; done
 
 data: install

@@ -30,6 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from cremad import CremadError
 from cremad.config import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -120,16 +121,16 @@ def fold_results(values: np.ndarray, labels: np.ndarray, actors: np.ndarray, tes
             delayed(run_fold)(values, labels, actors, actor, seed) for actor in test_actors)
 
 
-def fold_config(result: dict[str, Any], kind: str, names: list[str], seed: int) -> dict[str, Any]:
-    """config.json of a baseline fold: who trained, what was searched, what won."""
-    import sklearn
+def fold_config(result: dict[str, Any], kind: str, seed: int) -> dict[str, Any]:
+    """config.json of a baseline fold: who trained, and what the grid search chose (the grid is
+    in run.json's "baseline" field)."""
+    from cremad import runs
 
     return {"test_actor": result["test_actor"], "train_actors": result["train_actors"], "n_train": result["n_train"],
-            "n_test": len(result["test_index"]), "features": kind, "n_functionals": len(names),
+            "n_test": len(result["test_index"]), "features": kind, "seed": seed,
             "pipeline": "StandardScaler -> SVC(class_weight=balanced), sigmoid-calibrated (CalibratedClassifierCV)",
-            "param_grid": list(PARAM_GRID), "scoring": SCORING, "inner_splits": result["inner_splits"],
-            "seed": seed, "best_params": result["best_params"], "inner_ua": round(result["inner_ua"], 4),
-            "scikit-learn": sklearn.__version__}
+            "inner_splits": result["inner_splits"], "best_params": result["best_params"],
+            "inner_ua": round(result["inner_ua"], 4), "versions": runs.library_versions()}
 
 
 def add_arguments(parser) -> None:
@@ -157,47 +158,53 @@ def resolve_config(experiment: str, seed: int | None):
     return replace(config, {"train": {"seed": seed}}) if seed is not None else config
 
 
+def baseline_record(kind: str, names: list[str]) -> dict[str, Any]:
+    """What defines a baseline run beyond the experiment's config: run.json's "baseline" field."""
+    from cremad.functionals import FUNCTIONALS_CODE_VERSION
+
+    return {"features": kind, "n_functionals": len(names), "functionals_code": FUNCTIONALS_CODE_VERSION,
+            "param_grid": list(PARAM_GRID), "scoring": SCORING, "inner_splits": INNER_SPLITS}
+
+
 def run(args) -> int:
+    from cremad import runs
     from cremad.features import load_features
-    from cremad.folds import DONE, clear_fold, loso_actors, normalize_speakers, write_confusion, write_json, \
-        write_predictions
+    from cremad.folds import loso_actors, normalize_speakers
     from cremad.functionals import load_functionals
-    from cremad.loso import format_duration, prepare_run_dir, run_record
+    from cremad.loso import format_duration
+    from cremad.metrics import format_summary, summarize
 
     started = time.time()
     config = resolve_config(args.experiment, args.seed)
-    seed = config.train.seed
+    seed, model = config.train.seed, MODEL_NAMES[args.features]
+    runs.refuse_old_layout(args.runs, args.corpus, config.name, model)
     features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir)
     values, names = load_functionals(features, args.features, args.cache_dir)
     if config.train.speaker_normalization:  # as the experiment's models do (folds.normalize_speakers)
         values = normalize_speakers(values, features.actors)
-    model = MODEL_NAMES[args.features]
-    from pathlib import Path
-    run_dir = Path(args.runs) / args.corpus / config.name / model / f"seed{seed}"
-    prepare_run_dir(run_dir, {**run_record(config, 0, args.corpus, args.data, features), "model": model}, args.force)
+
+    run_dir = runs.run_dir(args.runs, args.corpus, config.name, model, seed)
+    record = runs.run_record(config, model, args.corpus, args.data, features,
+                             baseline=baseline_record(args.features, names))
+    previous = runs.read_run(run_dir).get("baseline")
+    if previous and previous != record["baseline"] and not args.force:  # settings outside the config
+        raise CremadError(f"{run_dir} holds a baseline run with other settings ({previous}); its folds would mix "
+                          "with this one. Use --force to refit there, or another --runs")
+    runs.prepare_run(run_dir, record, args.force)
     all_actors = loso_actors(features.actors)
-    todo = [actor for actor in all_actors if args.force or not (run_dir / f"fold-{actor}" / DONE).is_file()]
+    todo = runs.pending_folds(run_dir, all_actors, args.force)
     log.info("%s (%d %s functionals), experiment %s, seed %d: %d clips, %d of %d folds to fit -> %s", model,
              len(names), args.features, config.name, seed, len(values), len(todo), len(all_actors), run_dir)
     clip_ids = np.asarray(features.clip_ids)
     for count, result in enumerate(fold_results(values, features.labels, features.actors, todo, seed), start=1):
-        folder = run_dir / f"fold-{result['test_actor']}"
-        folder.mkdir(parents=True, exist_ok=True)
-        clear_fold(folder)
         index = result["test_index"]
-        labels = features.labels[index]
-        write_predictions(folder / "predictions.csv", clip_ids[index], features.actors[index], labels,
-                          result["probabilities"])
-        write_confusion(folder / "confusion.csv", labels, result["probabilities"].argmax(axis=1))
-        write_json(folder / "config.json", fold_config(result, args.features, names, seed))
-        accuracy = float(np.mean(result["probabilities"].argmax(axis=1) == labels))
-        write_json(folder / DONE, {"actor": result["test_actor"], "accuracy": accuracy, "n_test": len(index),
-                                   "seconds": result["seconds"]})
+        folder = runs.start_fold(runs.fold_dir(run_dir, result["test_actor"]))
+        done = runs.finish_fold(folder, clip_ids[index], features.actors[index], features.labels[index],
+                                result["probabilities"], fold_config(result, args.features, seed),
+                                seconds=round(result["seconds"], 1))
         log.info("fold %d/%d actor %s: acc %.3f (%d clips), %s, inner UA %.1f%%, %.1f s", count, len(todo),
-                 result["test_actor"], accuracy, len(index), result["best_params"], result["inner_ua"],
+                 done["actor"], done["accuracy"], done["n_test"], result["best_params"], result["inner_ua"],
                  result["seconds"])
     log.info("baseline: %d fold(s) fitted in %s", len(todo), format_duration(time.time() - started))
-    from cremad.metrics import format_summary, summarize
-
     print(format_summary(summarize(run_dir)))
     return 0

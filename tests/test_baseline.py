@@ -9,6 +9,7 @@ import pytest
 import soundfile
 
 from cremad import CremadError, baseline
+from cremad.atomic import write_json
 from cremad.cli import main
 from cremad.config import EMOTIONS, FeatureConfig
 from cremad.corpus import Clip
@@ -197,26 +198,67 @@ def test_parallel_folds_match_serial_ones():
 # --- the command: run folders like a model's --------------------------------------------------
 
 
-def test_baseline_command_writes_model_like_folds_and_resumes(tiny_corpus, tmp_path, capsys):
-    from cremad.metrics import load_predictions, summarize
-
-    command = ["baseline", "--data", str(tiny_corpus), "--runs", str(tmp_path / "runs"),
-               "--cache-dir", str(tmp_path / "cache")]
+@pytest.fixture(scope="module")
+def baseline_run(tiny_corpus, tmp_path_factory):
+    """`cremad baseline` on the tiny synthetic corpus (3 actors); returns (command, runs root)."""
+    root = tmp_path_factory.mktemp("baseline")
+    command = ["baseline", "--data", str(tiny_corpus), "--runs", str(root / "runs"), "--cache-dir", str(root / "cache")]
     assert main(command) == 0
-    run_dir = tmp_path / "runs" / "cremad" / "paper" / "svm" / "seed0"
-    predictions = load_predictions(run_dir)
-    assert predictions.folds == ["1001", "1002", "1003"] and not predictions.unfinished
+    return command, root / "runs"
+
+
+def test_baseline_command_writes_model_like_folds_and_resumes(baseline_run, capsys):
+    from cremad import runs
+
+    command, root = baseline_run
+    run_dir = runs.run_dir(root, "cremad", "paper", "svm", 0)
+    predictions = runs.load_predictions(run_dir)
+    assert predictions.folds == ["1001", "1002", "1003"] and not predictions.unfinished and not predictions.missing
+    assert predictions.model == "svm" and predictions.run["baseline"]["features"] == "mfcc"
     assert len(predictions.clip_ids) == 3 * 82
     np.testing.assert_allclose(predictions.probabilities.sum(axis=1), 1.0, atol=1e-4)
-    for actor in predictions.folds:  # each fold tested only its own actor
-        assert set(predictions.clip_ids[predictions.actors == actor].astype("U4")) == {actor}
-    summary = summarize(run_dir)
+    for actor in predictions.folds:  # each fold tested its own actor's clips only
+        assert {clip[:4] for clip in predictions.clip_ids[predictions.actors == actor]} == {actor}
+    summary = runs.read_json(run_dir / runs.SUMMARY_JSON)
     assert summary["n_folds"] == 3 and summary["ua"] > 100 / 6  # the synthetic emotions are learnable
-    assert "UA" in capsys.readouterr().out
 
-    done = {path: path.stat().st_mtime_ns for path in run_dir.glob("fold-*/done.json")}
+    done = {path: path.stat().st_mtime_ns for path in run_dir.glob(f"*/{runs.DONE}")}
+    assert len(done) == 3
     assert main(command) == 0  # a rerun skips finished folds
-    assert {path: path.stat().st_mtime_ns for path in run_dir.glob("fold-*/done.json")} == done
+    assert {path: path.stat().st_mtime_ns for path in run_dir.glob(f"*/{runs.DONE}")} == done
+
+    record = runs.read_run(run_dir)  # a run folder made with other baseline settings is refused
+    write_json(run_dir / runs.RUN_JSON, {**record, "baseline": {**record["baseline"], "inner_splits": 3}})
+    capsys.readouterr()
+    assert main(command) == 2
+    assert "other settings" in capsys.readouterr().err
+    write_json(run_dir / runs.RUN_JSON, record)
+
+
+def test_summarize_figures_and_perception_treat_the_baseline_as_a_model(baseline_run, tmp_path, capsys):
+    from results_fixtures import write_runs
+    from test_perception import write_meta
+
+    _, root = baseline_run
+    write_runs(root)  # hand-made runs of models 1-4 beside it (actors 1001, 1002)
+    assert main(["summarize", "--runs", str(root)]) == 0
+    assert "svm, seed 0" in capsys.readouterr().out
+    out = tmp_path / "figures"
+    assert main(["figures", "--runs", str(root), "--out", str(out)]) == 0
+    full = (out / "table_full.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in full[1:]] == ["model1", "model2", "model3", "model4", "svm"]
+    tests = [line.split(",") for line in (out / "significance.csv").read_text().splitlines()[1:]]
+    against_svm = [row for row in tests if row[1] == "svm"]
+    assert [row[0] for row in against_svm] == ["model1", "model2", "model3", "model4"]
+    assert all(int(row[2]) == 2 for row in against_svm)  # Wilcoxon pairs the two shared folds
+    assert (out / "fig3_confusion_svm.png").stat().st_size > 10_000
+    assert "svm" not in (out / "table2.csv").read_text()  # Table II compares the paper's models
+    meta = write_meta(tmp_path / "meta")  # votes on four DFA clips of actors 1001 and 1002
+    capsys.readouterr()
+    assert main(["perception", "--runs", str(root), "--meta", str(meta), "--out", str(tmp_path / "people")]) == 0
+    models_table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| cremad/")]
+    assert [line.split("|")[1].strip() for line in models_table[:5]] == [
+        "cremad/model1", "cremad/model2", "cremad/model3", "cremad/model4", "cremad/svm"]
 
 
 def test_baseline_command_errors_name_the_argument(tmp_path, capsys):
