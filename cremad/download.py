@@ -1,48 +1,42 @@
-"""Download CREMA-D from its GitHub repository (or a mirror), checked byte for byte.
+"""Download CREMA-D from its GitHub repository, or from the maintainers' GitLab mirror when
+GitHub's LFS budget is spent; every file checked against the official Git LFS pointers.
 
-The repository CheyneyComputerScience/CREMA-D keeps `AudioWAV/*.wav` as Git LFS objects: git
-holds a small pointer text (`oid sha256:<hex>`, `size <n>`) and the audio itself is served by
-media.githubusercontent.com. No git or git-lfs binary is needed:
+1. The file list comes from the GitHub tree API (the root, `AudioWAV/`, `processedResults/`),
+   each entry with its git blob sha1 and size.
+2. Each WAV's pointer comes from raw.githubusercontent.com and must match its blob sha1: the tree
+   vouches for the pointer, the pointer for the audio (cremad.lfs). Pointers are not LFS
+   traffic, so GitHub serves them even when the LFS budget is spent. `<dest>/manifest.csv`
+   caches them; without the API it (or `--manifest FILE`) is the list.
+3. The audio comes from media.githubusercontent.com until that host refuses (the LFS budget
+   answer, or HTTP 403 or 429; since March 2025, the corpus's issue #15); from then on from the
+   fallback mirror. `--mirror BASE` takes every file from BASE from the start.
 
-1. The file list comes from the repository at run time (GitHub tree API: the root tree, then
-   `AudioWAV/` and `processedResults/`); each entry carries its git blob sha1 and size.
-2. Each WAV's pointer is read from raw.githubusercontent.com and checked against its blob sha1,
-   so the tree vouches for the pointer and the pointer vouches for the audio (size + sha256).
-   Pointers are cached in `<dest>/manifest.csv`; a rerun reads only the tree.
-3. Objects come from media.githubusercontent.com, or from `--mirror BASE` (plain files under
-   the same relative paths) when GitHub's LFS bandwidth has run out. Pointers are not LFS
-   traffic, so they still come from GitHub.
-
-Fallback: if the GitHub API cannot be reached (or its limit of 60 unauthenticated requests an
-hour is spent), the previous run's `<dest>/manifest.csv` is used, or `--manifest FILE`
-(columns filename,sha256,size; a bare `<name>.wav` means `AudioWAV/<name>.wav`).
-
-A download lives under `<name>.part` until its size and sha256 check out, then is renamed, so
-an interrupted run resumes where it stopped and a verified file is never fetched twice.
+pooch makes each transfer: the bytes go to a temporary file beside the target, pooch checks the
+sha256 and renames it into place, so nothing unverified sits under a final name and a rerun
+fetches only what is missing. Ours: the pointer protocol, the choice of source, retries that
+tell a permanent answer from a passing one, and the report.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import csv
 import dataclasses
-import hashlib
-import http.client
 import json
 import logging
-import os
-import re
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Callable
+
+import pooch
+import requests
 
 from cremad import CremadError, __version__
 from cremad.config import FeatureConfig
 from cremad.corpus import CREMAD_CLIPS
+from cremad.lfs import (AUDIO_DIR, LEGACY_NAMES, POINTER_MAX_SIZE, Target, format_pointer, git_blob_sha1,
+                        is_pointer, local_copy, parse_pointer, read_manifest, verify, write_manifest)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +44,7 @@ GITHUB_REPO = "CheyneyComputerScience/CREMA-D"
 GITHUB_REF = "master"
 # The mirror the CREMA-D maintainers opened when GitHub's LFS budget ran out (issue #15, 2025).
 GITLAB_MIRROR = "https://gitlab.com/cs-cooper-lab/crema-d-mirror/-/raw/main"
-AUDIO_DIR = "AudioWAV"
+OFFICIAL = "GitHub"  # how the report names the official source
 METADATA_FILES = (
     "VideoDemographics.csv",
     "SentenceFilenames.csv",
@@ -58,18 +52,19 @@ METADATA_FILES = (
     "processedResults/tabulatedVotes.csv",
 )
 MANIFEST_NAME = "manifest.csv"
-POINTER_VERSION = "version https://git-lfs.github.com/spec/v1"
-POINTER_MAX_SIZE = 1024  # git-lfs's own rule: a blob this large or larger is never a pointer
-CHUNK_SIZE = 1 << 16
+# GitHub's words for a spent LFS budget, since 2025 and before ("over its data quota").
+BUDGET_ANSWERS = ("exceeded its LFS budget", "over its data quota")
+REFUSALS = (403, 429)  # what the media host answers when it will not serve the repository's objects
 GIVE_UP_AFTER = 32  # downloads failed in a row before the rest are not even tried
+HEADERS = {"User-Agent": f"cremad/{__version__}"}
+TIMEOUT = 60.0  # seconds without a byte before a request counts as failed
 # Known corpus problems, reported after every run rather than hidden.
 SILENT_CLIPS = ("AudioWAV/1076_MTI_SAD_XX.wav",)  # the corpus README: "no audio, very short"
-LEGACY_NAMES = {"AudioWAV/1040_ITH_SAD_XX.wav": "AudioWAV/1040_ITH_SAD_X.wav"}  # older mirrors
 
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """Where every URL comes from: GitHub's API, raw and LFS media hosts, or a mirror base."""
+    """Where every URL comes from: GitHub's API, raw and LFS media hosts, and the mirrors."""
 
     api: str = "https://api.github.com"
     raw: str = "https://raw.githubusercontent.com"
@@ -77,6 +72,7 @@ class Source:
     repo: str = GITHUB_REPO
     ref: str = GITHUB_REF
     mirror: str | None = None  # serves every file, LFS or not, as plain bytes under its path
+    fallback: str | None = GITLAB_MIRROR  # serves the LFS objects once the media host refuses them
 
     def tree_url(self, tree: str) -> str:
         return f"{self.api}/repos/{self.repo}/git/trees/{urllib.parse.quote(tree)}"
@@ -84,9 +80,10 @@ class Source:
     def raw_url(self, path: str) -> str:
         return f"{self.raw}/{self.repo}/{self.ref}/{urllib.parse.quote(path)}"
 
-    def content_url(self, path: str, lfs: bool) -> str:
-        if self.mirror:
-            return f"{self.mirror.rstrip('/')}/{urllib.parse.quote(path)}"
+    def content_url(self, path: str, lfs: bool, base: str | None = None) -> str:
+        """The URL of a file's bytes: under the mirror `base` if given, else on GitHub."""
+        if base:
+            return f"{base.rstrip('/')}/{urllib.parse.quote(path)}"
         host = self.media if lfs else self.raw
         return f"{host}/{self.repo}/{self.ref}/{urllib.parse.quote(path)}"
 
@@ -102,26 +99,26 @@ class Retry:
     sleep: Callable[[float], None] = time.sleep
 
 
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """One file to have under dest: its relative path and what its bytes must hash to."""
-
-    path: str  # relative, with forward slashes: "AudioWAV/1001_DFA_ANG_XX.wav"
-    size: int
-    digest: str
-    algorithm: str  # "sha256" (an LFS object or a manifest row) or "git-sha1" (a plain git blob)
-    lfs: bool
-
-
 @dataclasses.dataclass
 class Report:
     downloaded: list[str] = dataclasses.field(default_factory=list)
     present: list[str] = dataclasses.field(default_factory=list)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)  # path -> reason
     notes: list[str] = dataclasses.field(default_factory=list)  # corpus problems, substitutions
+    served: dict[str, int] = dataclasses.field(default_factory=dict)  # source -> files it served
+    refusal: str | None = None  # the media host's answer that sent the LFS objects to the fallback
+
+    def source_line(self) -> str:
+        """One line: which source served how many of the files downloaded, and why."""
+        if not self.served:
+            return "source: nothing was downloaded"
+        counts = sorted(self.served.items(), key=lambda item: (item[0] != OFFICIAL, item[0]))
+        line = "source: " + ", ".join(f"{count} files from {name}" for name, count in counts)
+        return line + (f" (GitHub's LFS media host refused: {self.refusal})" if self.refusal else "")
 
     def summary(self) -> str:
-        lines = [f"downloaded {len(self.downloaded)}, already present {len(self.present)}, failed {len(self.failed)}"]
+        lines = [f"downloaded {len(self.downloaded)}, already present {len(self.present)}, failed {len(self.failed)}",
+                 self.source_line()]
         not_tried = sorted(path for path, reason in self.failed.items() if reason.startswith("not tried"))
         lines += [f"  FAILED {path}: {reason}" for path, reason in sorted(self.failed.items()) if path not in not_tried]
         if not_tried:
@@ -131,91 +128,31 @@ class Report:
 
 
 class FetchError(Exception):
-    """A request or a download that failed; the message names the URL. Permanent ones (404,
-    403, a bad pointer) are not retried."""
+    """A request or a download that failed; the message names the URL. Permanent ones (404, a
+    bad pointer, a refusal) are not retried; `refused`: GitHub's media host will not serve it."""
 
-    def __init__(self, message: str, permanent: bool = False, status: int | None = None):
+    def __init__(self, message: str, permanent: bool = False, status: int | None = None, refused: bool = False):
         super().__init__(message)
         self.permanent = permanent
         self.status = status  # the HTTP status, if the server answered
+        self.refused = refused
 
 
-# ---- LFS pointers and manifests -------------------------------------------------------------
+# ---- HTTP -------------------------------------------------------------------------------------
 
 
-def parse_pointer(text: bytes | str) -> tuple[str, int]:
-    """(sha256 hex, size) from a Git LFS pointer; ValueError if `text` is not one."""
-    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-    lines = text.splitlines()
-    if not lines or lines[0] != POINTER_VERSION:
-        raise ValueError("not a Git LFS pointer (no version line)")
-    fields = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
-    oid = re.fullmatch(r"sha256:([0-9a-f]{64})", fields.get("oid", ""))
-    if not oid or not fields.get("size", "").isdigit():
-        raise ValueError("Git LFS pointer without a sha256 oid and a size")
-    return oid[1], int(fields["size"])
-
-
-def format_pointer(sha256: str, size: int) -> str:
-    """The pointer text git-lfs writes for an object (the inverse of parse_pointer)."""
-    return f"{POINTER_VERSION}\noid sha256:{sha256}\nsize {size}\n"
-
-
-def git_blob_sha1(data: bytes) -> str:
-    """The id git gives a file's content, as listed by the tree API."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.sha256() if algorithm == "sha256" else hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_manifest(path: str | Path) -> dict[str, tuple[str, int]]:
-    """{relative path: (sha256, size)} from a filename,sha256,size table (the format of
-    AudioWAV-lfs-pointers.csv); a bare *.wav name is taken to live in AudioWAV/."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"manifest {path} does not exist")
-    rows = {}
-    with open(path, newline="") as file:
-        reader = csv.DictReader(file)
-        if not {"filename", "sha256", "size"} <= set(reader.fieldnames or ()):
-            raise CremadError(f"manifest {path}: header must name filename,sha256,size, not {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            if not re.fullmatch(r"[0-9a-f]{64}", row["sha256"] or "") or not (row["size"] or "").isdigit():
-                raise CremadError(f"manifest {path}, line {line}: bad sha256 or size in {row}")
-            name = row["filename"]
-            bare_wav = "/" not in name and name.lower().endswith(".wav")
-            rows[f"{AUDIO_DIR}/{name}" if bare_wav else name] = (row["sha256"], int(row["size"]))
-    return rows
-
-
-def write_manifest(path: Path, rows: dict[str, tuple[str, int]]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", newline="") as file:
-        writer = csv.writer(file, lineterminator="\n")
-        writer.writerow(["filename", "sha256", "size"])
-        writer.writerows([name, sha256, size] for name, (sha256, size) in sorted(rows.items()))
-    os.replace(temporary, path)
-
-
-# ---- HTTP with retries ----------------------------------------------------------------------
-
-
-def _open(url: str, timeout: float = 60.0):
-    request = urllib.request.Request(url, headers={"User-Agent": f"cremad/{__version__}"})
-    try:
-        return urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        # 408 and 429 ask us to come back later; any other 4xx will not change on a retry.
-        permanent = 400 <= error.code < 500 and error.code not in (408, 429)
-        raise FetchError(f"HTTP {error.code} {error.reason} from {url}", permanent, error.code) from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-        raise FetchError(f"{url}: {getattr(error, 'reason', error)}") from None
+def _fetch_error(error: requests.RequestException, url: str, media: bool = False) -> FetchError:
+    """The FetchError for a failed request. 408 and 429 ask us to come back later; any other 4xx
+    will not change on a retry. From GitHub's media host (`media`), 403, 429 or the LFS budget
+    answer are a refusal: permanent, and the reason to try the fallback."""
+    response = error.response
+    if response is None:  # no answer: refused, reset, timed out or cut short
+        return FetchError(f"{url}: {error}")
+    status, body = response.status_code, " ".join(response.text[:300].split())
+    budget = any(answer in body for answer in BUDGET_ANSWERS)
+    refused = media and (budget or status in REFUSALS)
+    message = f"HTTP {status} {response.reason} from {url}" + (f': "{body}"' if budget else "")
+    return FetchError(message, refused or (400 <= status < 500 and status not in (408, 429)), status, refused)
 
 
 def with_retries(action: Callable[[], object], retry: Retry):
@@ -233,13 +170,33 @@ def with_retries(action: Callable[[], object], retry: Retry):
 
 def get_bytes(url: str, retry: Retry) -> bytes:
     def attempt() -> bytes:
-        with _open(url) as response:
-            try:
-                return response.read()
-            except (OSError, http.client.HTTPException) as error:
-                raise FetchError(f"{url}: {error}") from None
+        try:
+            response = requests.get(url, headers=HEADERS, timeout=TIMEOUT)
+            response.raise_for_status()
+            return response.content
+        except requests.RequestException as error:
+            raise _fetch_error(error, url) from None
 
     return with_retries(attempt, retry)
+
+
+def transfer(url: str, final: Path, target: Target, media: bool = False) -> None:
+    """One download by pooch: into a temporary file beside `final`, checked, renamed to `final`."""
+    def download_and_check(url: str, output_file: str, pooch_instance) -> None:
+        pooch.HTTPDownloader(headers=HEADERS, timeout=TIMEOUT)(url, output_file, pooch_instance)
+        received = Path(output_file)
+        if received.stat().st_size < POINTER_MAX_SIZE and is_pointer(received):  # the same every time
+            raise FetchError(f"{url}: sent the Git LFS pointer, not the object", permanent=True)
+        if target.algorithm != "sha256" and (problem := verify(received, target)):  # pooch knows no git ids
+            raise FetchError(f"{url}: {problem}")
+
+    known_hash = f"sha256:{target.digest}" if target.algorithm == "sha256" else None
+    try:
+        pooch.retrieve(url, known_hash, fname=final.name, path=final.parent, downloader=download_and_check)
+    except requests.RequestException as error:
+        raise _fetch_error(error, url, media) from None
+    except ValueError:  # pooch's hash check; the temporary file is gone
+        raise FetchError(f"{url}: the sha256 of the bytes received is not {target.digest[:16]}...") from None
 
 
 # ---- What to download -----------------------------------------------------------------------
@@ -299,11 +256,10 @@ def repository_targets(dest: Path, source: Source, retry: Retry, jobs: int, repo
     wanted = [path for path in entries if path in METADATA_FILES
               or (path.startswith(AUDIO_DIR + "/") and path.lower().endswith(".wav"))]
     report.failed.update({path: "not in the repository" for path in METADATA_FILES if path not in entries})
-    targets, stop = [], threading.Event()
+    targets = []
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool, _bar(len(wanted), "pointers", "file", progress) as bar:
-        futures = {pool.submit(_stoppable(stop, resolve), path, *entries[path], cached, dest, source, retry): path
-                   for path in wanted}
-        for future in _completed(futures, stop):
+        futures = {pool.submit(resolve, path, *entries[path], cached, dest, source, retry): path for path in wanted}
+        for future in concurrent.futures.as_completed(futures):
             bar.update(1)
             try:
                 targets.append(future.result())
@@ -321,86 +277,93 @@ def manifest_targets(rows: dict[str, tuple[str, int]], report: Report) -> list[T
             for path, (sha256, size) in sorted(rows.items())]
 
 
-# ---- Verified download ----------------------------------------------------------------------
+# ---- Downloads --------------------------------------------------------------------------------
 
 
-def verify(path: Path, target: Target) -> str | None:
-    """None if the file at `path` holds exactly the target's bytes, else what is wrong."""
-    if not path.is_file():
-        return "missing"
-    size = path.stat().st_size
-    if size != target.size:
-        return f"{size} bytes, expected {target.size}"
-    digest = file_digest(path, target.algorithm)
-    if digest != target.digest:
-        return f"{target.algorithm} {digest[:16]}..., expected {target.digest[:16]}..."
-    return None
-
-
-def fetch(target: Target, dest: Path, source: Source, retry: Retry, on_bytes: Callable[[int], None]) -> str:
-    """Download one target via `<name>.part`, verify it, rename it into place; returns the
-    path the server had it under (an older mirror's name if the official one is not found)."""
+def fetch(target: Target, dest: Path, source: Source, retry: Retry, report: Report) -> tuple[str, str]:
+    """Download one target; returns (the name the server had it under, the source that served
+    it). An LFS object goes to `source.fallback` when GitHub's media host refuses it, and once
+    that host has refused one, every later one goes to the fallback directly."""
     final = dest / target.path
-    part = final.with_name(final.name + ".part")
-    final.parent.mkdir(parents=True, exist_ok=True)
-
-    def attempt(url: str) -> None:
-        received = 0
+    final.unlink(missing_ok=True)  # it did not verify; pooch keeps a file it has no hash for
+    final.with_name(final.name + ".part").unlink(missing_ok=True)  # an unfinished one from cremad 0.1
+    if not (target.lfs and source.fallback and not source.mirror):
+        return fetch_from(source.mirror, target, final, source, retry), source.mirror or OFFICIAL
+    if report.refusal is None:
         try:
-            with _open(url) as response, open(part, "wb") as out:
-                while chunk := response.read(CHUNK_SIZE):
-                    out.write(chunk)
-                    received += len(chunk)
-                    on_bytes(len(chunk))
-            problem = verify(part, target)
-        except (OSError, http.client.HTTPException) as error:
-            problem = f"interrupted after {received} bytes ({error})"
-        if problem:
-            on_bytes(-received)
-            if received < POINTER_MAX_SIZE and _is_pointer(part):  # the same answer every time
-                raise FetchError(f"{url}: sent the Git LFS pointer, not the object", permanent=True)
-            raise FetchError(f"{url}: {problem}")
-        os.replace(part, final)
+            return fetch_from(None, target, final, source, retry), OFFICIAL
+        except FetchError as error:
+            if not error.refused:
+                raise
+            if report.refusal is None:  # the switch is for every later file
+                report.refusal = str(error)
+                log.warning("%s; the audio now comes from %s", error, source.fallback)
+    return fetch_from(source.fallback, target, final, source, retry), source.fallback
 
-    served_as = [target.path] + ([LEGACY_NAMES[target.path]] if target.path in LEGACY_NAMES else [])
+
+def fetch_from(base: str | None, target: Target, final: Path, source: Source, retry: Retry) -> str:
+    """Download `target` from the mirror `base` (None: GitHub) to `final`, retrying; returns the
+    name it was served under: an older mirror's name when the official one is not found."""
+    names = [target.path] + ([LEGACY_NAMES[target.path]] if target.path in LEGACY_NAMES else [])
     errors = []
-    for path in served_as:
-        url = source.content_url(path, target.lfs)
+    for name in names:
+        url = source.content_url(name, target.lfs, base)
         try:
-            with_retries(lambda: attempt(url), retry)
-            return path
+            with_retries(lambda: transfer(url, final, target, media=target.lfs and base is None), retry)
+            return name
         except FetchError as error:
             errors.append(error)
             if error.status != 404:
                 break
-    # Every file under its final name has been verified: a stale one that failed goes too.
-    part.unlink(missing_ok=True)
-    final.unlink(missing_ok=True)
     raise errors[0]
 
 
-def _is_pointer(path: Path) -> bool:
-    try:
-        parse_pointer(path.read_bytes())
-        return True
-    except (OSError, ValueError):
-        return False
+def fetch_all(missing: list[Target], dest: Path, source: Source, retry: Retry, jobs: int, progress: bool,
+              report: Report, verified: dict[str, Path]) -> None:
+    """Download `missing` in parallel behind one progress bar, recording each outcome. After
+    GIVE_UP_AFTER failures in a row, or on Ctrl-C, the downloads not yet started are skipped
+    (Executor.shutdown(cancel_futures=True) would leave as_completed waiting forever)."""
+    stop = threading.Event()
+
+    def fetch_unless_stopped(target: Target) -> tuple[str, str] | None:
+        return None if stop.is_set() else fetch(target, dest, source, retry, report)
+
+    failures_in_a_row = 0
+    with _bar(sum(target.size for target in missing), "download", "B", progress) as bar, \
+            concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        futures = {pool.submit(fetch_unless_stopped, target): target for target in missing}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                target = futures[future]
+                bar.update(target.size)
+                try:
+                    served = future.result()
+                except FetchError as error:
+                    report.failed[target.path] = str(error)
+                    failures_in_a_row += 1
+                    if failures_in_a_row == GIVE_UP_AFTER:  # a dead server should not cost every file's retries
+                        stop.set()
+                    continue
+                if served is None:
+                    report.failed[target.path] = f"not tried: the {GIVE_UP_AFTER} downloads before it all failed"
+                    continue
+                failures_in_a_row = 0
+                verified[target.path] = dest / target.path
+                report.downloaded.append(target.path)
+                report.served[served[1]] = report.served.get(served[1], 0) + 1
+                if served[0] != target.path:
+                    report.notes.append(f"the server had {target.path} under its older name {served[0]}; "
+                                        f"saved as {target.path}")
+        finally:
+            stop.set()
 
 
-def local_copy(target: Target, dest: Path) -> tuple[Path | None, str | None]:
-    """(verified file, note): the file itself, an older mirror's name for it, or a finished
-    `.part` left by an interrupted run (renamed into place); (None, None) if none verifies."""
-    final = dest / target.path
-    if verify(final, target) is None:
-        return final, None
-    legacy = LEGACY_NAMES.get(target.path)
-    if legacy and verify(dest / legacy, target) is None:
-        return dest / legacy, f"{legacy} is the older mirrors' name for {target.path}; accepted as is"
-    part = final.with_name(final.name + ".part")
-    if verify(part, target) is None:
-        os.replace(part, final)
-        return final, None
-    return None, None
+def save_manifest(dest: Path, targets: list[Target], verified: dict[str, Path]) -> None:
+    """LFS checksums are known from the pointers; a plain file's sha256 once it is verified."""
+    write_manifest(dest / MANIFEST_NAME, {
+        target.path: (target.digest if target.algorithm == "sha256"
+                      else pooch.file_hash(str(verified[target.path]), alg="sha256"), target.size)
+        for target in targets if target.algorithm == "sha256" or target.path in verified})
 
 
 def check_silent_clips(dest: Path, report: Report) -> None:
@@ -452,74 +415,9 @@ def download(dest: str | Path, source: Source = Source(), jobs: int = 8, manifes
     fetch_all(missing, dest, source, retry, jobs, progress, report, verified)
     if manifest is None:
         save_manifest(dest, targets, verified)
-    if report.failed and not source.mirror and any(target.lfs for target in targets):
-        report.notes.append("if GitHub's LFS bandwidth is spent (HTTP 403 or 429 from media.githubusercontent.com), "
-                            f"rerun with --mirror gitlab ({GITLAB_MIRROR}); verified files are kept")
     check_silent_clips(dest, report)
     report.downloaded.sort()
     return report
-
-
-def fetch_all(missing: list[Target], dest: Path, source: Source, retry: Retry, jobs: int, progress: bool,
-              report: Report, verified: dict[str, Path]) -> None:
-    """Download `missing` in parallel behind one progress bar, recording each outcome."""
-    lock, stop = threading.Lock(), threading.Event()
-    with _bar(sum(target.size for target in missing), "download", "B", progress) as bar, \
-            concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        def on_bytes(count: int) -> None:
-            with lock:
-                bar.update(count)
-
-        futures = {pool.submit(_stoppable(stop, fetch), target, dest, source, retry, on_bytes): target
-                   for target in missing}
-        failures_in_a_row = 0
-        for future in _completed(futures, stop):
-            target = futures[future]
-            try:
-                served_as = future.result()
-            except concurrent.futures.CancelledError:
-                report.failed[target.path] = f"not tried: the {GIVE_UP_AFTER} downloads before it all failed"
-                continue
-            except FetchError as error:
-                report.failed[target.path] = str(error)
-                failures_in_a_row += 1
-                if failures_in_a_row == GIVE_UP_AFTER:  # a dead server should not cost every file's retries
-                    stop.set()
-                continue
-            failures_in_a_row = 0
-            verified[target.path] = dest / target.path
-            report.downloaded.append(target.path)
-            if served_as != target.path:
-                report.notes.append(f"the server had {target.path} under its older name "
-                                    f"{served_as}; saved as {target.path}")
-
-
-def save_manifest(dest: Path, targets: list[Target], verified: dict[str, Path]) -> None:
-    """LFS checksums are known from the pointers; a plain file's sha256 once it is verified."""
-    write_manifest(dest / MANIFEST_NAME, {
-        target.path: (target.digest if target.algorithm == "sha256"
-                      else file_digest(verified[target.path], "sha256"), target.size)
-        for target in targets if target.algorithm == "sha256" or target.path in verified})
-
-
-def _stoppable(stop: threading.Event, function: Callable) -> Callable:
-    """`function`, except that once `stop` is set, calls not yet started raise CancelledError.
-    (Executor.shutdown(cancel_futures=True) would leave as_completed waiting forever.)"""
-    def call(*args):
-        if stop.is_set():
-            raise concurrent.futures.CancelledError
-        return function(*args)
-
-    return call
-
-
-def _completed(futures, stop: threading.Event):
-    """as_completed, except that an interrupt (Ctrl-C) stops the tasks not yet started."""
-    try:
-        yield from concurrent.futures.as_completed(futures)
-    except BaseException:
-        stop.set()
-        raise
 
 
 def _bar(total: int, description: str, unit: str, progress: bool):
@@ -533,11 +431,22 @@ def _bar(total: int, description: str, unit: str, progress: bool):
 # ---- Command line ---------------------------------------------------------------------------
 
 
+def _mirror_url(value: str | None, option: str) -> str | None:
+    """'gitlab' names the maintainers' mirror, 'none' none; anything else must be an http(s) URL."""
+    url = {"gitlab": GITLAB_MIRROR, "none": None}.get(value, value) if value else None
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError(f"{option} must be an http(s) URL, 'gitlab' or 'none', not {value!r}")
+    return url
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--dest", default="data/CREMA-D", help="folder to fill (default: data/CREMA-D)")
     parser.add_argument("--jobs", type=int, default=8, help="parallel downloads (default: 8)")
-    parser.add_argument("--mirror", metavar="URL", help=f"base URL serving the same paths as plain files, "
-                        f"e.g. the maintainers' GitLab mirror ('gitlab' = {GITLAB_MIRROR})")
+    parser.add_argument("--fallback", metavar="URL", default="gitlab",
+                        help="where the audio comes from once GitHub's LFS host refuses it (LFS budget spent, "
+                             f"HTTP 403/429); default 'gitlab' = {GITLAB_MIRROR}; 'none' for no fall-back")
+    parser.add_argument("--mirror", metavar="URL", help="take every file from this base URL from the start "
+                        "(same paths, plain files; 'gitlab' = the maintainers' mirror)")
     parser.add_argument("--manifest", metavar="FILE", help="take the file list and checksums from a "
                         "filename,sha256,size table instead of the GitHub API")
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -546,11 +455,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, not {args.jobs}")
-    mirror = GITLAB_MIRROR if args.mirror == "gitlab" else args.mirror
-    if mirror and not mirror.startswith(("http://", "https://")):
-        raise ValueError(f"--mirror must be an http(s) URL or 'gitlab', not {args.mirror!r}")
+    source = Source(mirror=_mirror_url(args.mirror, "--mirror"), fallback=_mirror_url(args.fallback, "--fallback"))
     started = time.perf_counter()
-    report = download(args.dest, Source(mirror=mirror), args.jobs, args.manifest)
+    report = download(args.dest, source, args.jobs, args.manifest)
     print(report.summary())
     print(f"{args.dest}: {len(report.downloaded) + len(report.present)} files verified "
           f"in {time.perf_counter() - started:.0f} s")

@@ -1,5 +1,6 @@
 """`cremad download` against a fake GitHub (tree API, raw pointers, LFS media) and a fake mirror,
-both served from 127.0.0.1 by a thread in the test: synthetic WAVs, never the internet."""
+both served from 127.0.0.1 by a thread in the test: synthetic WAVs (and the 30 real clips of
+../shared/cremad-samples where present), never the internet."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ import soundfile
 
 from cremad import CremadError, cli
 from cremad import download as dl
+from cremad import lfs
 from cremad.corpus import parse_cremad_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cremad-meta"
 REAL_POINTERS = Path(__file__).resolve().parents[2] / "shared" / "cremad-meta" / "AudioWAV-lfs-pointers.csv"
+REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "cremad-samples" / "AudioWAV"
+# What GitHub answers for CREMA-D's LFS objects since March 2025 (the corpus's issue #15).
+BUDGET_TEXT = ("This repository exceeded its LFS budget. The account responsible for the budget should "
+               "increase it to restore access.")
 CLIPS = ["1001_DFA_ANG_XX.wav", "1001_IEO_HAP_LO.wav", "1002_TIE_NEU_XX.wav", "1040_ITH_SAD_XX.wav", "1076_MTI_SAD_XX.wav"]
 NO_WAIT = dl.Retry(attempts=3, first_delay=0.0, sleep=lambda seconds: None)
 REPO = dl.GITHUB_REPO
@@ -38,7 +44,7 @@ def synthetic_wav(name: str) -> bytes:
 
 
 def pointer(data: bytes) -> bytes:
-    return dl.format_pointer(hashlib.sha256(data).hexdigest(), len(data)).encode()
+    return lfs.format_pointer(hashlib.sha256(data).hexdigest(), len(data)).encode()
 
 
 class FakeServer:
@@ -51,6 +57,7 @@ class FakeServer:
         self.lfs = {path for path in self.files if path.endswith(".wav")} | {"processedResults/tabulatedVotes.csv"}
         self.routes: dict[str, bytes] = {}
         self.faults: dict[str, list[str]] = collections.defaultdict(list)
+        self.media_answer: tuple[int, str] | None = None  # (status, body) for every /media/ request
         self.requests = collections.Counter()
         self.publish()
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
@@ -63,7 +70,7 @@ class FakeServer:
         trees = collections.defaultdict(list)
         for path, blob in blobs.items():
             folder, _, name = path.rpartition("/")
-            trees[folder].append({"path": name, "type": "blob", "sha": dl.git_blob_sha1(blob), "size": len(blob)})
+            trees[folder].append({"path": name, "type": "blob", "sha": lfs.git_blob_sha1(blob), "size": len(blob)})
         trees[""] += [{"path": folder, "type": "tree", "sha": f"tree-{folder}"} for folder in trees if folder]
         api = f"/api/repos/{REPO}/git/trees"
         self.routes = {f"{api}/{'master' if not folder else 'tree-' + folder}": json.dumps({"tree": tree}).encode()
@@ -79,6 +86,13 @@ class FakeServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests[self.path] += 1
+                if self.path.startswith("/media/") and server.media_answer:
+                    status, text = server.media_answer
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(text.encode())))
+                    self.end_headers()
+                    self.wfile.write(text.encode())
+                    return
                 body = server.routes.get(self.path)
                 action = server.faults[self.path].pop(0) if server.faults[self.path] else None
                 if body is None or action == "500":
@@ -98,9 +112,10 @@ class FakeServer:
 
         return Handler
 
-    def source(self, mirror: bool = False) -> dl.Source:
+    def source(self, mirror: bool = False, fallback: bool = False) -> dl.Source:
         return dl.Source(api=f"{self.url}/api", raw=f"{self.url}/raw", media=f"{self.url}/media",
-                         mirror=f"{self.url}/mirror" if mirror else None)
+                         mirror=f"{self.url}/mirror" if mirror else None,
+                         fallback=f"{self.url}/mirror" if fallback else None)
 
     def count(self, prefix: str) -> int:
         return sum(count for path, count in self.requests.items() if path.startswith(prefix))
@@ -122,38 +137,38 @@ def media(path: str) -> str:
 
 
 def test_git_blob_ids_and_lfs_pointers():
-    assert dl.git_blob_sha1(b"") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"  # git hash-object /dev/null
-    assert dl.git_blob_sha1(b"hello world\n") == "3b18e512dba79e4c8300dd08aeb37f8e728b8dad"
+    assert lfs.git_blob_sha1(b"") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"  # git hash-object /dev/null
+    assert lfs.git_blob_sha1(b"hello world\n") == "3b18e512dba79e4c8300dd08aeb37f8e728b8dad"
     # The pointer of AudioWAV/1064_WSI_SAD_XX.wav as the CREMA-D repository stores it.
     text = ("version https://git-lfs.github.com/spec/v1\n"
             "oid sha256:726fd59c4d63a2eef755d0b05dd83bc2d9ef7fd2be6c89e3b39146b432f7605c\nsize 71582\n")
-    assert dl.parse_pointer(text) == ("726fd59c4d63a2eef755d0b05dd83bc2d9ef7fd2be6c89e3b39146b432f7605c", 71582)
-    assert dl.format_pointer(*dl.parse_pointer(text)) == text
+    assert lfs.parse_pointer(text) == ("726fd59c4d63a2eef755d0b05dd83bc2d9ef7fd2be6c89e3b39146b432f7605c", 71582)
+    assert lfs.format_pointer(*lfs.parse_pointer(text)) == text
     for not_a_pointer in (b"RIFF....WAVEfmt ", text.replace("sha256:726f", "sha256:zz6f"), text.split("size")[0]):
         with pytest.raises(ValueError):
-            dl.parse_pointer(not_a_pointer)
+            lfs.parse_pointer(not_a_pointer)
 
 
 def test_manifest_round_trip_and_bad_rows(tmp_path):
     rows = {"AudioWAV/1001_DFA_ANG_XX.wav": ("a" * 64, 10), "processedResults/tabulatedVotes.csv": ("b" * 64, 20)}
-    dl.write_manifest(tmp_path / "manifest.csv", rows)
-    assert dl.read_manifest(tmp_path / "manifest.csv") == rows
+    lfs.write_manifest(tmp_path / "manifest.csv", rows)
+    assert lfs.read_manifest(tmp_path / "manifest.csv") == rows
     (tmp_path / "bare.csv").write_text(f"filename,sha256,size\n1001_DFA_ANG_XX.wav,{'a' * 64},10\n")
-    assert dl.read_manifest(tmp_path / "bare.csv") == {"AudioWAV/1001_DFA_ANG_XX.wav": ("a" * 64, 10)}
+    assert lfs.read_manifest(tmp_path / "bare.csv") == {"AudioWAV/1001_DFA_ANG_XX.wav": ("a" * 64, 10)}
     (tmp_path / "bad.csv").write_text("filename,sha256,size\nx.wav,abc,10\n")
     with pytest.raises(CremadError, match="bad.csv, line 2"):
-        dl.read_manifest(tmp_path / "bad.csv")
+        lfs.read_manifest(tmp_path / "bad.csv")
 
 
 @pytest.mark.skipif(not REAL_POINTERS.is_file(), reason="needs ../shared/cremad-meta/AudioWAV-lfs-pointers.csv")
 def test_real_pointer_table():
-    rows = dl.read_manifest(REAL_POINTERS)
+    rows = lfs.read_manifest(REAL_POINTERS)
     assert len(rows) == 7442
     assert sum(size for _, size in rows.values()) == 605_899_936  # about 606 MB
     assert len({parse_cremad_name(path).actor for path in rows}) == 91
     assert {"AudioWAV/1076_MTI_SAD_XX.wav", "AudioWAV/1040_ITH_SAD_XX.wav"} <= set(rows)
     for sha256, size in rows.values():
-        assert dl.parse_pointer(dl.format_pointer(sha256, size)) == (sha256, size)
+        assert lfs.parse_pointer(lfs.format_pointer(sha256, size)) == (sha256, size)
 
 
 # ---- downloads from the fake server ----------------------------------------------------------------
@@ -168,7 +183,7 @@ def test_full_download_then_a_rerun_fetches_nothing(server, tmp_path):
     assert not list(tmp_path.rglob("*.part"))
     assert server.count("/media/") == 6  # five WAVs and tabulatedVotes.csv, an LFS object here
     assert server.requests[f"/raw/{REPO}/master/processedResults/summaryTable.csv"] == 1  # over 1 kB: no pointer check
-    manifest = dl.read_manifest(tmp_path / "manifest.csv")
+    manifest = lfs.read_manifest(tmp_path / "manifest.csv")
     assert manifest == {path: (hashlib.sha256(data).hexdigest(), len(data)) for path, data in server.files.items()}
     assert any("1076_MTI_SAD_XX.wav holds no sound (peak exactly zero)" in note for note in report.notes)
     assert "downloaded 9, already present 0, failed 0" in report.summary()
@@ -234,7 +249,7 @@ def test_a_pointer_that_does_not_match_the_tree_is_refused(server, tmp_path):
 def test_cli_with_mirror_and_manifest_exits_1_on_a_404(server, tmp_path, capsys):
     # No GitHub at all: checksums from a manifest (the AudioWAV-lfs-pointers.csv format), bytes from the mirror.
     manifest = tmp_path / "pointers.csv"
-    dl.write_manifest(manifest, {path: (hashlib.sha256(data).hexdigest(), len(data))
+    lfs.write_manifest(manifest, {path: (hashlib.sha256(data).hexdigest(), len(data))
                                  for path, data in server.files.items()})
     missing = "AudioWAV/1002_TIE_NEU_XX.wav"
     del server.routes[f"/mirror/{missing}"]
@@ -289,4 +304,108 @@ def test_a_dead_server_is_given_up_on(server, tmp_path, monkeypatch):
     assert server.count("/media/") <= 3 * NO_WAIT.attempts
     assert sum(reason.startswith("not tried") for reason in report.failed.values()) >= len(server.files) - 3
     # The pointers learnt are kept, so the next run goes straight to the downloads.
-    assert dl.read_manifest(tmp_path / "manifest.csv").keys() >= {f"AudioWAV/{name}" for name in CLIPS}
+    assert lfs.read_manifest(tmp_path / "manifest.csv").keys() >= {f"AudioWAV/{name}" for name in CLIPS}
+
+
+# ---- GitHub's LFS budget spent: the fall-back to the mirror -------------------------------------
+
+
+@pytest.mark.parametrize("status, text", [(403, BUDGET_TEXT), (429, ""), (403, "")])
+def test_a_refusing_media_host_sends_the_audio_to_the_fallback(server, tmp_path, status, text):
+    server.media_answer = (status, text)
+    lfs_paths = sorted(server.lfs)
+    report = dl.download(tmp_path, server.source(fallback=True), jobs=1, retry=NO_WAIT, progress=False)
+    assert report.failed == {}
+    for path, data in server.files.items():
+        assert (tmp_path / path).read_bytes() == data
+    # One refusal (not retried) switches every LFS object to the mirror; the pointers and the
+    # plain metadata still come from GitHub, where they are not LFS traffic.
+    assert server.count("/media/") == 1
+    assert all(server.requests[f"/mirror/{path}"] == 1 for path in lfs_paths)
+    assert server.count("/mirror/") == len(lfs_paths)
+    assert all(server.requests[f"/raw/{REPO}/master/{path}"] == 1 for path in lfs_paths)
+    assert report.served == {"GitHub": len(server.files) - len(lfs_paths), f"{server.url}/mirror": len(lfs_paths)}
+    source_lines = [line for line in report.summary().splitlines() if line.startswith("source:")]
+    assert source_lines == [report.source_line()]
+    assert f"3 files from GitHub, 6 files from {server.url}/mirror" in source_lines[0]
+    assert f"HTTP {status}" in source_lines[0] and text in source_lines[0]
+
+
+def test_the_fallback_is_checked_against_the_official_pointers(server, tmp_path):
+    server.media_answer = (403, BUDGET_TEXT)
+    tampered = "AudioWAV/1002_TIE_NEU_XX.wav"
+    server.routes[f"/mirror/{tampered}"] = synthetic_wav("someone else's clip")
+    report = dl.download(tmp_path, server.source(fallback=True), jobs=2, retry=NO_WAIT, progress=False)
+    assert list(report.failed) == [tampered]
+    assert "sha256" in report.failed[tampered] and f"/mirror/{tampered}" in report.failed[tampered]
+    assert server.requests[f"/mirror/{tampered}"] == NO_WAIT.attempts
+    assert not (tmp_path / tampered).exists() and not list(tmp_path.rglob("tmp*"))
+    assert len(report.downloaded) == len(server.files) - 1
+
+
+def test_without_a_fallback_the_refusal_is_reported_once_per_file(server, tmp_path):
+    server.media_answer = (403, BUDGET_TEXT)
+    report = dl.download(tmp_path, server.source(), jobs=2, retry=NO_WAIT, progress=False)
+    wav = "AudioWAV/1001_DFA_ANG_XX.wav"
+    assert "HTTP 403" in report.failed[wav] and "exceeded its LFS budget" in report.failed[wav]
+    assert server.requests[media(wav)] == 1  # a refusal is not retried
+    assert set(report.failed) == server.lfs and report.served == {"GitHub": 3}
+    assert report.source_line() == "source: 3 files from GitHub"
+
+
+def test_a_server_error_from_the_media_host_is_retried_not_a_refusal(server, tmp_path):
+    server.media_answer = (500, "")
+    report = dl.download(tmp_path, server.source(fallback=True), jobs=1, retry=NO_WAIT, progress=False)
+    assert set(report.failed) == server.lfs and server.count("/mirror/") == 0
+    assert server.requests[media("AudioWAV/1001_DFA_ANG_XX.wav")] == NO_WAIT.attempts
+
+
+@pytest.mark.parametrize("option, value", [("--fallback", "ftp://example.org"), ("--mirror", "gitlab.com/x")])
+def test_cli_refuses_a_source_that_is_not_a_url(tmp_path, capsys, option, value):
+    assert cli.main(["download", "--dest", str(tmp_path), option, value]) == 2
+    assert f"{option} must be an http(s) URL, 'gitlab' or 'none'" in capsys.readouterr().err
+
+
+# ---- the 30 real CREMA-D clips against the official pointers -------------------------------------
+
+
+@pytest.mark.skipif(not (REAL_POINTERS.is_file() and REAL_CLIPS.is_dir()),
+                    reason="needs ../shared/cremad-meta and ../shared/cremad-samples")
+def test_real_clips_verify_against_the_official_pointers(tmp_path):
+    pointers = lfs.read_manifest(REAL_POINTERS)
+    clips = sorted(REAL_CLIPS.glob("*.wav"))
+    assert len(clips) == 30
+    targets = [lfs.Target(f"AudioWAV/{clip.name}", pointers[f"AudioWAV/{clip.name}"][1],
+                          pointers[f"AudioWAV/{clip.name}"][0], "sha256", lfs=True) for clip in clips]
+    for clip, target in zip(clips, targets):
+        assert lfs.verify(clip, target) is None, clip.name
+    # The paper's Fig. 2 clip, its pointer as the repository stores it.
+    fig2 = REAL_CLIPS / "1015_DFA_ANG_XX.wav"
+    sha256, size = pointers["AudioWAV/1015_DFA_ANG_XX.wav"]
+    assert lfs.parse_pointer(lfs.format_pointer(sha256, size)) == (hashlib.sha256(fig2.read_bytes()).hexdigest(), size)
+    flipped, short = tmp_path / "flipped.wav", tmp_path / "short.wav"
+    data = fig2.read_bytes()
+    flipped.write_bytes(data[:1000] + bytes([data[1000] ^ 1]) + data[1001:])
+    short.write_bytes(data[:-2])
+    target = targets[clips.index(fig2)]
+    assert lfs.verify(flipped, target).startswith("sha256 ")
+    assert lfs.verify(short, target) == f"{size - 2} bytes, expected {size}"
+
+
+@pytest.mark.skipif(not (REAL_POINTERS.is_file() and REAL_CLIPS.is_dir()),
+                    reason="needs ../shared/cremad-meta and ../shared/cremad-samples")
+def test_real_clips_downloaded_through_the_fallback(server, tmp_path):
+    # The real clips behind a refusing GitHub and a mirror; the checksums: the official pointer table.
+    pointers = lfs.read_manifest(REAL_POINTERS)
+    server.files = {f"AudioWAV/{clip.name}": clip.read_bytes() for clip in sorted(REAL_CLIPS.glob("*.wav"))}
+    server.lfs = set(server.files)
+    server.publish()
+    server.media_answer = (403, BUDGET_TEXT)
+    manifest = tmp_path / "pointers.csv"
+    lfs.write_manifest(manifest, {path: pointers[path] for path in server.files})
+    report = dl.download(tmp_path / "CREMA-D", server.source(fallback=True), jobs=4, manifest=manifest,
+                         retry=NO_WAIT, progress=False)
+    assert report.failed == {} and len(report.downloaded) == 30
+    assert report.served == {f"{server.url}/mirror": 30}
+    for path, data in server.files.items():
+        assert (tmp_path / "CREMA-D" / path).read_bytes() == data
