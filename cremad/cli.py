@@ -7,6 +7,7 @@ A command module provides `add_arguments(parser)` and `run(args) -> int`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -27,6 +28,7 @@ COMMANDS = {
     "predict": ("cremad.predict", "classify WAV files with a trained model"),
     "perception": ("cremad.perception", "compare models with CREMA-D's crowd ratings"),
 }
+USES_KERAS = {"loso", "train", "predict"}  # the commands that import Keras (and so TensorFlow)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -43,6 +45,39 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries(command: str | None) -> None:
+    """Hide what the libraries print that says nothing about the run: TensorFlow's start-up
+    lines (absl's "All log messages before absl::InitializeLog()", "Could not find cuda drivers",
+    the CPU-instruction and oneDNN notices), absl's Python warnings and pooch's line per file.
+    Runs before anything imports TensorFlow; a TF_CPP_MIN_LOG_LEVEL the user set wins."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ logs: 3 keeps only FATAL
+    for name in ("tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if command in USES_KERAS:
+        # Since TensorFlow 2.17 absl prints "Could not find cuda drivers" at import whatever
+        # TF_CPP_MIN_LOG_LEVEL says (tensorflow/tensorflow#100442): import it with stderr closed.
+        with _stderr_to_devnull():
+            import keras  # noqa: F401
+    if command == "download":
+        import pooch  # its logger stands outside logging's tree and logs every file at INFO
+
+        pooch.get_logger().setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """Send file descriptor 2 (where C++ code writes) to /dev/null for the duration."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Figures are files, never windows: matplotlib's file-only backend for the whole process,
@@ -51,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     if command not in COMMANDS:
         command = None
+    # -v (any subcommand's) shows the libraries' own logs; read before anything imports them.
+    if not any(arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in argv):
+        quiet_libraries(command)
     parser = build_parser(command)
     args = parser.parse_args(argv)
     if args.command is None:

@@ -9,11 +9,16 @@ Unknown keys and wrong types raise `ValueError` naming the key.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import sys
 import types
 import typing
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: tomli is the package tomllib was made from (setup.cfg requires it there)
+    import tomli as tomllib
 
 EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 EMOTION_NAMES = {
@@ -25,7 +30,11 @@ EMOTION_NAMES = {
     "SAD": "Sad",
 }
 SAMPLE_RATE = 16_000  # CREMA-D is recorded at 16 kHz
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+# experiments/ sits beside the package in a checkout; setup.cfg maps it into the wheel as
+# cremad/experiments, so an installed cremad (pip install ., a wheel) finds it without one.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+EXPERIMENTS_DIR = next((folder for folder in (_PACKAGE_DIR / "experiments", _PACKAGE_DIR.parent / "experiments")
+                        if folder.is_dir()), _PACKAGE_DIR.parent / "experiments")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,15 +187,28 @@ def list_experiments(directory: Path = EXPERIMENTS_DIR) -> list[str]:
     return sorted(path.stem for path in Path(directory).glob("*.toml"))
 
 
-def load_experiment(
-    name: str = "paper", model_id: int | None = None, directory: Path = EXPERIMENTS_DIR
-) -> ExperimentConfig:
-    """Load `experiments/<name>.toml`: top-level [features]/[model]/[train] tables apply to
-    every model, a [model<k>] table (same sub-tables) applies on top for model k."""
+def experiment_path(name: str, directory: Path = EXPERIMENTS_DIR) -> Path:
+    """`experiments/<name>.toml` for a name, or `name` itself when it is a path to a TOML file
+    (it ends in .toml or names a folder); ValueError if there is no such file."""
+    if name.endswith(".toml") or "/" in name or "\\" in name:
+        if not Path(name).is_file():
+            raise ValueError(f"experiment file {name} does not exist")
+        return Path(name)
     path = Path(directory) / f"{name}.toml"
     if not path.is_file():
         known = ", ".join(list_experiments(directory)) or "none"
-        raise ValueError(f"unknown experiment {name!r}: no {path} (known: {known})")
+        raise ValueError(f"unknown experiment {name!r}: no {path} (known: {known}; or give a path to a TOML file)")
+    return path
+
+
+def load_experiment(
+    name: str = "paper", model_id: int | None = None, directory: Path = EXPERIMENTS_DIR
+) -> ExperimentConfig:
+    """Load `experiments/<name>.toml` (or the TOML file `name`, named after its stem): top-level
+    [features]/[model]/[train] tables apply to every model, a [model<k>] table (same sub-tables)
+    applies on top for model k."""
+    path = experiment_path(name, directory)
+    name = path.stem
     with open(path, "rb") as handle:
         try:
             data = tomllib.load(handle)

@@ -194,7 +194,8 @@ def plot(tables: dict, models: dict[str, dict], votes: dict, out_dir: Path) -> l
 
 # ---------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", required=True, help="runs root of `cremad loso` or any folder below it")
+    parser.add_argument("--runs", help="runs root of `cremad loso` or any folder below it; "
+                        "without it, the raters' figures alone")
     parser.add_argument("--experiment", default=None, help="experiment (default: the only one there, else paper)")
     parser.add_argument("--models", help="comma-separated models, e.g. 1,2 (default: all there)")
     parser.add_argument("--seeds", help="comma-separated seeds (default: all there)")
@@ -204,21 +205,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    meta, runs_dir, out_dir = Path(args.meta), Path(args.runs), Path(args.out)
+    meta, out_dir = Path(args.meta), Path(args.out)
     votes = read_votes(find_meta_file(meta, "tabulatedVotes.csv"))
     demographics = read_demographics(find_meta_file(meta, "VideoDemographics.csv"))
     log.info("votes: %s", ", ".join(f"{len(v)} {m} clips" for m, v in votes.items()))
     if not votes["voice"]:
         raise CremadError(f"{meta / 'tabulatedVotes.csv'}: no voice-only rows (ids 1xxxxx)")
     models = {}
-    for label, predictions in load_models(runs_dir, args.experiment, *runs.parse_selection(args.models, args.seeds)).items():
+    selected = load_models(args.runs, args.experiment, *runs.parse_selection(args.models, args.seeds)) if args.runs else {}
+    for label, predictions in selected.items():
         result = compare_model(predictions, votes["voice"])
         if result["n_without_votes"]:
             log.warning("%s: %d predicted clips have no voice votes, left out", label, result["n_without_votes"])
         models[label] = result
         log.info("%s: %d clips", label, result["n_clips"])
-    if not models:
-        log.warning("%s: no model folder with finished folds; reporting the raters only", runs_dir)
+    if args.runs and not models:
+        log.warning("%s: no model folder with finished folds; reporting the raters only", args.runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = build_tables(votes, demographics, models)
     print(write_tables(tables, out_dir, args.experiment))

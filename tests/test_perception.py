@@ -217,3 +217,20 @@ def test_real_crema_d_metadata(cremad_meta):
     accuracy = rater_accuracy(np.stack([votes["voice"][c] for c in clip_ids]), labels)
     assert accuracy["n_responses"] == 68568
     assert accuracy["per_response"] == pytest.approx(40.00, abs=0.01)  # the CREMA-D paper says 40.9
+
+
+def test_command_with_no_runs_at_all_prints_the_raters(tmp_path, capsys):
+    """No model trained yet: `--runs` left out, the raters' figures alone."""
+    meta, out = write_meta(tmp_path / "meta"), tmp_path / "out"
+    assert cli.main(["perception", "--meta", str(meta), "--out", str(out)]) == 0
+    with open(out / "raters.csv") as handle:
+        raters = {row["modality"]: row for row in csv.DictReader(handle)}
+    assert float(raters["voice"]["per_response"]) == pytest.approx(43.75)
+    with open(out / "models.csv") as handle:
+        assert list(csv.DictReader(handle)) == []
+    assert "| voice | 40.90 | 4 |" in capsys.readouterr().out
+
+
+def test_command_with_no_runs_on_the_real_metadata(cremad_meta, tmp_path, capsys):
+    assert cli.main(["perception", "--meta", str(cremad_meta), "--out", str(tmp_path)]) == 0
+    assert "| voice | 40.90 | 7442 | 68568 | 40.00 |" in capsys.readouterr().out  # published 40.9, votes 40.0
