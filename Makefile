@@ -19,7 +19,7 @@ EMODB ?= ../shared/emodb
 DEMO_EPOCHS ?= 15
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
 
-.PHONY: install demo test features loso baseline figures perception data emodb bench clean-demo
+.PHONY: install demo test test-fast features loso baseline figures table2 perception data emodb bench clean-demo
 
 $(BIN)/cremad: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ $(BIN)/cremad: setup.cfg pyproject.toml
 
 install: $(BIN)/cremad
 
+# Everything, model training included (CI runs this).
 test: install
 	$(BIN)/python -m pytest -q
+
+# The edit-test loop: all but the tests marked slow (the ones that train models).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 features: install
 	$(BIN)/cremad features --data $(DATA) --corpus $(CORPUS) --cache-dir $(CACHE)
@@ -48,6 +53,18 @@ baseline: install
 figures: install
 	$(BIN)/cremad figures --runs $(RUNS) --corpus $(CORPUS) --experiment $(EXP) --data $(DATA) \
 		$(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)/$(CORPUS)/$(EXP)
+
+# The paper's whole result: models 1-4 in leave-one-actor-out folds on $(DATA), then Table II and the
+# figures. First a rough projection of the wall time, from 2 timed epochs of one small fold per model
+# (bench/bench_loso.py; epochs per fold from finished folds in the runs, else the max_epochs bound).
+EXP_RUNS = $(RUNS)/$(CORPUS)$(if $(filter-out paper,$(EXP)),/$(EXP))
+table2: install
+	$(BIN)/python bench/bench_loso.py --epochs 2 --actors 4 --clips-per-actor 12 --epochs-from $(EXP_RUNS)
+	for model in 1 2 3 4; do \
+		$(BIN)/cremad loso --model $$model --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) \
+			$(if $(BACKEND),--backend $(BACKEND)) || exit 1; \
+	done
+	$(BIN)/cremad figures --runs $(EXP_RUNS) --data $(DATA) --corpus $(CORPUS) $(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)
 
 perception: install
 	$(BIN)/cremad perception --runs $(RUNS) --experiment $(EXP) --meta $(META) --out $(FIGURES)/cremad/$(EXP)/perception

@@ -254,6 +254,10 @@ def main(argv=None) -> int:
                   f"{measured['n_frames']} frames -> {measured['projected_epoch_seconds']:.0f} s per CREMA-D epoch; "
                   f"{measured['epochs_per_fold']:.0f} epochs/fold ({source}) + {measured['overhead_seconds']:.0f} s "
                   f"-> 91 folds {measured['projected_hours']:.1f} h on {device} ({cores} cores)", flush=True)
+        total = sum(model["projected_hours"] for model in report["models"])
+        print(f"projected: models {', '.join(str(m) for m in args.models)} in 91 folds each, {total:.1f} h in all "
+              f"on this machine (rough: from {args.epochs} timed epochs of one small fold per model, scaled to "
+              "CREMA-D's clips and frames)", flush=True)
         if args.gpu and not args.no_pack:
             method = args.pack_method
             if method == "auto":

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -58,3 +59,24 @@ def test_synth_then_features(tmp_path, capsys):
 def test_no_command_prints_help():
     result = cremad()
     assert result.returncode == 2 and "features" in result.stdout
+
+
+NOISE = ("absl", "cuda", "oneDNN", "cpu_feature_guard", "TensorFlow binary", "I0000", "W0000", "E0000")
+
+
+def test_tensorflow_start_up_lines_are_hidden(tmp_path):
+    # predict imports Keras (and TensorFlow) before it finds the model missing.
+    wav = tmp_path / "1001_DFA_ANG_XX.wav"
+    soundfile.write(wav, np.zeros(1600, np.float32), 16_000)
+    result = cremad("predict", str(wav), "--model", str(tmp_path / "missing.keras"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"cremad predict: error: --model {tmp_path / 'missing.keras'}: no such file"]
+    assert not any(word in result.stderr for word in NOISE)
+
+
+def test_verbose_leaves_the_libraries_logs_alone(tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    assert main(["features", "--data", str(tmp_path / "nowhere"), "-v"]) == 2
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    assert main(["features", "--data", str(tmp_path / "nowhere")]) == 2
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
