@@ -54,8 +54,9 @@ def quiet_libraries(command: str | None) -> None:
     for name in ("tensorflow", "absl"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if command in USES_KERAS:
-        # Since TensorFlow 2.17 absl prints "Could not find cuda drivers" at import whatever
-        # TF_CPP_MIN_LOG_LEVEL says (tensorflow/tensorflow#100442): import it with stderr closed.
+        # TensorFlow 2.21 (2.19 too, tensorflow/tensorflow#100442) prints absl's notice and "Could
+        # not find cuda drivers" at import whatever TF_CPP_MIN_LOG_LEVEL says: import it with
+        # stderr closed. An import that fails still raises, and -v skips this.
         with _stderr_to_devnull():
             import keras  # noqa: F401
     if command == "download":

@@ -286,7 +286,7 @@ def fetch(target: Target, dest: Path, source: Source, retry: Retry, report: Repo
     that host has refused one, every later one goes to the fallback directly."""
     final = dest / target.path
     final.unlink(missing_ok=True)  # it did not verify; pooch keeps a file it has no hash for
-    final.with_name(final.name + ".part").unlink(missing_ok=True)  # an unfinished one from cremad 0.1
+    final.with_name(final.name + ".part").unlink(missing_ok=True)  # an unfinished one from before pooch
     if not (target.lfs and source.fallback and not source.mirror):
         return fetch_from(source.mirror, target, final, source, retry), source.mirror or OFFICIAL
     if report.refusal is None:

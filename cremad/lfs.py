@@ -115,7 +115,7 @@ def verify(path: Path, target: Target) -> str | None:
 
 def local_copy(target: Target, dest: Path) -> tuple[Path | None, str | None]:
     """(verified file, note): the file itself, an older mirror's name for it, or a finished
-    `<name>.part` left by cremad 0.1 (renamed into place); (None, None) if none verifies."""
+    `<name>.part` left by cremad before it used pooch (renamed into place); (None, None) if none verifies."""
     final = dest / target.path
     if verify(final, target) is None:
         return final, None

@@ -5,6 +5,7 @@ both served from 127.0.0.1 by a thread in the test: synthetic WAVs (and the 30 r
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import http.server
 import io
@@ -409,3 +410,17 @@ def test_real_clips_downloaded_through_the_fallback(server, tmp_path):
     assert report.served == {f"{server.url}/mirror": 30}
     for path, data in server.files.items():
         assert (tmp_path / "CREMA-D" / path).read_bytes() == data
+
+
+def test_cli_falls_back_by_itself_and_says_so_in_one_line(server, tmp_path, capsys, monkeypatch):
+    # The command as a newcomer types it; only GitHub's three hosts are the local server's.
+    monkeypatch.setattr(dl, "Source", functools.partial(dl.Source, api=f"{server.url}/api", raw=f"{server.url}/raw",
+                                                        media=f"{server.url}/media"))
+    monkeypatch.setattr(dl, "GITLAB_MIRROR", f"{server.url}/mirror")
+    server.media_answer = (403, BUDGET_TEXT)
+    assert cli.main(["download", "--dest", str(tmp_path / "CREMA-D"), "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("source:")] == [
+        f"source: 3 files from GitHub, 6 files from {server.url}/mirror (GitHub's LFS media host refused: "
+        f'HTTP 403 Forbidden from {server.url}{media("AudioWAV/1001_DFA_ANG_XX.wav")}: "{BUDGET_TEXT}")']
+    assert "downloaded 9, already present 0, failed 0" in out
