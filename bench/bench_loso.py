@@ -226,6 +226,9 @@ def main(argv=None) -> int:
     # This process trains too, before the Ray workers start: it must not take the whole GPU.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    from cremad.cli import quiet_libraries
+
+    quiet_libraries("loso")  # TensorFlow's start-up lines and retracing warnings, as `cremad loso` does
 
     import keras
 
