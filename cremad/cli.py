@@ -21,6 +21,7 @@ COMMANDS = {
     "features": ("cremad.features", "extract and cache the paper's MFCCs"),
     "loso": ("cremad.loso", "train a model in leave-one-actor-out folds"),
     "baseline": ("cremad.baseline", "functionals + SVM in the same leave-one-actor-out folds (a yardstick)"),
+    "select": ("cremad.selection", "score candidate recipes by validation inside the training actors"),
     "summarize": ("cremad.metrics", "aggregate saved fold predictions into summary.json"),
     "figures": ("cremad.figures", "Table II, Fig. 2 and confusion matrices from saved runs"),
     "download": ("cremad.download", "download and verify CREMA-D"),

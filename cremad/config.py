@@ -105,6 +105,15 @@ class TrainConfig:
     reduce_lr_patience: int = 4
     # Per-coefficient z-scoring with statistics of the training actors only.
     standardize: bool = True
+    # Which frames the z-scoring statistics describe: "all" (padding included, the padded input
+    # as fed) or "speech" (each clip's own frames; padding otherwise dominates c0's statistics).
+    standardize_frames: str = "all"
+    # What the pure-padding frames hold after z-scoring: "floor" (the log floor, standardized like
+    # speech) or "zero" (0 in every coefficient, Keras' pad_sequences on standardized MFCCs).
+    padding_value: str = "floor"
+    # True: early stopping on validation actors drawn from the training actors. False: no
+    # validation actors; every training actor trains for max_epochs.
+    early_stopping: bool = True
     # Beyond the paper (off in paper.toml): z-score each actor's clips with that actor's own
     # statistics first, the test actor's from its unlabelled audio only.
     speaker_normalization: bool = False
@@ -116,6 +125,17 @@ class TrainConfig:
     # "none" trains unweighted.
     class_weight: str = "balanced"
     seed: int = 0
+
+    def __post_init__(self):
+        if self.standardize_frames not in ("all", "speech"):
+            raise ValueError(f"train.standardize_frames must be 'all' or 'speech', got {self.standardize_frames!r}")
+        if self.padding_value not in ("floor", "zero"):
+            raise ValueError(f"train.padding_value must be 'floor' or 'zero', got {self.padding_value!r}")
+
+    @property
+    def needs_frame_mask(self) -> bool:
+        """Whether training needs to know which frames are padding."""
+        return self.standardize_frames == "speech" or self.padding_value == "zero"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ from sklearn.model_selection import GroupShuffleSplit, LeaveOneGroupOut
 
 from cremad import runs
 from cremad.config import ExperimentConfig
-from cremad.training import class_weights, fit_scaler, train_model
+from cremad.training import class_weights, fit_scaler, prepare_inputs, train_model
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,15 @@ def split_fold(actors: np.ndarray, test_actor: str, validation_fraction: float, 
     return split
 
 
-def normalize_speakers(features: np.ndarray, actors: np.ndarray) -> np.ndarray:
+def normalize_speakers(features: np.ndarray, actors: np.ndarray, frame_mask: np.ndarray | None = None) -> np.ndarray:
     """Beyond the paper: z-score each actor's clips (n_clips, n_frames, n_mfcc) with that actor's
-    own per-coefficient statistics. It uses no labels, so the held-out actor's statistics come
-    from its own audio alone, as a deployed system could compute them from a new speaker."""
+    own per-coefficient statistics (of the frames `frame_mask` marks, or all frames). It uses no
+    labels, so the held-out actor's statistics come from its own audio alone, as a deployed
+    system could compute them from a new speaker."""
     normalized = np.empty_like(features)
     for actor in np.unique(actors):
         mask = actors == actor
-        mean, std = fit_scaler(features[mask])
+        mean, std = fit_scaler(features[mask], frame_mask=None if frame_mask is None else frame_mask[mask])
         normalized[mask] = (features[mask] - mean) / std
     return normalized
 
@@ -138,19 +139,26 @@ def run_fold(
     folder = runs.start_fold(out_dir)
     split = split_fold(features.actors, test_actor, train.validation_fraction, train.seed)
     x_all, y_all = features.features, np.asarray(features.labels)
+    frame_mask = features.speech_mask() if train.needs_frame_mask else None  # (clips, frames)
     if train.speaker_normalization:  # per actor, each from its own clips; see normalize_speakers
-        x_all = normalize_speakers(x_all, np.asarray(features.actors))
+        scaler_mask = frame_mask if train.standardize_frames == "speech" else None
+        x_all = normalize_speakers(x_all, np.asarray(features.actors), scaler_mask)
     train_index = np.sort(np.concatenate([split.fit_index, split.validation_index]))  # training actors' clips
+    # Without early stopping no actor is held back: every training actor fits.
+    validation = np.isin(train_index, split.validation_index) if train.early_stopping else None
+    fit_index = split.fit_index if train.early_stopping else train_index
     seed = train.seed + fold_index
-    result = train_model(config, model_id, x_all[train_index], y_all[train_index],
-                         validation=np.isin(train_index, split.validation_index), seed=seed,
-                         callbacks=callbacks, verbose=verbose)
+    result = train_model(config, model_id, x_all[train_index], y_all[train_index], validation=validation, seed=seed,
+                         callbacks=callbacks, verbose=verbose,
+                         frame_mask=None if frame_mask is None else frame_mask[train_index])
     runs.write_history(folder, result.history)
     if result.refit_history is not None:
         runs.write_history(folder, result.refit_history, refit=True)
     runs.write_scaler(folder, result.mean, result.std)  # the statistics the final model was trained with
 
-    x_test, y_test = (x_all[split.test_index] - result.mean) / result.std, y_all[split.test_index]  # (n_test, x, 13)
+    x_test = prepare_inputs(x_all[split.test_index], result.mean, result.std, train.padding_value,
+                            None if frame_mask is None else frame_mask[split.test_index])  # (n_test, frames, 13)
+    y_test = y_all[split.test_index]
     probabilities = result.model.predict(x_test, batch_size=train.batch_size, verbose=0)  # (n_test, 6)
     clip_ids, test_actors = np.asarray(features.clip_ids)[split.test_index], features.actors[split.test_index]
     if model_id in ATTENTION_MODEL_IDS:
@@ -161,13 +169,13 @@ def run_fold(
     fold_config = {
         "test_actor": test_actor,
         "train_actors": list(split.train_actors),
-        "validation_actors": list(split.validation_actors),
-        "fit_actors": list(split.fit_actors),
-        "n_fit": len(split.fit_index), "n_validation": len(split.validation_index),
+        "validation_actors": list(split.validation_actors) if train.early_stopping else [],
+        "fit_actors": list(split.fit_actors) if train.early_stopping else list(split.train_actors),
+        "n_fit": len(fit_index), "n_validation": len(split.validation_index) if train.early_stopping else 0,
         "n_test": len(split.test_index),
         "seed": seed, "fold_index": fold_index, "model_id": model_id,
         "epochs": result.epochs, "best_epoch": result.best_epoch, "refit": train.refit,
-        "class_weight": class_weights(y_all[split.fit_index], train.class_weight),
+        "class_weight": class_weights(y_all[fit_index], train.class_weight),
         "experiment": config.to_dict(),
         "versions": runs.library_versions(),
     }

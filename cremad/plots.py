@@ -122,8 +122,8 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     """Fig. 2: waveform, spectrogram and the attention of models 1 and 2 on one time axis.
 
     Attention over frames is stretched to samples: frame t is centred on sample t * hop_length,
-    so sample s takes the weight of frame round(s / hop_length). The waveform is zero-padded at
-    the end to the run's pad length, as the features were; the x-axis spans the clip itself."""
+    so sample s takes the weight of frame round(s / hop_length) (shifted by the padding when the
+    run padded at the start). The x-axis spans the clip itself."""
     import librosa
     import librosa.display
 
@@ -140,7 +140,11 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     pad_to = max(len(signal), int(run_setting(results, "pad_to") or (n_frames - 1) * hop_length))
     padded = np.pad(signal, (0, pad_to - len(signal)))  # (pad_to,)
     seconds = np.arange(pad_to) / sample_rate  # (pad_to,)
-    frame_of_sample = np.rint(np.arange(pad_to) / hop_length).astype(int)  # (pad_to,)
+    # With start padding the clip's samples sat after pad_to - n zeros in the model's input.
+    shift = pad_to - len(signal) if run_setting(results, "pad_side") == "start" else 0
+    frame_of_sample = np.rint((np.arange(pad_to) + shift) / hop_length).astype(int)  # (pad_to,)
+    first_frame = int(np.ceil(shift / hop_length))  # the clip's own frames: first_frame .. last_frame
+    last_frame = first_frame + int(np.ceil(len(signal) / hop_length))
 
     figure = Figure(figsize=(COLUMN_WIDTH, 4.6), layout="constrained")
     ax_wave, ax_spec, *ax_attention = figure.subplots(2 + len(names), 1, sharex=True)
@@ -179,8 +183,8 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
         verdict = "correct" if predicted == true else "wrong"
         seed_note = f", seed {seed}" if len(results[name].predictions) > 1 else ""
         ax.set_title(f"Model {model_id} ({kind}) attention: predicted {EMOTION_NAMES[predicted]} ({verdict}){seed_note}")
-        # Softmax mass on the zero padding after the clip is off the axis; say how much there is.
-        on_padding = float(weights[:, int(np.ceil(len(signal) / hop_length)):].sum() / weights.sum())
+        # Softmax mass on the zero padding is off the axis; say how much there is.
+        on_padding = 1.0 - float(weights[:, first_frame:last_frame].sum() / weights.sum())
         if on_padding > 0.005:
             ax.text(0.99, 0.95, f"{100 * on_padding:.1f}% on padding", transform=ax.transAxes,
                     ha="right", va="top", fontsize=5.5)

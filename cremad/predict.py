@@ -101,7 +101,8 @@ def window_starts(n_samples: int, window: int) -> list[int]:
 def predict_file(path: str | Path, trained: TrainedModel) -> Prediction:
     """Six probabilities (and the attention curve for models 1 and 2) for one audio file.
     Raises BadAudioError naming the file when it cannot be read."""
-    from cremad.features import extract_mfcc, load_audio
+    from cremad.features import extract_mfcc, load_audio, n_frames, speech_mask
+    from cremad.training import prepare_inputs
 
     features_config = trained.config.features
     signal = load_audio(path, sample_rate=features_config.sample_rate)  # mono float32
@@ -111,24 +112,32 @@ def predict_file(path: str | Path, trained: TrainedModel) -> Prediction:
                     path, len(signal) / features_config.sample_rate, trained.pad_to / features_config.sample_rate,
                     len(starts))
     mfcc = np.stack([extract_mfcc(signal[start:], features_config, trained.pad_to) for start in starts])
-    inputs = (mfcc - trained.mean) / trained.std  # (windows, n_frames, 13)
+    # Each window's own frames, as in training (only a clip shorter than the model is padded).
+    n_own = [n_frames(min(len(signal) - start, trained.pad_to), features_config) for start in starts]
+    frame_mask = speech_mask(np.minimum(n_own, mfcc.shape[1]), mfcc.shape[1], features_config.pad_side)
+    inputs = prepare_inputs(mfcc, trained.mean, trained.std, trained.config.train.padding_value,
+                            frame_mask)  # (windows, n_frames, 13)
     probabilities = trained.model.predict(inputs, verbose=0).mean(axis=0)  # (6,)
     attention = None
     if trained.attention is not None:
         weights = trained.attention.predict(inputs, verbose=0).mean(axis=1)  # (windows, n_frames)
-        attention = place_windows(weights, starts, len(signal), features_config.hop_length)
+        # With start padding a short clip's samples sit after pad_to - n zeros: shift them back.
+        placed = [start - max(0, trained.pad_to - (len(signal) - start)) if features_config.pad_side == "start"
+                  else start for start in starts]
+        attention = place_windows(weights, placed, len(signal), features_config.hop_length)
     return Prediction(str(path), probabilities, len(starts), len(signal) / features_config.sample_rate, signal, attention)
 
 
 def place_windows(weights: np.ndarray, starts: list[int], n_samples: int, hop_length: int) -> np.ndarray:
     """Put each window's per-frame weights (windows, n_frames) at its frames of the whole clip
-    (frame t of a window starting at sample s sits at sample s + t * hop) and average overlaps.
-    Returns (1 + n_samples // hop,) weights; frames past the clip's end (padding) are dropped."""
+    (frame t of a window starting at sample s sits at sample s + t * hop; s < 0 for a window
+    that begins with padding) and average overlaps. Returns (1 + n_samples // hop,) weights;
+    frames outside the clip (padding) are dropped."""
     n_clip_frames = 1 + n_samples // hop_length
     total, count = np.zeros(n_clip_frames), np.zeros(n_clip_frames)
     for start, row in zip(starts, weights):
         frames = np.rint((start + np.arange(len(row)) * hop_length) / hop_length).astype(int)
-        inside = frames < n_clip_frames
+        inside = (frames >= 0) & (frames < n_clip_frames)
         np.add.at(total, frames[inside], row[inside])
         np.add.at(count, frames[inside], 1)
     return total / np.maximum(count, 1)

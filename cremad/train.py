@@ -58,10 +58,14 @@ def train_on_all_actors(config: ExperimentConfig, features, model_id: int, out_f
         raise CremadError(f"experiment {config.name}: train.speaker_normalization needs each speaker's own "
                           "statistics, which `cremad predict` cannot know for a new recording; train without it")
     train = config.train
-    validation = validation_mask(actors, train.validation_fraction, train.seed)  # (n_clips,) bool
+    validation = None  # without early stopping every actor trains for train.max_epochs
+    if train.early_stopping:
+        validation = validation_mask(actors, train.validation_fraction, train.seed)  # (n_clips,) bool
     result = train_model(config, model_id, features.features, np.asarray(features.labels), validation=validation,
-                         seed=train.seed, verbose=verbose)
-    scaler_actors = sorted(set(actors if result.refit_history is not None else actors[~validation]))
+                         seed=train.seed, verbose=verbose,
+                         frame_mask=features.speech_mask() if train.needs_frame_mask else None)
+    held_out = np.zeros(len(actors), bool) if validation is None else validation
+    scaler_actors = sorted(set(actors if result.refit_history is not None else actors[~held_out]))
     sidecar = {
         "format": SIDECAR_FORMAT,
         "model_id": model_id,
@@ -77,11 +81,12 @@ def train_on_all_actors(config: ExperimentConfig, features, model_id: int, out_f
         "feature_cache_key": features.cache_key,
         "n_clips": len(features.clips),
         "actors": sorted(set(actors.tolist())),
-        "validation_actors": sorted(set(actors[validation].tolist())),
+        "validation_actors": sorted(set(actors[held_out].tolist())),
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
         "epochs_trained": result.epochs_trained,
-        "best_val_accuracy": float(result.history["val_accuracy"][result.best_epoch - 1]),
+        "best_val_accuracy": (float(result.history["val_accuracy"][result.best_epoch - 1])
+                              if "val_accuracy" in result.history else None),
         "versions": runs.library_versions(),
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -41,21 +41,32 @@ def history_table(history: dict[str, list[float]]) -> tuple[list[str], list[list
     return ["epoch", *keys], [[epoch, *map(float, values)] for epoch, values in enumerate(zip(*(history[key] for key in keys)))]
 
 
-def fit_scaler(features: np.ndarray, enabled: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Per-coefficient mean and std over every frame of `features` (n_clips, n_frames, n_mfcc).
-
-    Zero-padding frames are included: the paper pads every clip to the longest and feeds the
-    padded sequence as it is, so the padding is part of the input the model sees and the
-    statistics describe that input (there is also no padding mask in the models to respect).
+def fit_scaler(features: np.ndarray, enabled: bool = True, frame_mask: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-coefficient mean and std over the frames of `features` (n_clips, n_frames, n_mfcc):
+    every frame, padding included (the padded input as the paper feeds it), or with
+    `frame_mask` (n_clips, n_frames) only the frames it marks (each clip's own audio).
     With `enabled=False` the identity (mean 0, std 1) is returned."""
     n_features = features.shape[-1]
     if not enabled:
         return np.zeros(n_features, np.float32), np.ones(n_features, np.float32)
-    frames = features.reshape(-1, n_features)
+    frames = features.reshape(-1, n_features) if frame_mask is None else features[frame_mask]  # (frames, 13)
     mean = frames.mean(axis=0, dtype=np.float64)
     std = frames.std(axis=0, dtype=np.float64)
     std[std < 1e-8] = 1.0  # a constant coefficient stays constant rather than dividing by zero
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def prepare_inputs(x: np.ndarray, mean: np.ndarray, std: np.ndarray, padding_value: str = "floor",
+                   frame_mask: np.ndarray | None = None) -> np.ndarray:
+    """The model's input: `x` (n_clips, n_frames, n_mfcc) z-scored with `mean`/`std`; with
+    padding_value "zero" the frames `frame_mask` leaves out (pure padding) are set to 0."""
+    inputs = (x - mean) / std
+    if padding_value == "zero":
+        if frame_mask is None:
+            raise ValueError("train.padding_value 'zero' needs the frame mask (which frames are padding)")
+        inputs = np.where(frame_mask[..., None], inputs, 0.0)
+    return inputs.astype(np.float32, copy=False)
 
 
 def class_weights(labels: np.ndarray, mode: str, n_classes: int = len(EMOTIONS)) -> dict[int, float] | None:
@@ -72,13 +83,30 @@ def class_weights(labels: np.ndarray, mode: str, n_classes: int = len(EMOTIONS))
     return {label: float(weight) for label, weight in enumerate(weights)}
 
 
+def UnweightedAccuracy(x, y):  # noqa: N802 (a Keras callback factory)
+    """A Keras callback logging `val_ua`, the unweighted accuracy (mean recall over the classes
+    present) of the model on (x, y) after every epoch."""
+    import keras
+    from sklearn.metrics import balanced_accuracy_score
+
+    class _UnweightedAccuracy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            predicted = self.model.predict(x, batch_size=256, verbose=0).argmax(axis=1)
+            if logs is not None:
+                logs["val_ua"] = float(balanced_accuracy_score(y, predicted))
+
+    return _UnweightedAccuracy()
+
+
 def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validation, callbacks,
               verbose: int = 0, epochs: int | None = None):
     """Build, compile (optimizer and learning rate from config.train, sparse categorical
     cross-entropy) and fit model `model_id` from seed `seed` on arrays already standardized.
-    With `validation` data, early stopping (best weights restored) and the plateau schedule
-    watch its loss. Returns the model, its history (per-epoch logs) and the EarlyStopping
-    callback (None without validation)."""
+    With `validation` data and train.early_stopping, early stopping (best weights restored) and
+    the plateau schedule watch its loss; without train.early_stopping the validation data is
+    only watched: its loss, accuracy and unweighted accuracy (`val_ua`) are logged per epoch.
+    Returns the model, its history (per-epoch logs) and the EarlyStopping callback (None
+    when nothing stopped early)."""
     import keras
 
     from cremad.models import build_model
@@ -92,7 +120,9 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     early_stopping = None
     callbacks = list(callbacks)
-    if validation is not None:
+    if validation is not None and not train.early_stopping:
+        callbacks.append(UnweightedAccuracy(*validation))
+    elif validation is not None:
         early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience,
                                                        restore_best_weights=True)
         callbacks = [early_stopping, *callbacks]
@@ -106,35 +136,52 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
 
 
 def train_model(config: ExperimentConfig, model_id: int, x: np.ndarray, y: np.ndarray,
-                validation: np.ndarray | None = None, seed: int = 0, callbacks=(), verbose: int = 0) -> TrainResult:
+                validation: np.ndarray | None = None, seed: int = 0, callbacks=(), verbose: int = 0,
+                frame_mask: np.ndarray | None = None) -> TrainResult:
     """Train paper model `model_id` on raw MFCCs `x` (n_clips, n_frames, n_mfcc) with labels `y`
     (EMOTIONS indices).
 
-    `validation` is a boolean mask over the rows of `x`: those rows only watch early stopping
-    and the learning-rate schedule; the model fits the others, and the standardization comes
-    from them. With config.train.refit, a fresh model (same seed) then trains on every row, in
-    the given order, for the best epoch count, replaying the first run's learning rates, with
-    statistics of every row. Without a mask the model trains config.train.max_epochs on every
-    row. `callbacks` are extra Keras callbacks (e.g. a timer)."""
+    `validation` is a boolean mask over the rows of `x`: those rows only watch training (early
+    stopping and the learning-rate schedule, or with train.early_stopping off the logged
+    `val_*` curves); the model fits the others, and the standardization comes from them. With
+    config.train.refit, a fresh model (same seed) then trains on every row, in the given order,
+    for the best epoch count, replaying the first run's learning rates, with statistics of every
+    row. Without a mask the model trains config.train.max_epochs on every row. `frame_mask`
+    (n_clips, n_frames) marks each clip's own frames; train.standardize_frames "speech" and
+    train.padding_value "zero" need it. `callbacks` are extra Keras callbacks (e.g. a timer)."""
     import keras
 
     train = config.train
     y = np.asarray(y)
+    if train.needs_frame_mask and frame_mask is None:
+        raise ValueError("train.standardize_frames 'speech' / padding_value 'zero' need frame_mask")
+    if frame_mask is not None and frame_mask.shape != x.shape[:2]:
+        raise ValueError(f"frame_mask has shape {frame_mask.shape}, expected {x.shape[:2]}")
+    scaler_mask = frame_mask if train.standardize_frames == "speech" else None
+
+    def scaler_of(rows):  # statistics of these rows only
+        return fit_scaler(x[rows], train.standardize, None if scaler_mask is None else scaler_mask[rows])
+
+    def inputs_of(rows, mean, std):
+        return prepare_inputs(x[rows], mean, std, train.padding_value, None if frame_mask is None else frame_mask[rows])
+
+    every = np.ones(len(x), dtype=bool)
     if validation is None:
-        mean, std = fit_scaler(x, enabled=train.standardize)
-        model, history, _ = fit_model(config, model_id, seed, (x - mean) / std, y, None, callbacks, verbose)
+        mean, std = scaler_of(every)
+        model, history, _ = fit_model(config, model_id, seed, inputs_of(every, mean, std), y, None, callbacks, verbose)
         epochs = len(history["loss"])
         return TrainResult(model, mean, std, history, None, epochs, epochs)
 
     validation = np.asarray(validation, dtype=bool)
     if validation.shape != (len(x),) or validation.all() or not validation.any():
         raise ValueError("validation must mark some, not all, of the rows of x")
-    mean, std = fit_scaler(x[~validation], enabled=train.standardize)  # fit rows only
-    x_fit, y_fit = (x[~validation] - mean) / std, y[~validation]  # (n_fit, frames, 13)
-    x_validation, y_validation = (x[validation] - mean) / std, y[validation]
+    mean, std = scaler_of(~validation)  # fit rows only
+    x_fit, y_fit = inputs_of(~validation, mean, std), y[~validation]  # (n_fit, frames, 13)
+    x_validation, y_validation = inputs_of(validation, mean, std), y[validation]
     model, history, early_stopping = fit_model(config, model_id, seed, x_fit, y_fit, (x_validation, y_validation),
                                                callbacks, verbose)
-    epochs, best_epoch = len(history["loss"]), early_stopping.best_epoch + 1
+    epochs = len(history["loss"])
+    best_epoch = early_stopping.best_epoch + 1 if early_stopping is not None else epochs
     refit_history = None
     if train.refit:
         # Early stopping only chose the epoch count; now every row trains a fresh model for that
@@ -142,8 +189,8 @@ def train_model(config: ExperimentConfig, model_id: int, x: np.ndarray, y: np.nd
         # (ReduceLROnPlateau logs the rate of each epoch; without it the rate never changed.)
         logged = history.get("learning_rate", [train.learning_rate] * best_epoch)
         learning_rates = [float(rate) for rate in logged[:best_epoch]]
-        mean, std = fit_scaler(x, enabled=train.standardize)
+        mean, std = scaler_of(every)
         schedule = keras.callbacks.LearningRateScheduler(lambda epoch: learning_rates[epoch])
-        model, refit_history, _ = fit_model(config, model_id, seed, (x - mean) / std, y, None,
+        model, refit_history, _ = fit_model(config, model_id, seed, inputs_of(every, mean, std), y, None,
                                             [*callbacks, schedule], verbose, epochs=best_epoch)
     return TrainResult(model, mean, std, history, refit_history, epochs, best_epoch)

@@ -1,0 +1,116 @@
+"""Recipe selection: validation inside the training actors, never the held-out one."""
+
+import json
+import types
+
+import numpy as np
+import pytest
+
+from cremad.config import ExperimentConfig, TrainConfig, replace
+from cremad.selection import outer_actors, selection_split, summarize_curves, validation_curve
+from cremad.training import fit_scaler, prepare_inputs, train_model
+
+
+def fake_features(n_actors=5, clips_per_actor=4, n_frames=6):
+    actors = np.repeat([f"{1001 + i}" for i in range(n_actors)], clips_per_actor)
+    n = len(actors)
+    # Every clip's frames hold its own row number, so the arrays passed to fit name their clips.
+    x = np.repeat(np.arange(n, dtype=np.float32)[:, None, None], n_frames, axis=1).repeat(13, axis=2)
+    lengths = np.full(n, 3)
+    mask = np.arange(n_frames)[None, :] >= n_frames - lengths[:, None]  # start padding
+    return types.SimpleNamespace(actors=actors, labels=np.arange(n) % 6, features=x, speech_mask=lambda: mask)
+
+
+def test_selection_split_never_holds_the_outer_actor():
+    features = fake_features()
+    for outer in sorted(set(features.actors)):
+        for seed in (0, 1, 2):
+            train_rows, selection_rows, selection_actor = selection_split(features.actors, outer, seed)
+            assert outer not in set(features.actors[train_rows]) | set(features.actors[selection_rows])
+            assert set(features.actors[selection_rows]) == {selection_actor} and selection_actor != outer
+            assert selection_actor not in set(features.actors[train_rows])
+            assert len(train_rows) + len(selection_rows) == len(features.actors) - 4
+    first, again = selection_split(features.actors, "1003", 1), selection_split(features.actors, "1003", 1)
+    assert first[2] == again[2] and np.array_equal(first[0], again[0])  # deterministic
+    with pytest.raises(ValueError, match="outer actor"):
+        selection_split(features.actors, "9999", 0)
+
+
+def test_validation_curve_fits_without_the_outer_actor(monkeypatch):
+    """The arrays passed to training: no clip of the outer actor anywhere, the selection actor
+    only in the watched (validation) rows, no early stopping, the curve's length in epochs."""
+    features = fake_features()
+    seen = {}
+
+    def recording_train_model(config, model_id, x, y, validation=None, seed=0, callbacks=(), verbose=0,
+                              frame_mask=None):
+        seen.update(rows=x[:, 0, 0].astype(int), validation=validation, config=config, frame_mask=frame_mask)
+        return types.SimpleNamespace(history={"val_ua": [0.2] * config.train.max_epochs})
+
+    monkeypatch.setattr("cremad.training.train_model", recording_train_model)
+    config = replace(ExperimentConfig(name="cand"), {"train": {"standardize_frames": "speech"}})
+    record = validation_curve(config, 3, features, outer_actor="1002", seed=0, epochs=7)
+    actors = features.actors[seen["rows"]]
+    assert "1002" not in actors
+    assert set(actors[seen["validation"]]) == {record["selection"]}
+    assert record["selection"] not in set(actors[~seen["validation"]])
+    assert not seen["config"].train.early_stopping and seen["config"].train.max_epochs == 7
+    assert seen["frame_mask"].shape == (len(seen["rows"]), 6)
+    assert record["ua"] == [0.2] * 7 and record["outer"] == "1002"
+
+
+def test_outer_actors_are_a_fixed_subset():
+    actors = np.array(["a", "b", "c", "d", "e"])
+    assert outer_actors(actors, 2) == outer_actors(actors, 2) and len(outer_actors(actors, 2)) == 2
+    assert sorted(outer_actors(actors, None)) == list("abcde")
+
+
+def test_curves_average_over_folds_and_models():
+    records = [{"experiment": "x", "model": 1, "ua": [0.2, 0.4]}, {"experiment": "x", "model": 3, "ua": [0.4, 0.6, 0.9]}]
+    rows = {(row["experiment"], row["models"]): row for row in summarize_curves(records)}
+    assert rows[("x", "all models")]["best_epoch"] == 2
+    assert rows[("x", "all models")]["best_ua"] == pytest.approx(0.5)
+    assert rows[("x", "model3")]["best_ua"] == pytest.approx(0.9)
+
+
+def test_speech_frame_statistics_and_zero_padding():
+    x = np.zeros((2, 4, 13), np.float32)
+    x[:, :2] = -600.0  # padding at the log floor
+    x[0, 2:], x[1, 2:] = 1.0, 3.0  # speech
+    mask = np.array([[False, False, True, True]] * 2)
+    mean, std = fit_scaler(x, frame_mask=mask)
+    assert mean[0] == pytest.approx(2.0) and std[0] == pytest.approx(1.0)
+    all_mean, _ = fit_scaler(x)
+    assert all_mean[0] == pytest.approx(-299.0)  # the padding dominates without the mask
+    inputs = prepare_inputs(x, mean, std, "zero", mask)
+    np.testing.assert_array_equal(inputs[:, :2], 0.0)
+    np.testing.assert_allclose(inputs[0, 2:, 0], -1.0)
+    np.testing.assert_allclose(prepare_inputs(x, mean, std, "floor")[:, :2, 0], -602.0)
+    with pytest.raises(ValueError, match="frame mask"):
+        prepare_inputs(x, mean, std, "zero")
+
+
+def test_recipe_settings_are_checked():
+    with pytest.raises(ValueError, match="standardize_frames"):
+        TrainConfig(standardize_frames="voiced")
+    with pytest.raises(ValueError, match="padding_value"):
+        TrainConfig(padding_value="mean")
+    config = replace(ExperimentConfig(), {"train": {"padding_value": "zero"}})
+    with pytest.raises(ValueError, match="frame_mask"):
+        train_model(config, 1, np.zeros((4, 5, 13), np.float32), np.zeros(4, int))
+
+
+@pytest.mark.slow
+def test_select_command_writes_and_resumes(tiny_corpus, tmp_path):
+    from cremad.cli import main
+
+    out = tmp_path / "selection.json"
+    args = ["select", "--data", str(tiny_corpus), "--experiments", "experiments/candidates/start-speech-zero.toml",
+            "--models", "3", "--outer", "1", "--epochs", "2", "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    assert main(args) == 0
+    records = json.loads(out.read_text())
+    assert len(records) == 1 and len(records[0]["ua"]) == 2
+    assert all(0.0 <= value <= 1.0 for value in records[0]["ua"])
+    assert records[0]["outer"] not in (records[0]["selection"],)
+    assert main(args) == 0  # resumed: nothing left to train
+    assert json.loads(out.read_text()) == records
