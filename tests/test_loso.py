@@ -22,7 +22,10 @@ from cremad.training import class_weights, fit_scaler
 
 ACTORS = ("1001", "1002", "1003", "1004", "1005")
 N_FRAMES = 20
-TINY = replace(ExperimentConfig(), {"train": {"max_epochs": 2, "batch_size": 16, "validation_fraction": 0.25}})
+# Early stopping on, so the tests below see all three roles (fit, validation, test); the default
+# recipe (no early stopping) has its own test.
+TINY = replace(ExperimentConfig(), {"train": {"max_epochs": 2, "batch_size": 16, "validation_fraction": 0.25,
+                                              "early_stopping": True}})
 
 
 def tiny_features(actors=ACTORS, clips_per_emotion: int = 2, seed: int = 0) -> FeatureSet:
@@ -40,7 +43,8 @@ def tiny_features(actors=ACTORS, clips_per_emotion: int = 2, seed: int = 0) -> F
                 frames[:, 0] = float(actor)
                 frames[:, 1] += emotion_index
                 rows.append(frames)
-    return FeatureSet(np.stack(rows), clips, TINY.features, pad_to=N_FRAMES * 160, cache_key="tiny")
+    return FeatureSet(np.stack(rows), clips, TINY.features, pad_to=N_FRAMES * 160, cache_key="tiny",
+                      lengths=np.full(len(clips), N_FRAMES * 160))  # nothing padded
 
 
 def actors_of(x: np.ndarray, scaler) -> set[str]:
@@ -101,7 +105,8 @@ def test_validation_actors_depend_only_on_seed_and_test_actor():
 
 
 def test_scaler_statistics_ignore_an_extreme_test_actor(features):
-    planted = FeatureSet(features.features.copy(), features.clips, features.config, features.pad_to)
+    planted = FeatureSet(features.features.copy(), features.clips, features.config, features.pad_to,
+                         lengths=features.lengths)
     planted.features[planted.actors == "1001", :, 2] = 1e6
     split = split_fold(planted.actors, "1001", 0.25, seed=0)
     mean, std = fit_scaler(planted.features[split.fit_index])
@@ -142,7 +147,8 @@ def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, mon
 
     monkeypatch.setattr(keras.Model, "fit", recording_fit)
     monkeypatch.setattr(keras.Model, "predict", recording_predict)
-    planted = FeatureSet(features.features.copy(), features.clips, features.config, features.pad_to)
+    planted = FeatureSet(features.features.copy(), features.clips, features.config, features.pad_to,
+                         lengths=features.lengths)
     planted.features[planted.actors == "1003", :, 2] = 1e6  # would wreck the scaler if it leaked
     config = replace(TINY, {"train": {"max_epochs": 1, "refit": refit}})
     run_fold(config, planted, "1003", tmp_path, model_id=1, save_model=False)
@@ -162,6 +168,36 @@ def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, mon
     assert "1003" not in fold["train_actors"] + fold["validation_actors"]
     with np.load(tmp_path / runs.SCALER) as scaler:
         assert scaler["std"][2] < 2
+
+
+@pytest.mark.slow
+def test_default_recipe_fits_every_training_actor_and_no_validation(tmp_path, monkeypatch, features):
+    """The default recipe has no early stopping: every training actor fits, none is held back,
+    and the test actor reaches only predict."""
+    import keras
+
+    seen = {"fit": [], "validation": [], "predict": []}
+    original_fit, original_predict = keras.Model.fit, keras.Model.predict
+
+    def recording_fit(self, x, y=None, validation_data=None, **kwargs):
+        seen["fit"].append(x)
+        seen["validation"].append(validation_data)
+        return original_fit(self, x, y, validation_data=validation_data, **kwargs)
+
+    def recording_predict(self, x, **kwargs):
+        seen["predict"].append(x)
+        return original_predict(self, x, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    monkeypatch.setattr(keras.Model, "predict", recording_predict)
+    config = replace(ExperimentConfig(), {"train": {"max_epochs": 1, "batch_size": 16}})
+    assert not config.train.early_stopping
+    run_fold(config, features, "1003", tmp_path, model_id=3, save_model=False)
+    fold = json.loads((tmp_path / runs.FOLD_CONFIG).read_text())
+    assert len(seen["fit"]) == 1 and seen["validation"] == [None]
+    assert actors_of(seen["fit"][0], tmp_path) == {"1001", "1002", "1004", "1005"} == set(fold["fit_actors"])
+    assert fold["validation_actors"] == [] and fold["epochs"] == 1
+    assert all(actors_of(x, tmp_path) == {"1003"} for x in seen["predict"])
 
 
 # --- run folders ------------------------------------------------------------------------------
@@ -258,7 +294,7 @@ def test_a_run_folder_of_another_config_is_not_mixed(tmp_path):
     (tmp_path / runs.RUN_JSON).write_text(json.dumps(older))
     prepare_run(tmp_path, record, force=False)
     changed = dict(record, config=TINY.to_dict())
-    with pytest.raises(CremadError, match=r"train.max_epochs 60 -> 2.*--force"):
+    with pytest.raises(CremadError, match=rf"train.max_epochs {ExperimentConfig().train.max_epochs} -> 2.*--force"):
         prepare_run(tmp_path, changed, force=False)
     prepare_run(tmp_path, changed, force=True)
     assert json.loads((tmp_path / runs.RUN_JSON).read_text())["config"] == TINY.to_dict()
@@ -313,8 +349,9 @@ def test_cremad_loso_on_the_demo_corpus(tmp_path, capsys):
             assert attention["weights"].shape == (82, 1, run["n_frames"])
         assert not (fold_dir / runs.MODEL_FILE).exists()
         fold = json.loads((fold_dir / runs.FOLD_CONFIG).read_text())
-        assert len(fold["validation_actors"]) == 1 and set(fold["validation_actors"]) < set(fold["train_actors"])
-        assert actor not in fold["train_actors"]
+        # The default recipe holds no validation actor back: every training actor fits.
+        assert fold["validation_actors"] == [] and fold["fit_actors"] == fold["train_actors"]
+        assert actor not in fold["train_actors"] and len(fold["train_actors"]) == 2
     assert not runs.fold_dir(model_dir, "1002").exists()
     summary = json.loads((model_dir / runs.SUMMARY_JSON).read_text())
     assert summary["n_folds"] == 2 and summary["n_clips"] == 164
