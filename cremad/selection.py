@@ -108,7 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="corpus folder")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     parser.add_argument("--experiments", required=True,
-                        help="comma-separated candidate recipes: names in experiments/ or paths to TOML files")
+                        help="comma-separated candidate recipes: names in experiments/candidates/ or "
+                             "experiments/, or paths to TOML files")
     parser.add_argument("--models", default="1,2,3,4", help="comma-separated paper models (default: 1,2,3,4)")
     parser.add_argument("--outer", type=int, help="how many outer folds (default: all)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
@@ -118,15 +119,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
-def _candidate(text: str, model_id: int) -> ExperimentConfig:
-    from cremad.config import load_experiment
+def candidate(text: str, model_id: int) -> ExperimentConfig:
+    """A candidate recipe: a name in experiments/candidates/, else in experiments/, or a TOML path."""
+    from cremad.config import EXPERIMENTS_DIR, load_experiment
 
-    path = Path(text)
-    if path.suffix == ".toml":
-        if not path.is_file():
-            raise CremadError(f"--experiments: no such file {path}")
-        return load_experiment(path.stem, model_id=model_id, directory=path.parent)
-    return load_experiment(text, model_id=model_id)
+    in_candidates = EXPERIMENTS_DIR / "candidates" / f"{text}.toml"
+    return load_experiment(str(in_candidates) if in_candidates.is_file() else text, model_id=model_id)
 
 
 def run(args) -> int:
@@ -140,7 +138,7 @@ def run(args) -> int:
     if set(models) - set(MODEL_IDS):
         raise CremadError(f"--models {args.models}: paper models are {', '.join(map(str, MODEL_IDS))}")
     candidates = [text.strip() for text in args.experiments.split(",") if text.strip()]
-    configs = {(text, model_id): _candidate(text, model_id) for text in candidates for model_id in models}
+    configs = {(text, model_id): candidate(text, model_id) for text in candidates for model_id in models}
     out = Path(args.out)
     records = json.loads(out.read_text()) if out.is_file() else []
     done = {(r["experiment"], r["model"], r["outer"], r["seed"]) for r in records}

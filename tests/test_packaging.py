@@ -49,7 +49,7 @@ def test_the_wheel_holds_every_module_and_the_experiments(tmp_path):
     (wheel,) = (tmp_path / "wheel").glob("cremad-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {path.relative_to(ROOT).as_posix() for path in (ROOT / "cremad").rglob("*.py")}
-    expected |= {f"cremad/experiments/{path.name}" for path in EXPERIMENTS_DIR.glob("*.toml")}
+    expected |= {f"cremad/experiments/{path.relative_to(EXPERIMENTS_DIR).as_posix()}" for path in EXPERIMENTS_DIR.rglob("*.toml")}
     assert expected - names == set()
     assert "cremad/experiments/tuned.toml" in names
 

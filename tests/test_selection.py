@@ -59,6 +59,16 @@ def test_validation_curve_fits_without_the_outer_actor(monkeypatch):
     assert record["ua"] == [0.2] * 7 and record["outer"] == "1002"
 
 
+def test_candidates_load_by_name_or_path():
+    from cremad.selection import candidate
+
+    by_name = candidate("start-speech-zero", 3)
+    assert by_name.name == "start-speech-zero" and by_name.features.pad_side == "start"
+    assert by_name.train.standardize_frames == "speech" and by_name.train.padding_value == "zero"
+    assert candidate("experiments/candidates/end-all.toml", 1).features.pad_side == "end"
+    assert candidate("paper", 2).name == "paper"
+
+
 def test_outer_actors_are_a_fixed_subset():
     actors = np.array(["a", "b", "c", "d", "e"])
     assert outer_actors(actors, 2) == outer_actors(actors, 2) and len(outer_actors(actors, 2)) == 2
@@ -105,7 +115,7 @@ def test_select_command_writes_and_resumes(tiny_corpus, tmp_path):
     from cremad.cli import main
 
     out = tmp_path / "selection.json"
-    args = ["select", "--data", str(tiny_corpus), "--experiments", "experiments/candidates/start-speech-zero.toml",
+    args = ["select", "--data", str(tiny_corpus), "--experiments", "start-speech-zero",
             "--models", "3", "--outer", "1", "--epochs", "2", "--out", str(out), "--cache-dir", str(tmp_path / "c")]
     assert main(args) == 0
     records = json.loads(out.read_text())
