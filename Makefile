@@ -16,10 +16,12 @@ CLIP ?=  # Fig. 2's clip; empty: the paper's 1015_DFA_ANG_XX when the corpus has
 DEMO ?= demo
 META ?= $(DATA)
 EMODB ?= ../shared/emodb
+CASIA ?= ../shared/casia
+RESULT_SEEDS ?= 0,1,2
 DEMO_EPOCHS ?= 15
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
 
-.PHONY: install demo test test-fast features loso baseline figures table2 perception data emodb bench clean-demo
+.PHONY: install demo test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo
 
 $(BIN)/cremad: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,14 +59,29 @@ figures: install
 # The paper's whole result: models 1-4 in leave-one-actor-out folds on $(DATA), then Table II and the
 # figures. First a rough projection of the wall time, from 3 timed epochs of one small fold per model
 # (bench/bench_loso.py, about a minute; epochs per fold from finished folds, else the max_epochs bound).
-EXP_RUNS = $(RUNS)/$(CORPUS)$(if $(filter-out paper,$(EXP)),/$(EXP))
 table2: install
-	$(BIN)/python bench/bench_loso.py --epochs-from $(EXP_RUNS)
+	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/$(CORPUS)/$(EXP)
 	for model in 1 2 3 4; do \
 		$(BIN)/cremad loso --model $$model --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) \
-			$(if $(BACKEND),--backend $(BACKEND)) || exit 1; \
+			$(if $(BACKEND),--backend $(BACKEND)) $(if $(strip $(SEEDS)),--seeds $(SEEDS)) || exit 1; \
 	done
-	$(BIN)/cremad figures --runs $(EXP_RUNS) --data $(DATA) --corpus $(CORPUS) $(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)
+	$(BIN)/cremad figures --runs $(RUNS) --corpus $(CORPUS) --experiment $(EXP) --data $(DATA) \
+		$(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)/$(CORPUS)/$(EXP)
+
+# README's results table: models 1-4 (seeds $(RESULT_SEEDS)) and the SVM baseline on Emo-DB, CASIA and
+# the demo corpus (at $(DEMO_EPOCHS) epochs, as `make demo`), then figures/<corpus>/$(EXP)/table_full.md.
+# Hours on 2 CPU cores.
+results: install
+	$(BIN)/cremad synth $(DEMO)/CREMA-D --actors 6 --seed 0
+	for spec in "emodb $(EMODB)" "casia $(CASIA)" "cremad $(DEMO)/CREMA-D --epochs $(DEMO_EPOCHS)"; do \
+		set -- $$spec; corpus=$$1; data=$$2; shift 2; \
+		for model in 1 2 3 4; do \
+			$(BIN)/cremad loso --model $$model --data $$data --corpus $$corpus --experiment $(EXP) --seeds $(RESULT_SEEDS) \
+				--runs $(RUNS) --cache-dir $(CACHE) --no-save-models $$* || exit 1; \
+		done; \
+		$(BIN)/cremad baseline --data $$data --corpus $$corpus --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) || exit 1; \
+		$(BIN)/cremad figures --runs $(RUNS) --corpus $$corpus --experiment $(EXP) --data $$data --out $(FIGURES)/$$corpus/$(EXP) || exit 1; \
+	done
 
 perception: install
 	$(BIN)/cremad perception --runs $(RUNS) --experiment $(EXP) --meta $(META) --out $(FIGURES)/cremad/$(EXP)/perception
@@ -88,7 +105,7 @@ demo: install
 	for model in 1 2 3 4; do \
 		$(BIN)/cremad loso --model $$model --data $(DEMO)/CREMA-D --runs $(DEMO)/runs --cache-dir $(CACHE) --epochs $(DEMO_EPOCHS) || exit 1; \
 	done
-	$(BIN)/cremad figures --runs $(DEMO)/runs/cremad --data $(DEMO)/CREMA-D --clip 1001_DFA_ANG_XX --out $(DEMO)/figures
+	$(BIN)/cremad figures --runs $(DEMO)/runs --corpus cremad --data $(DEMO)/CREMA-D --clip 1001_DFA_ANG_XX --out $(DEMO)/figures
 
 bench: install
 	$(BIN)/python bench/bench_features.py --out bench/results/features.json

@@ -155,7 +155,7 @@ def compare_model(predictions: Predictions, voice_votes: dict[str, np.ndarray]) 
     model's pooled LOSO predictions on the clips that have voice votes."""
     keep = np.array([clip_id in voice_votes for clip_id in predictions.clip_ids], dtype=bool)
     if not keep.any():
-        raise CremadError(f"{predictions.model_dir}: none of the predicted clips has voice votes (not CREMA-D names?)")
+        raise CremadError(f"{predictions.run_dir}: none of the predicted clips has voice votes (not CREMA-D names?)")
     clip_ids = predictions.clip_ids[keep]
     counts = np.stack([voice_votes[clip_id] for clip_id in clip_ids])  # (n, 6)
     shares = counts / counts.sum(axis=1, keepdims=True)

@@ -234,3 +234,10 @@ def test_command_with_no_runs_at_all_prints_the_raters(tmp_path, capsys):
 def test_command_with_no_runs_on_the_real_metadata(cremad_meta, tmp_path, capsys):
     assert cli.main(["perception", "--meta", str(cremad_meta), "--out", str(tmp_path)]) == 0
     assert "| voice | 40.90 | 7442 | 68568 | 40.00 |" in capsys.readouterr().out  # published 40.9, votes 40.0
+
+
+def test_a_model_without_voted_clips_is_named_in_the_error():
+    predictions = runs.Predictions(Path("runs/emodb/paper/model2/seed0"), {}, np.array(["03a01Wa"]), np.array(["03"]),
+                              np.array(["ANG"]), np.array(["ANG"]), np.full((1, 6), 1 / 6), ["03"], [], [], {})
+    with pytest.raises(CremadError, match="model2/seed0: none of the predicted clips has voice votes"):
+        compare_model(predictions, {"1001_DFA_ANG_XX": np.ones(6)})
