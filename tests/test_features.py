@@ -37,8 +37,9 @@ def test_window_and_hop_are_the_papers():
 
 def test_padding_appends_silence_frames_and_keeps_the_clip():
     signal = tone(1.0)
-    short = extract_mfcc(signal, CONFIG, len(signal))
-    padded = extract_mfcc(signal, CONFIG, 2 * len(signal))
+    end = FeatureConfig(pad_side="end")
+    short = extract_mfcc(signal, end, len(signal))
+    padded = extract_mfcc(signal, end, 2 * len(signal))
     assert padded.shape == (n_frames(32_000), 13)
     # Frames up to the clip's end see the same samples; frames well past it are pure padding.
     np.testing.assert_allclose(padded[: len(short)], short, atol=1e-3)
@@ -170,7 +171,7 @@ def test_start_padding_puts_the_zeros_before_the_clip():
 def test_log_floor_is_what_padding_maps_to():
     signal = tone(0.5)
     for floor in (-100.0, -80.0):
-        padded = extract_mfcc(signal, FeatureConfig(log_floor_db=floor), 4 * len(signal))
+        padded = extract_mfcc(signal, FeatureConfig(log_floor_db=floor, pad_side="end"), 4 * len(signal))
         # A constant log-mel of `floor` dB in every band gives c0 = floor * sqrt(n_mels), c1.. = 0.
         np.testing.assert_allclose(padded[-1, 0], floor * np.sqrt(CONFIG.n_mels), rtol=1e-4)
         np.testing.assert_allclose(padded[-1, 1:], 0, atol=1e-3)
@@ -198,6 +199,6 @@ def test_pad_side_and_floor_change_the_cache_key(tmp_path):
     folder = tmp_path / "AudioWAV"
     write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1002_DFA_SAD_XX.wav"])
     keys = {load_features(tmp_path, config=config, cache_dir=tmp_path / "c", jobs=1, progress=False).cache_key
-            for config in (FeatureConfig(), FeatureConfig(pad_side="start"), FeatureConfig(log_floor_db=-80.0))}
+            for config in (FeatureConfig(pad_side="end"), FeatureConfig(pad_side="start"), FeatureConfig(log_floor_db=-80.0))}
     assert len(keys) == 3
     assert len(list((tmp_path / "c").glob("*.npz"))) == 3
