@@ -126,9 +126,12 @@ def run(args: argparse.Namespace) -> int:
              len(features.clips), len(set(features.actors)), features.n_frames)
     sidecar = train_on_all_actors(config, features, args.model, out_file, verbose=args.verbose)
     scaler = sidecar["scaler"]
-    print(f"model {args.model} trained on {sidecar['n_clips']} clips of {len(sidecar['actors'])} actors "
-          f"(early stopping on {', '.join(sidecar['validation_actors'])}): {sidecar['epochs']} epochs, "
-          f"best {sidecar['best_epoch']} (validation accuracy {sidecar['best_val_accuracy']:.3f})"
-          + (f"; refit on all actors for {sidecar['best_epoch']} epochs" if scaler["refit"] else ""))
+    if sidecar["validation_actors"]:
+        how = (f"early stopping on {', '.join(sidecar['validation_actors'])}: {sidecar['epochs']} epochs, best "
+               f"{sidecar['best_epoch']} (validation accuracy {sidecar['best_val_accuracy']:.3f})"
+               + (f"; refit on all actors for {sidecar['best_epoch']} epochs" if scaler["refit"] else ""))
+    else:
+        how = f"every actor, {sidecar['epochs']} epochs, no early stopping"
+    print(f"model {args.model} trained on {sidecar['n_clips']} clips of {len(sidecar['actors'])} actors ({how})")
     print(f"wrote {out_file} and {sidecar_path(out_file)}")
     return 0

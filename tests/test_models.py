@@ -168,7 +168,7 @@ def demo_clips():
     from cremad.features import extract_mfcc
     from cremad.synth import synthesize_clip
 
-    config = FeatureConfig()
+    config = FeatureConfig(pad_side="end")  # the padding follows the speech, as in the paper's Fig. 2
     pad_to = int(DEMO_PAD_SECONDS * config.sample_rate)
     features, labels, lengths, actors = [], [], [], []
     for actor in (*TRAIN_ACTORS, HELD_OUT_ACTOR):

@@ -65,16 +65,21 @@ def test_train_writes_model_sidecar_and_history(trained):
     assert sidecar["config"]["train"]["max_epochs"] == 1  # --epochs
     assert len(sidecar["scaler"]["mean"]) == len(sidecar["scaler"]["std"]) == 13
     assert sidecar["actors"] == ["1001", "1002", "1003"] and sidecar["n_clips"] == 36
-    assert len(sidecar["validation_actors"]) == 1 and set(sidecar["validation_actors"]) <= set(sidecar["actors"])
+    assert sidecar["validation_actors"] == []  # the default recipe: every actor trains, no early stopping
+    assert sidecar["scaler"]["actors"] == sidecar["actors"]
     assert not list(models.glob(".*"))  # no training leftovers
 
 
 def test_predict_uses_the_training_features(trained):
     from cremad.features import load_features
+    from cremad.training import prepare_inputs
 
     features = load_features(trained / "corpus", config=TINY.features, cache_dir=trained / "cache", jobs=1, progress=False)
     model = load_trained_model(trained / "models" / "model2.keras")
-    inputs = (features.features[:2] - model.mean) / model.std  # (2, 301, 13), as in training
+    # As in training: z-scored, the padding frames (zeros before the clip) set to 0.
+    inputs = prepare_inputs(features.features[:2], model.mean, model.std, TINY.train.padding_value,
+                            features.speech_mask()[:2])  # (2, 301, 13)
+    assert TINY.train.padding_value == "zero" and (inputs[:, 0] == 0).all()
     expected = model.model.predict(inputs, verbose=0)
     for clip, probabilities in zip(features.clips[:2], expected):
         assert predict_file(clip.path, model).probabilities == pytest.approx(probabilities, abs=1e-5)
