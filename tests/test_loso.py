@@ -58,6 +58,28 @@ def actors_of(x: np.ndarray, scaler) -> set[str]:
     return {str(int(round(value))) for value in raw}
 
 
+def record_fit_and_predict(monkeypatch) -> dict[str, list]:
+    """Make keras.Model.fit and .predict record the arrays they receive: {"fit": [x, ...],
+    "validation": [x_val or None, ...], "predict": [x, ...]}."""
+    import keras
+
+    seen = {"fit": [], "validation": [], "predict": []}
+    original_fit, original_predict = keras.Model.fit, keras.Model.predict
+
+    def recording_fit(self, x, y=None, validation_data=None, **kwargs):
+        seen["fit"].append(x)
+        seen["validation"].append(None if validation_data is None else validation_data[0])
+        return original_fit(self, x, y, validation_data=validation_data, **kwargs)
+
+    def recording_predict(self, x, **kwargs):
+        seen["predict"].append(x)
+        return original_predict(self, x, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    monkeypatch.setattr(keras.Model, "predict", recording_predict)
+    return seen
+
+
 def read_predictions(path) -> list[dict[str, str]]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -131,22 +153,7 @@ def test_speaker_normalization_uses_each_actors_own_clips_only(features):
 @pytest.mark.parametrize("refit", [False, True])
 def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, monkeypatch, features, refit):
     """Record what model.fit and model.predict actually receive, and read the actors back."""
-    import keras
-
-    seen = {"fit": [], "validation": [], "predict": []}
-    original_fit, original_predict = keras.Model.fit, keras.Model.predict
-
-    def recording_fit(self, x, y=None, validation_data=None, **kwargs):
-        seen["fit"].append(x)
-        seen["validation"].append(None if validation_data is None else validation_data[0])
-        return original_fit(self, x, y, validation_data=validation_data, **kwargs)
-
-    def recording_predict(self, x, **kwargs):
-        seen["predict"].append(x)
-        return original_predict(self, x, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", recording_fit)
-    monkeypatch.setattr(keras.Model, "predict", recording_predict)
+    seen = record_fit_and_predict(monkeypatch)
     planted = FeatureSet(features.features.copy(), features.clips, features.config, features.pad_to,
                          lengths=features.lengths)
     planted.features[planted.actors == "1003", :, 2] = 1e6  # would wreck the scaler if it leaked
@@ -174,22 +181,7 @@ def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, mon
 def test_default_recipe_fits_every_training_actor_and_no_validation(tmp_path, monkeypatch, features):
     """The default recipe has no early stopping: every training actor fits, none is held back,
     and the test actor reaches only predict."""
-    import keras
-
-    seen = {"fit": [], "validation": [], "predict": []}
-    original_fit, original_predict = keras.Model.fit, keras.Model.predict
-
-    def recording_fit(self, x, y=None, validation_data=None, **kwargs):
-        seen["fit"].append(x)
-        seen["validation"].append(validation_data)
-        return original_fit(self, x, y, validation_data=validation_data, **kwargs)
-
-    def recording_predict(self, x, **kwargs):
-        seen["predict"].append(x)
-        return original_predict(self, x, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", recording_fit)
-    monkeypatch.setattr(keras.Model, "predict", recording_predict)
+    seen = record_fit_and_predict(monkeypatch)
     config = replace(ExperimentConfig(), {"train": {"max_epochs": 1, "batch_size": 16}})
     assert not config.train.early_stopping
     run_fold(config, features, "1003", tmp_path, model_id=3, save_model=False)
