@@ -19,6 +19,8 @@ EMODB ?= ../shared/emodb
 CASIA ?= ../shared/casia
 RESULT_SEEDS ?= 0,1,2
 DEMO_EPOCHS ?= 15
+JOBS ?= 1  # loso/table2: folds trained at once, each its own process (cremad loso --jobs)
+CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (3x one process on 2 cores)
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
 
 .PHONY: install demo test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo
@@ -45,7 +47,7 @@ features: install
 loso: install
 	$(BIN)/cremad loso --model $(MODEL) --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) \
 		$(if $(SHARD),--shard $(SHARD)) $(if $(FOLDS),--folds $(FOLDS)) $(if $(BACKEND),--backend $(BACKEND)) \
-		$(if $(strip $(SEEDS)),--seeds $(SEEDS))
+		$(if $(strip $(SEEDS)),--seeds $(SEEDS)) --jobs $(strip $(JOBS))
 
 # The classical yardstick in the same folds: functionals + SVM (about a minute on Emo-DB).
 baseline: install
@@ -63,7 +65,7 @@ table2: install
 	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/$(CORPUS)/$(EXP)
 	for model in 1 2 3 4; do \
 		$(BIN)/cremad loso --model $$model --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) \
-			$(if $(BACKEND),--backend $(BACKEND)) $(if $(strip $(SEEDS)),--seeds $(SEEDS)) || exit 1; \
+			$(if $(BACKEND),--backend $(BACKEND)) $(if $(strip $(SEEDS)),--seeds $(SEEDS)) --jobs $(strip $(JOBS)) || exit 1; \
 	done
 	$(BIN)/cremad figures --runs $(RUNS) --corpus $(CORPUS) --experiment $(EXP) --data $(DATA) \
 		$(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)/$(CORPUS)/$(EXP)
@@ -77,7 +79,7 @@ results: install
 		set -- $$spec; corpus=$$1; data=$$2; shift 2; \
 		for model in 1 2 3 4; do \
 			$(BIN)/cremad loso --model $$model --data $$data --corpus $$corpus --experiment $(EXP) --seeds $(RESULT_SEEDS) \
-				--runs $(RUNS) --cache-dir $(CACHE) --no-save-models $$* || exit 1; \
+				--runs $(RUNS) --cache-dir $(CACHE) --no-save-models --jobs $(strip $(CPU_JOBS)) $$* || exit 1; \
 		done; \
 		$(BIN)/cremad baseline --data $$data --corpus $$corpus --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) || exit 1; \
 		$(BIN)/cremad figures --runs $(RUNS) --corpus $$corpus --experiment $(EXP) --data $$data --out $(FIGURES)/$$corpus/$(EXP) || exit 1; \
@@ -90,7 +92,8 @@ perception: install
 # each beside the baseline's two functional sets.
 emodb: install
 	for exp in paper tuned speakernorm; do for model in 1 2 3 4; do \
-		$(BIN)/cremad loso --model $$model --data $(EMODB) --corpus emodb --experiment $$exp --runs $(RUNS) --cache-dir $(CACHE) --no-save-models || exit 1; \
+		$(BIN)/cremad loso --model $$model --data $(EMODB) --corpus emodb --experiment $$exp --runs $(RUNS) --cache-dir $(CACHE) --no-save-models \
+			--jobs $(strip $(CPU_JOBS)) || exit 1; \
 	done; for features in mfcc rich; do \
 		$(BIN)/cremad baseline --data $(EMODB) --corpus emodb --features $$features --experiment $$exp --runs $(RUNS) --cache-dir $(CACHE) || exit 1; \
 	done; done
@@ -103,7 +106,8 @@ demo: install
 	$(BIN)/cremad synth $(DEMO)/CREMA-D --actors 6 --seed 0
 	$(BIN)/cremad features --data $(DEMO)/CREMA-D --cache-dir $(CACHE)
 	for model in 1 2 3 4; do \
-		$(BIN)/cremad loso --model $$model --data $(DEMO)/CREMA-D --runs $(DEMO)/runs --cache-dir $(CACHE) --epochs $(DEMO_EPOCHS) || exit 1; \
+		$(BIN)/cremad loso --model $$model --data $(DEMO)/CREMA-D --runs $(DEMO)/runs --cache-dir $(CACHE) --epochs $(DEMO_EPOCHS) \
+			--jobs $(strip $(CPU_JOBS)) || exit 1; \
 	done
 	$(BIN)/cremad figures --runs $(DEMO)/runs --corpus cremad --data $(DEMO)/CREMA-D --clip 1001_DFA_ANG_XX --out $(DEMO)/figures
 

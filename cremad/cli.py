@@ -29,7 +29,7 @@ COMMANDS = {
     "predict": ("cremad.predict", "classify WAV files with a trained model"),
     "perception": ("cremad.perception", "compare models with CREMA-D's crowd ratings"),
 }
-USES_KERAS = {"loso", "train", "predict"}  # the commands that import Keras (and so TensorFlow)
+USES_KERAS = {"loso", "select", "train", "predict"}  # the commands that import Keras (and so TensorFlow)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -116,6 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=40, help="length of each validation curve (default: 40)")
     parser.add_argument("--out", required=True, help="results JSON (resumed when it exists)")
     parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--threads", type=int, help="TensorFlow CPU threads (default: all cores)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
@@ -129,7 +130,9 @@ def candidate(text: str, model_id: int) -> ExperimentConfig:
 
 def run(args) -> int:
     from cremad.features import load_features
+    from cremad.training import limit_threads
 
+    limit_threads(args.threads)
     try:
         models = [int(part) for part in args.models.split(",")]
         seeds = [int(part) for part in args.seeds.split(",")]

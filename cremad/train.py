@@ -110,12 +110,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="override train.max_epochs")
     parser.add_argument("--cache-dir", default="cache")
     parser.add_argument("--jobs", type=int, default=-1, help="feature extraction workers (-1: all cores)")
+    parser.add_argument("--threads", type=int, help="TensorFlow CPU threads (default: all cores)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
 def run(args: argparse.Namespace) -> int:
     from cremad.features import load_features
+    from cremad.training import limit_threads
 
+    limit_threads(args.threads)
     config = load_experiment(args.experiment, model_id=args.model)
     if args.epochs is not None:
         config = replace(config, {"train": {"max_epochs": args.epochs}})

@@ -389,3 +389,36 @@ def test_ray_backend_writes_the_same_folds(tmp_path, local_run, features):
         # Same seeds, same data: on CPU a Ray worker trains exactly what the local loop trained.
         ours = (runs.fold_dir(tmp_path, actor) / runs.PREDICTIONS).read_text()
         assert ours == (runs.fold_dir(model_dir, actor) / runs.PREDICTIONS).read_text()
+
+
+# --- local process pool (--jobs) --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_process_pool_writes_the_same_folds(tmp_path, local_run, features):
+    from cremad.loso import fold_pool
+
+    model_dir, _ = local_run
+    with fold_pool(2, threads=1) as pool:
+        records = run_folds(TINY, features, 1, tmp_path, test_actors=["1001", "1002"], pool=pool)
+    assert sorted(record["actor"] for record in records) == ["1001", "1002"]
+    for actor in ("1001", "1002"):
+        assert (runs.fold_dir(tmp_path, actor) / DONE).is_file()
+        # Same seeds, same data: a worker on one thread trains what the local loop trained.
+        ours = read_predictions(runs.fold_dir(tmp_path, actor) / runs.PREDICTIONS)
+        theirs = read_predictions(runs.fold_dir(model_dir, actor) / runs.PREDICTIONS)
+        assert [row["predicted"] for row in ours] == [row["predicted"] for row in theirs]
+        for mine, other in zip(ours, theirs):
+            for emotion in EMOTIONS:
+                assert float(mine[f"p_{emotion}"]) == pytest.approx(float(other[f"p_{emotion}"]), abs=1e-4)
+
+
+def test_jobs_and_threads_must_be_positive():
+    from cremad import CremadError
+    from cremad.loso import fold_pool
+    from cremad.training import limit_threads
+
+    with pytest.raises(CremadError, match="--jobs"):
+        fold_pool(0)
+    with pytest.raises(ValueError, match="--threads"):
+        limit_threads(0)
