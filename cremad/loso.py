@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="retrain folds that are already done")
     parser.add_argument("--jobs", type=int, default=1,
                         help="local backend: folds trained at once, each in its own process (default: 1). On a "
-                             "CPU, --jobs <cores> with one thread each is about 3x faster than one process")
+                             "CPU, --jobs <cores> with one thread each did 2.3x the work of one process on 2 cores")
     parser.add_argument("--threads", type=int,
                         help="TensorFlow CPU threads per process (default: all cores; 1 with --jobs > 1)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="Keras epoch bars")

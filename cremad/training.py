@@ -39,7 +39,7 @@ class TrainResult:
 def limit_threads(threads: int | None) -> None:
     """Run TensorFlow's CPU kernels on `threads` threads (None: TensorFlow's choice, every core).
     These LSTMs are small: on a 2-core machine one thread trained an Emo-DB epoch in 0.67 s and
-    two in 0.99 s, so two single-threaded runs side by side (loso --shard) do about three times
+    two in 0.99 s, and two single-threaded runs side by side (loso --jobs 2) did about 2.3 times
     the work of one run on both cores. Must run before TensorFlow executes its first op; other
     Keras backends are left alone."""
     if threads is None:
