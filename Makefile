@@ -20,7 +20,7 @@ CASIA ?= ../shared/casia
 RESULT_SEEDS ?= 0,1,2
 DEMO_EPOCHS ?= 15
 JOBS ?= 1  # loso/table2: folds trained at once, each its own process (cremad loso --jobs)
-CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (3x one process on 2 cores)
+CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (2.3x one process on 2 cores)
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
 
 .PHONY: install demo test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo

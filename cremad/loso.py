@@ -151,7 +151,7 @@ def run_folds(
     return records
 
 
-def _ray_fold(config, features, job):
+def _fold_task(config, features, job):  # a Ray task or a pool job
     return run_fold(config, features, **job)
 
 
@@ -178,18 +178,27 @@ def fold_pool(jobs: int, threads: int | None = None):
 
 
 def _run_pool(pool, config, features, jobs):
-    """Yield done records as the pool's folds finish. A failed fold does not stop the others; the
-    failures are raised together at the end (finished folds are on disk, a rerun retries the rest)."""
+    """Yield done records as the pool's folds finish (see `_gather` for failures)."""
     import concurrent.futures
 
-    actor_of = {pool.submit(_ray_fold, config, features, job): job["test_actor"] for job in jobs}
+    actor_of = {pool.submit(_fold_task, config, features, job): job["test_actor"] for job in jobs}
+    yield from _gather(((actor_of[future], future.result) for future in concurrent.futures.as_completed(actor_of)),
+                       Exception)
+
+
+def _gather(finished, fold_error):
+    """Yield the records of `finished` ((actor, get_record) pairs, in finishing order). A fold whose
+    get_record raises `fold_error` does not stop the others; the failures are raised together at
+    the end (finished folds are on disk, a rerun retries the rest)."""
     failed = []
-    for future in concurrent.futures.as_completed(actor_of):
+    for actor, get_record in finished:
         try:
-            yield future.result()
-        except Exception as error:  # noqa: BLE001 (one fold's failure is reported with the others)
-            failed.append(actor_of[future])
-            log.error("fold %s failed: %s: %s", actor_of[future], type(error).__name__, error)
+            record = get_record()
+        except fold_error as error:
+            failed.append(actor)
+            log.error("fold %s failed: %s: %s", actor, type(error).__name__, error)
+            continue
+        yield record
     if failed:
         raise CremadError(f"{len(failed)} fold(s) failed: {', '.join(failed)}; rerun to retry them")
 
@@ -218,8 +227,8 @@ def start_ray(address: str | None = None, log_to_driver: bool = False):
 
 
 def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
-    """Yield done records as Ray tasks finish. The features go into the object store once. A
-    failed fold does not stop the others in flight; the failures are raised together at the end."""
+    """Yield done records as Ray tasks finish (see `_gather` for failures). The features go into
+    the object store once."""
     try:
         import ray
     except ImportError:
@@ -232,20 +241,16 @@ def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
         if gpus_per_fold > available:  # Ray would queue such tasks forever
             raise CremadError(f"--gpus-per-fold {gpus_per_fold:g}, but the Ray cluster has {available:g} GPU(s)")
         features_ref = ray.put(features)
-        task = ray.remote(num_gpus=gpus_per_fold, num_cpus=cpus_per_fold, max_retries=0)(_ray_fold)
+        task = ray.remote(num_gpus=gpus_per_fold, num_cpus=cpus_per_fold, max_retries=0)(_fold_task)
         actor_of = {task.remote(config, features_ref, job): job["test_actor"] for job in jobs}
-        pending, failed = list(actor_of), []
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            try:
-                done = ray.get(ready[0])
-            except ray.exceptions.RayTaskError as error:
-                failed.append(actor_of[ready[0]])
-                log.error("fold %s failed: %s", actor_of[ready[0]], error)
-                continue
-            yield done
-        if failed:
-            raise CremadError(f"{len(failed)} fold(s) failed: {', '.join(failed)}; rerun to retry them")
+
+        def finished():
+            pending = list(actor_of)
+            while pending:
+                (ready,), pending = ray.wait(pending, num_returns=1)
+                yield actor_of[ready], lambda ref=ready: ray.get(ref)
+
+        yield from _gather(finished(), ray.exceptions.RayTaskError)
     finally:
         if started_here:
             ray.shutdown()
@@ -265,6 +270,8 @@ def run(args) -> int:
     from cremad.features import load_features
     from cremad.training import limit_threads
 
+    if args.jobs < 1:
+        raise CremadError(f"--jobs must be at least 1, got {args.jobs}")
     if args.jobs > 1 and args.backend != "local":
         raise CremadError("--jobs is for the local backend; Ray packs folds with --cpus-per-fold")
     if args.jobs == 1:

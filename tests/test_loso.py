@@ -422,3 +422,18 @@ def test_jobs_and_threads_must_be_positive():
         fold_pool(0)
     with pytest.raises(ValueError, match="--threads"):
         limit_threads(0)
+
+
+def test_a_failed_fold_does_not_stop_the_others_and_is_named_at_the_end():
+    from cremad import CremadError
+    from cremad.loso import _gather
+
+    def broken():
+        raise RuntimeError("out of memory")
+
+    finished = [("1001", lambda: {"actor": "1001"}), ("1002", broken), ("1003", lambda: {"actor": "1003"})]
+    records = []
+    with pytest.raises(CremadError, match="1 fold\\(s\\) failed: 1002"):
+        for record in _gather(iter(finished), Exception):
+            records.append(record)
+    assert [record["actor"] for record in records] == ["1001", "1003"]
