@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -53,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local backend: folds trained at once, each in its own process (default: 1). On a "
                              "CPU, --jobs <cores> with one thread each did 2.3x the work of one process on 2 cores")
     parser.add_argument("--threads", type=int,
-                        help="TensorFlow CPU threads per process (default: all cores; 1 with --jobs > 1)")
+                        help="TensorFlow CPU threads per process (default: all cores; 1 with --jobs > 1; "
+                             "with Ray, --cpus-per-fold rounded up)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="Keras epoch bars")
 
 
@@ -116,11 +118,13 @@ def run_folds(
     gpus_per_fold: float = 0.0,
     cpus_per_fold: float = 1.0,
     pool=None,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run the folds of `test_actors` (default: all) into the run folder `run_dir`, skipping
     finished ones unless `force`. The caller has written run.json. With the local backend and a
     `pool` (a concurrent.futures executor, see `fold_pool`) folds train side by side in its
-    processes. Returns the done records of this call."""
+    processes. A Ray task runs TensorFlow on `threads` CPU threads (default: `cpus_per_fold`
+    rounded up). Returns the done records of this call."""
     all_actors = loso_actors(features.actors)
     fold_index = {actor: index for index, actor in enumerate(all_actors)}  # seed offset per fold
     todo = runs.pending_folds(run_dir, test_actors or all_actors, force)
@@ -132,7 +136,8 @@ def run_folds(
     jobs = [dict(test_actor=actor, out_dir=runs.fold_dir(run_dir, actor), model_id=model_id,
                  fold_index=fold_index[actor], save_model=save_models, verbose=verbose) for actor in todo]
     if backend == "ray":
-        finished = _run_ray(config, features, jobs, ray_address, gpus_per_fold, cpus_per_fold)
+        threads = threads or max(1, math.ceil(cpus_per_fold))
+        finished = _run_ray(config, features, jobs, ray_address, gpus_per_fold, cpus_per_fold, threads)
     elif backend == "local" and pool is not None:
         finished = _run_pool(pool, config, features, jobs)
     elif backend == "local":
@@ -151,7 +156,13 @@ def run_folds(
     return records
 
 
-def _fold_task(config, features, job):  # a Ray task or a pool job
+def _fold_task(config, features, job, threads: int | None = None):
+    """One fold in a Ray task or a pool job. A pool worker has set its threads already
+    (`_init_pool_worker`); a Ray worker sets them here, before its first fold's first op (a
+    reused worker asking for the same count again is a no-op in TensorFlow)."""
+    from cremad.training import limit_threads
+
+    limit_threads(threads)
     return run_fold(config, features, **job)
 
 
@@ -226,7 +237,7 @@ def start_ray(address: str | None = None, log_to_driver: bool = False):
     return ray
 
 
-def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
+def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold, threads=None):
     """Yield done records as Ray tasks finish (see `_gather` for failures). The features go into
     the object store once."""
     try:
@@ -242,7 +253,7 @@ def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold):
             raise CremadError(f"--gpus-per-fold {gpus_per_fold:g}, but the Ray cluster has {available:g} GPU(s)")
         features_ref = ray.put(features)
         task = ray.remote(num_gpus=gpus_per_fold, num_cpus=cpus_per_fold, max_retries=0)(_fold_task)
-        actor_of = {task.remote(config, features_ref, job): job["test_actor"] for job in jobs}
+        actor_of = {task.remote(config, features_ref, job, threads): job["test_actor"] for job in jobs}
 
         def finished():
             pending = list(actor_of)
@@ -306,7 +317,7 @@ def run_seed(args, config, features, test_actors: list[str], pool=None) -> None:
     run_folds(config, features, args.model, run_dir, test_actors, force=args.force,
               save_models=not args.no_save_models, verbose=args.verbose, backend=args.backend,
               ray_address=args.ray_address, gpus_per_fold=args.gpus_per_fold, cpus_per_fold=args.cpus_per_fold,
-              pool=pool)
+              pool=pool, threads=args.threads)
     try:  # a failing summary must not cost the trained folds
         print(format_summary(summarize(run_dir)))
     except Exception as error:  # noqa: BLE001 (report and carry on; `cremad summarize` can redo it)

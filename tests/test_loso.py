@@ -437,3 +437,22 @@ def test_a_failed_fold_does_not_stop_the_others_and_is_named_at_the_end():
         for record in _gather(iter(finished), Exception):
             records.append(record)
     assert [record["actor"] for record in records] == ["1001", "1003"]
+
+
+@pytest.mark.parametrize("cpus_per_fold, threads, expected", [(1.0, None, 1), (2.5, None, 3), (1.0, 4, 4)])
+def test_ray_tasks_get_their_cpu_share_of_threads(tmp_path, monkeypatch, features, cpus_per_fold, threads, expected):
+    """--threads reaches each Ray task; without it a task runs on its --cpus-per-fold, rounded up
+    (TensorFlow's default, every core, would oversubscribe a node running one task per core)."""
+    import cremad.loso as loso
+    import cremad.training as training
+
+    sent, limited = [], []
+    monkeypatch.setattr(loso, "_run_ray", lambda *args: sent.append(args[-1]) or iter(()))
+    run_folds(TINY, features, 1, tmp_path, test_actors=["1001"], backend="ray", cpus_per_fold=cpus_per_fold,
+              threads=threads)
+    assert sent == [expected]
+    # ... and the task applies it before training its fold.
+    monkeypatch.setattr(training, "limit_threads", limited.append)
+    monkeypatch.setattr(loso, "run_fold", lambda config, features, **job: job)
+    assert loso._fold_task(TINY, features, {"test_actor": "1001"}, expected) == {"test_actor": "1001"}
+    assert limited == [expected]
