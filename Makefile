@@ -22,6 +22,7 @@ DEMO_EPOCHS ?= 15
 JOBS ?= 1  # loso/table2: folds trained at once, each its own process (cremad loso --jobs)
 CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (2.3x one process on 2 cores)
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
+CLIPS ?=  # e.g. --skip-bad: which clips features, loso, table2 and baseline read (one cache for all)
 
 .PHONY: install demo test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo
 
@@ -42,17 +43,17 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 features: install
-	$(BIN)/cremad features --data $(DATA) --corpus $(CORPUS) --cache-dir $(CACHE)
+	$(BIN)/cremad features --data $(DATA) --corpus $(CORPUS) --cache-dir $(CACHE) $(CLIPS)
 
 loso: install
 	$(BIN)/cremad loso --model $(MODEL) --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) \
 		$(if $(SHARD),--shard $(SHARD)) $(if $(FOLDS),--folds $(FOLDS)) $(if $(BACKEND),--backend $(BACKEND)) \
-		$(if $(strip $(SEEDS)),--seeds $(SEEDS)) --jobs $(strip $(JOBS))
+		$(if $(strip $(SEEDS)),--seeds $(SEEDS)) --jobs $(strip $(JOBS)) $(CLIPS)
 
 # The classical yardstick in the same folds: functionals + SVM (about a minute on Emo-DB).
 baseline: install
 	$(BIN)/cremad baseline --data $(DATA) --corpus $(CORPUS) --features $(strip $(FEATURES)) --experiment $(EXP) \
-		--runs $(RUNS) --cache-dir $(CACHE)
+		--runs $(RUNS) --cache-dir $(CACHE) $(CLIPS)
 
 figures: install
 	$(BIN)/cremad figures --runs $(RUNS) --corpus $(CORPUS) --experiment $(EXP) --data $(DATA) \
@@ -65,7 +66,7 @@ table2: install
 	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/$(CORPUS)/$(EXP)
 	for model in 1 2 3 4; do \
 		$(BIN)/cremad loso --model $$model --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) \
-			$(if $(BACKEND),--backend $(BACKEND)) $(if $(strip $(SEEDS)),--seeds $(SEEDS)) --jobs $(strip $(JOBS)) || exit 1; \
+			$(if $(BACKEND),--backend $(BACKEND)) $(if $(strip $(SEEDS)),--seeds $(SEEDS)) --jobs $(strip $(JOBS)) $(CLIPS) || exit 1; \
 	done
 	$(BIN)/cremad figures --runs $(RUNS) --corpus $(CORPUS) --experiment $(EXP) --data $(DATA) \
 		$(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)/$(CORPUS)/$(EXP)

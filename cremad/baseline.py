@@ -33,7 +33,7 @@ from sklearn.svm import SVC
 from cremad import CremadError, runs
 from cremad.config import EMOTIONS, load_experiment, replace
 from cremad.corpus import CORPORA, CORPUS_HELP
-from cremad.features import load_features
+from cremad.features import add_clip_arguments, clip_options, load_features
 from cremad.folds import loso_actors, normalize_speakers
 from cremad.functionals import FEATURE_KINDS, FUNCTIONALS_CODE_VERSION, load_functionals
 from cremad.loso import format_duration
@@ -141,6 +141,7 @@ def fold_config(result: dict[str, Any], kind: str, seed: int) -> dict[str, Any]:
 def add_arguments(parser) -> None:
     parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/), or a manifest CSV")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    add_clip_arguments(parser)
     parser.add_argument("--features", choices=FEATURE_KINDS, default="mfcc",
                         help="mfcc: functionals of the 13 MFCCs; rich: plus spectral shape, ZCR, RMS and pitch")
     parser.add_argument("--experiment", default="paper",
@@ -169,7 +170,8 @@ def run(args) -> int:
     config = resolve_config(args.experiment, args.seed)
     seed, model = config.train.seed, MODEL_NAMES[args.features]
     runs.refuse_old_layout(args.runs, args.corpus, config.name, model)
-    features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir)
+    features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir,
+                             **clip_options(args))
     values, names = load_functionals(features, args.features, args.cache_dir)
     if config.train.speaker_normalization:  # as the experiment's models do (folds.normalize_speakers)
         values = normalize_speakers(values, features.actors)

@@ -350,21 +350,31 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
     return FeatureSet(features, kept_clips, config, pad_to, key, excluded, np.array(kept_lengths, dtype=np.int64))
 
 
+def add_clip_arguments(parser) -> None:
+    """Which clips a command reads: every command that loads features takes these, so the cache
+    `cremad features --skip-bad` wrote is the one `loso --skip-bad` (train, select, baseline) reads."""
+    parser.add_argument("--skip-bad", action="store_true", help="list and exclude unreadable or missing files")
+    parser.add_argument("--keep-silent", action="store_true", help="keep clips that hold no sound")
+    parser.add_argument("--strict", action="store_true", help="fail on file names that do not parse")
+
+
+def clip_options(args) -> dict[str, bool]:
+    """load_features' keyword arguments from `add_clip_arguments`' options."""
+    return {"skip_bad": args.skip_bad, "keep_silent": args.keep_silent, "strict": args.strict}
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--data", default="data/CREMA-D", help="corpus root or its audio folder (manifest: the CSV)")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     parser.add_argument("--cache-dir", default="cache")
-    parser.add_argument("--skip-bad", action="store_true", help="list and exclude unreadable or missing files")
-    parser.add_argument("--keep-silent", action="store_true", help="keep clips that hold no sound")
-    parser.add_argument("--strict", action="store_true", help="fail on file names that do not parse")
+    add_clip_arguments(parser)
     parser.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
 def run(args) -> int:
     features = load_features(
-        args.data, args.corpus, FeatureConfig(), args.cache_dir,
-        skip_bad=args.skip_bad, keep_silent=args.keep_silent, strict=args.strict, jobs=args.jobs,
+        args.data, args.corpus, FeatureConfig(), args.cache_dir, jobs=args.jobs, **clip_options(args),
     )
     counts = np.bincount(features.labels, minlength=len(EMOTIONS))
     print(

@@ -25,6 +25,7 @@ from typing import Any
 from cremad import CremadError, runs
 from cremad.config import load_experiment, replace
 from cremad.corpus import CORPORA, CORPUS_HELP
+from cremad.features import add_clip_arguments, clip_options
 from cremad.folds import loso_actors, run_fold
 from cremad.models import MODEL_IDS, model_name
 
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=int, choices=MODEL_IDS, required=True, help="paper model 1-4")
     parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/)")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    add_clip_arguments(parser)
     parser.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     parser.add_argument("--experiment", default="paper", help="experiments/NAME.toml (default: paper)")
     parser.add_argument("--epochs", type=int, help="override train.max_epochs")
@@ -291,7 +293,8 @@ def run(args) -> int:
     parse_shard(args.shard)  # fail on a bad --shard before the features load
     name = model_name(args.model)
     runs.refuse_old_layout(args.runs, args.corpus, configs[0].name, name)
-    features = load_features(args.data, corpus=args.corpus, config=configs[0].features, cache_dir=args.cache_dir)
+    features = load_features(args.data, corpus=args.corpus, config=configs[0].features, cache_dir=args.cache_dir,
+                             **clip_options(args))
     test_actors = select_folds(loso_actors(features.actors), args.folds, args.shard)
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(fold_pool(args.jobs, args.threads)) if args.jobs > 1 else None

@@ -29,6 +29,7 @@ from cremad import CremadError
 from cremad.atomic import write_json
 from cremad.config import ExperimentConfig, replace
 from cremad.corpus import CORPORA, CORPUS_HELP
+from cremad.features import add_clip_arguments, clip_options
 from cremad.models import MODEL_IDS
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def format_curves(rows: list[dict[str, Any]]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="corpus folder")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    add_clip_arguments(parser)
     parser.add_argument("--experiments", required=True,
                         help="comma-separated candidate recipes: names in experiments/candidates/ or "
                              "experiments/, or paths to TOML files")
@@ -148,7 +150,7 @@ def run(args) -> int:
     jobs = []
     for (text, model_id), config in configs.items():
         features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir,
-                                 progress=False)
+                                 progress=False, **clip_options(args))
         for seed in seeds:
             for actor in outer_actors(features.actors, args.outer):
                 if (config.name, model_id, actor, seed) in done:

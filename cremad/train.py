@@ -29,6 +29,7 @@ from cremad import CremadError, runs
 from cremad.atomic import atomic_path, write_json
 from cremad.config import EMOTIONS, ExperimentConfig, load_experiment, replace
 from cremad.corpus import CORPORA, CORPUS_HELP
+from cremad.features import add_clip_arguments, clip_options
 from cremad.models import MODEL_IDS, model_name
 from cremad.tables import write_csv
 
@@ -105,6 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=int, choices=MODEL_IDS, default=2, help="paper model (default: %(default)s)")
     parser.add_argument("--data", required=True, help="corpus root or its audio folder")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    add_clip_arguments(parser)
     parser.add_argument("--experiment", default="paper", help="experiments/<NAME>.toml (default: %(default)s)")
     parser.add_argument("--out", help="model file (default: models/model<k>.keras); the sidecar .json goes beside it")
     parser.add_argument("--epochs", type=int, help="override train.max_epochs")
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, {"train": {"max_epochs": args.epochs}})
     out_file = Path(args.out or f"models/{model_name(args.model)}.keras")
     features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir,
-                             jobs=args.jobs)
+                             jobs=args.jobs, **clip_options(args))
     log.info("model %d, experiment %s: %d clips of %d actors, %d frames", args.model, config.name,
              len(features.clips), len(set(features.actors)), features.n_frames)
     sidecar = train_on_all_actors(config, features, args.model, out_file, verbose=args.verbose)

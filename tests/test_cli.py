@@ -80,3 +80,27 @@ def test_verbose_leaves_the_libraries_logs_alone(tmp_path, monkeypatch):
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     assert main(["features", "--data", str(tmp_path / "nowhere")]) == 2
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+
+
+def test_loso_skips_bad_audio_from_the_same_cache_as_features(tmp_path):
+    """A corpus with one broken file: loso stops before training and names it; with --skip-bad it
+    reads the cache `features --skip-bad` wrote (no second extraction) and trains without it."""
+    folder = tmp_path / "AudioWAV"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for actor in ("1001", "1002", "1003"):
+        for emotion in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD"):
+            soundfile.write(folder / f"{actor}_DFA_{emotion}_XX.wav", rng.uniform(-0.3, 0.3, 4000).astype(np.float32),
+                            16_000)
+    (folder / "1002_IEO_ANG_HI.wav").write_bytes(b"RIFF")
+    common = ["--data", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]
+    loso = ["loso", "--model", "3", *common, "--runs", str(tmp_path / "runs"), "--folds", "1001", "--epochs", "1",
+            "--no-save-models", "--threads", "1"]
+    result = cremad(*loso)
+    assert result.returncode == 2 and "1002_IEO_ANG_HI.wav" in result.stderr and "--skip-bad" in result.stderr
+    assert not (tmp_path / "runs").exists()
+    assert cremad("features", *common, "--jobs", "1", "--skip-bad").returncode == 0
+    result = cremad(*loso, "--skip-bad")
+    assert result.returncode == 0, result.stderr
+    assert "cache hit" in result.stderr and "excluded 1002_IEO_ANG_HI.wav" in result.stderr
+    assert "18 clips" in result.stderr
