@@ -123,7 +123,7 @@ def rich_descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def _rich_clip(path: str, length: int, config: FeatureConfig) -> np.ndarray:
     """Worker: functionals of RICH_DESCRIPTORS of one clip, cropped to `length` samples as the
     MFCCs were. Pitch statistics use the gated frames only."""
-    from cremad.features import load_audio
+    from cremad.audio import load_audio
 
     signal = load_audio(path, config.sample_rate)[:length]
     descriptors = rich_descriptors(signal, config)  # (n_frames, 7)

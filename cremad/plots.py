@@ -127,7 +127,7 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     import librosa
     import librosa.display
 
-    from cremad.features import load_audio
+    from cremad.audio import load_audio
 
     features = FeatureConfig()
     sample_rate = int(run_setting(results, "sample_rate") or features.sample_rate)

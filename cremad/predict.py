@@ -1,8 +1,9 @@
 """`cremad predict`: use a model trained by `cremad train` (cremad/train.py) on new recordings.
 
 `cremad predict PATH... --model models/model2.keras` reads the sidecar beside the model and runs
-every WAV through the training feature code (`cremad.features.load_audio` / `extract_mfcc`):
-any sample rate and any number of channels (averaged to mono, resampled to 16 kHz).
+every WAV through the training feature code (`cremad.audio.load_audio`, then
+`cremad.features.extract_mfcc`): any sample rate and any number of channels (averaged to mono,
+resampled to 16 kHz).
 
 Clip length policy: the model was trained on clips zero-padded to `pad_to` samples (the longest
 training clip). A shorter clip is zero-padded the same way. A longer clip is cut into windows of
@@ -101,7 +102,8 @@ def window_starts(n_samples: int, window: int) -> list[int]:
 def predict_file(path: str | Path, trained: TrainedModel) -> Prediction:
     """Six probabilities (and the attention curve for models 1 and 2) for one audio file.
     Raises BadAudioError naming the file when it cannot be read."""
-    from cremad.features import extract_mfcc, load_audio, n_frames, speech_mask
+    from cremad.audio import load_audio
+    from cremad.features import extract_mfcc, n_frames, speech_mask
     from cremad.training import prepare_inputs
 
     features_config = trained.config.features
@@ -197,7 +199,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from cremad.features import BadAudioError
+    from cremad.audio import BadAudioError
 
     trained = load_trained_model(args.model)
     paths = expand_paths(args.paths)

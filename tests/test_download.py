@@ -21,6 +21,7 @@ from cremad import CremadError, cli
 from cremad import download as dl
 from cremad import lfs
 from cremad.corpus import parse_cremad_name
+from cremad.http import Retry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cremad-meta"
 REAL_POINTERS = Path(__file__).resolve().parents[2] / "shared" / "cremad-meta" / "AudioWAV-lfs-pointers.csv"
@@ -29,7 +30,7 @@ REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "cremad-samples" /
 BUDGET_TEXT = ("This repository exceeded its LFS budget. The account responsible for the budget should "
                "increase it to restore access.")
 CLIPS = ["1001_DFA_ANG_XX.wav", "1001_IEO_HAP_LO.wav", "1002_TIE_NEU_XX.wav", "1040_ITH_SAD_XX.wav", "1076_MTI_SAD_XX.wav"]
-NO_WAIT = dl.Retry(attempts=3, first_delay=0.0, sleep=lambda seconds: None)
+NO_WAIT = Retry(attempts=3, first_delay=0.0, sleep=lambda seconds: None)
 REPO = dl.GITHUB_REPO
 
 
@@ -233,7 +234,7 @@ def test_server_error_then_success_backs_off_exponentially(server, tmp_path):
     flaky = "AudioWAV/1002_TIE_NEU_XX.wav"
     server.faults[media(flaky)] = ["500", "500"]
     waits = []
-    retry = dl.Retry(attempts=4, first_delay=0.5, factor=2.0, sleep=waits.append)
+    retry = Retry(attempts=4, first_delay=0.5, factor=2.0, sleep=waits.append)
     report = dl.download(tmp_path, server.source(), jobs=1, retry=retry, progress=False)
     assert report.failed == {} and server.requests[media(flaky)] == 3
     assert waits == [0.5, 1.0]

@@ -6,7 +6,8 @@ import pytest
 import soundfile
 
 from cremad.config import FeatureConfig
-from cremad.features import BadAudioError, extract_mfcc, load_audio, load_features, n_frames
+from cremad.audio import BadAudioError, load_audio
+from cremad.features import extract_mfcc, load_features, n_frames
 
 CONFIG = FeatureConfig()
 
