@@ -11,7 +11,7 @@ GitHub's LFS budget is spent; every file checked against the official Git LFS po
    answer, or HTTP 403 or 429; since March 2025, the corpus's issue #15); from then on from the
    fallback mirror. `--mirror BASE` takes every file from BASE from the start.
 
-Each transfer, checked by pooch, and the retries are cremad.http's. Ours: the pointer protocol,
+Each transfer, checked by pooch, and the retries are cremad.fetching's. Ours: the pointer protocol,
 the choice of source, and the report.
 """
 
@@ -31,7 +31,7 @@ import pooch
 from cremad import CremadError
 from cremad.config import FeatureConfig
 from cremad.corpus import CREMAD_CLIPS
-from cremad.http import FetchError, Retry, get_bytes, transfer, with_retries
+from cremad.fetching import FetchError, Retry, get_bytes, transfer, with_retries
 from cremad.lfs import (AUDIO_DIR, LEGACY_NAMES, POINTER_MAX_SIZE, Target, format_pointer, git_blob_sha1,
                         local_copy, parse_pointer, read_manifest, verify, write_manifest)
 

@@ -4,7 +4,7 @@ check every file passes before cremad keeps it.
 The repository keeps `AudioWAV/*.wav` as Git LFS objects: git holds a small pointer text
 (`oid sha256:<hex>`, `size <n>`) and the audio lives elsewhere. A manifest is the same facts as a
 table (filename,sha256,size: `cremad download` writes one, and `AudioWAV-lfs-pointers.csv` is
-one for the whole corpus). Nothing here touches the network; `cremad.http` does.
+one for the whole corpus). Nothing here touches the network; `cremad.fetching` does.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from cremad import CremadError, cli
 from cremad import download as dl
 from cremad import lfs
 from cremad.corpus import parse_cremad_name
-from cremad.http import Retry
+from cremad.fetching import Retry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cremad-meta"
 REAL_POINTERS = Path(__file__).resolve().parents[2] / "shared" / "cremad-meta" / "AudioWAV-lfs-pointers.csv"
