@@ -2,6 +2,9 @@
 learning, and the section III observation that attention ignores padded silence."""
 
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -228,3 +231,18 @@ def test_model_1_attention_learns_to_ignore_padded_silence(demo_clips):
     assert untrained > 0.25  # untrained attention is close to uniform
     assert trained < SILENCE_MASS_BOUND
     assert trained < untrained / 3
+
+
+@pytest.mark.slow
+def test_jobs_benchmark_times_each_configuration(tmp_path):
+    """bench/bench_jobs.py (the --jobs throughput figure in the README) runs and records every
+    process's epoch times."""
+    out = tmp_path / "jobs.json"
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "bench_jobs.py"), "--model", "3", "--clips", "32",
+                             "--frames", "20", "--epochs", "3", "--jobs", "2", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["processes"], row["threads"]) for row in rows] == [(1, "default"), (1, 1), (2, 1)]
+    assert all(len(times) == 2 and min(times) > 0 for row in rows for times in row["epoch_s"])
+    assert "2 processes, 1 thread(s)" in result.stdout
