@@ -38,10 +38,9 @@ class TrainResult:
 
 def limit_threads(threads: int | None) -> None:
     """Run TensorFlow's CPU kernels on `threads` threads (None: TensorFlow's choice, every core).
-    These LSTMs are small: on a 2-core machine one thread trained an Emo-DB epoch in 0.67 s and
-    two in 0.99 s, and two single-threaded runs side by side (loso --jobs 2) did about 2.3 times
-    the work of one run on both cores. Must run before TensorFlow executes its first op; other
-    Keras backends are left alone."""
+    These LSTMs are small: on a 2-core machine two single-threaded runs side by side (loso --jobs 2)
+    did 1.15-1.7 times the work of one run on both cores (bench/bench_jobs.py). Must run before
+    TensorFlow executes its first op; other Keras backends are left alone."""
     if threads is None:
         return
     if threads < 1:
