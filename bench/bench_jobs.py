@@ -4,7 +4,8 @@
     python bench/bench_jobs.py --model 2 --clips 400 --frames 201 --out /tmp/jobs.json   # Emo-DB-shaped
 
 Each configuration trains `--epochs` epochs of one paper model with `model.fit` (batch 32) on
-random data of a fold's shape, in fresh spawned processes, and times every epoch after the first
+random data of a fold's shape, in the fresh processes of `cremad.loso.fold_pool` (the pool
+`loso --jobs` trains in), and times every epoch after the first
 (which traces the graph):
 
 - `1 process, default threads`: TensorFlow on every core, as `cremad loso` without --threads;
@@ -19,9 +20,6 @@ shows up as lower throughput. The defaults are a CASIA fold (750 training clips 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import json
-import multiprocessing
 import os
 import platform
 import sys
@@ -33,18 +31,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from a plain checkout
 
 
-def epoch_seconds(model_id: int, clips: int, frames: int, epochs: int, threads: int | None) -> list[float]:
-    """Seconds of each epoch after the first, in this (fresh) process on `threads` threads."""
-    from cremad.cli import quiet_libraries
-
-    quiet_libraries("loso")
+def epoch_seconds(model_id: int, clips: int, frames: int, epochs: int) -> list[float]:
+    """Seconds of each epoch after the first, in a fold process of `cremad.loso.fold_pool`."""
     import keras
     import numpy as np
 
     from cremad.models import build_model
-    from cremad.training import limit_threads
 
-    limit_threads(threads)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((clips, frames, 13)).astype("float32")
@@ -58,10 +51,12 @@ def epoch_seconds(model_id: int, clips: int, frames: int, epochs: int, threads: 
 
 
 def run_configuration(processes: int, threads: int | None, args) -> dict:
-    """`processes` spawned processes training side by side; each one's epoch times."""
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
-        futures = [pool.submit(epoch_seconds, args.model, args.clips, args.frames, args.epochs, threads)
+    """`processes` fold processes (the pool `loso --jobs` uses) training side by side; each one's
+    epoch times."""
+    from cremad.loso import fold_pool
+
+    with fold_pool(processes, threads) as pool:
+        futures = [pool.submit(epoch_seconds, args.model, args.clips, args.frames, args.epochs)
                    for _ in range(processes)]
         per_process = [future.result() for future in futures]
     means = [sum(times) / len(times) for times in per_process]

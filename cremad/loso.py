@@ -169,8 +169,9 @@ def _fold_task(config, features, job, threads: int | None = None):
     return run_fold(config, features, **job)
 
 
-def _init_pool_worker(threads: int) -> None:
-    """A fold process: TensorFlow imported quietly (as the cremad command does), on `threads`."""
+def _init_pool_worker(threads: int | None) -> None:
+    """A fold process: TensorFlow imported quietly (as the cremad command does), on `threads`
+    (None: TensorFlow's default, every core)."""
     from cremad.cli import quiet_libraries
     from cremad.training import limit_threads
 
@@ -179,16 +180,17 @@ def _init_pool_worker(threads: int) -> None:
     limit_threads(threads)
 
 
-def fold_pool(jobs: int, threads: int | None = None):
+def fold_pool(jobs: int, threads: int | None = 1):
     """An executor of `jobs` fresh processes (spawned: no TensorFlow state is forked), each running
-    TensorFlow on `threads` CPU threads (default 1: these LSTMs are too small to use more well)."""
+    TensorFlow on `threads` CPU threads (default 1: these LSTMs are too small to use more well;
+    None: TensorFlow's default, as bench/bench_jobs.py compares)."""
     import concurrent.futures
     import multiprocessing
 
     if jobs < 1:
         raise CremadError(f"--jobs must be at least 1, got {jobs}")
     return concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=_init_pool_worker, initargs=(threads or 1,))
+                                                  initializer=_init_pool_worker, initargs=(threads,))
 
 
 def _run_pool(pool, config, features, jobs):
@@ -298,7 +300,7 @@ def run(args) -> int:
                              **clip_options(args))
     test_actors = select_folds(loso_actors(features.actors), args.folds, args.shard)
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(fold_pool(args.jobs, args.threads)) if args.jobs > 1 else None
+        pool = stack.enter_context(fold_pool(args.jobs, args.threads or 1)) if args.jobs > 1 else None
         for config in configs:
             run_seed(args, config, features, test_actors, pool)
     return 0
