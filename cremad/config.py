@@ -124,6 +124,11 @@ class TrainConfig:
     # Beyond the paper (off in paper.toml): z-score each actor's clips with that actor's own
     # statistics first, the test actor's from its unlabelled audio only.
     speaker_normalization: bool = False
+    # Per-clip normalization of the MFCCs over the clip's own frames, before the z-scoring above
+    # (cepstral mean / mean-and-variance normalization, common in speech front ends; the paper is
+    # silent): "none", "mean" (subtract each clip's mean per coefficient) or "meanvar" (also divide
+    # by its std). It needs no speaker labels, so `cremad predict` applies it to a new recording.
+    utterance_normalization: str = "none"
     # After early stopping has chosen the epoch count on the validation actors, retrain a fresh
     # model on all training actors (validation ones included) for that many epochs, replaying
     # the learning-rate schedule. Off = the model early stopping restored is the final one.
@@ -138,11 +143,15 @@ class TrainConfig:
             raise ValueError(f"train.standardize_frames must be 'all' or 'speech', got {self.standardize_frames!r}")
         if self.padding_value not in ("floor", "zero"):
             raise ValueError(f"train.padding_value must be 'floor' or 'zero', got {self.padding_value!r}")
+        if self.utterance_normalization not in ("none", "mean", "meanvar"):
+            raise ValueError("train.utterance_normalization must be 'none', 'mean' or 'meanvar', "
+                             f"got {self.utterance_normalization!r}")
 
     @property
     def needs_frame_mask(self) -> bool:
         """Whether training needs to know which frames are padding."""
-        return self.standardize_frames == "speech" or self.padding_value == "zero"
+        return (self.standardize_frames == "speech" or self.padding_value == "zero"
+                or self.utterance_normalization != "none")
 
 
 @dataclasses.dataclass(frozen=True)

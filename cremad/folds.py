@@ -157,7 +157,8 @@ def run_fold(
     runs.write_scaler(folder, result.mean, result.std)  # the statistics the final model was trained with
 
     x_test = prepare_inputs(x_all[split.test_index], result.mean, result.std, train.padding_value,
-                            None if frame_mask is None else frame_mask[split.test_index])  # (n_test, frames, 13)
+                            None if frame_mask is None else frame_mask[split.test_index],
+                            train.utterance_normalization)  # (n_test, frames, 13)
     y_test = y_all[split.test_index]
     probabilities = result.model.predict(x_test, batch_size=train.batch_size, verbose=0)  # (n_test, 6)
     clip_ids, test_actors = np.asarray(features.clip_ids)[split.test_index], features.actors[split.test_index]

@@ -118,7 +118,7 @@ def predict_file(path: str | Path, trained: TrainedModel) -> Prediction:
     n_own = [n_frames(min(len(signal) - start, trained.pad_to), features_config) for start in starts]
     frame_mask = speech_mask(np.minimum(n_own, mfcc.shape[1]), mfcc.shape[1], features_config.pad_side)
     inputs = prepare_inputs(mfcc, trained.mean, trained.std, trained.config.train.padding_value,
-                            frame_mask)  # (windows, n_frames, 13)
+                            frame_mask, trained.config.train.utterance_normalization)  # (windows, n_frames, 13)
     probabilities = trained.model.predict(inputs, verbose=0).mean(axis=0)  # (6,)
     attention = None
     if trained.attention is not None:

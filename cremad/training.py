@@ -76,11 +76,33 @@ def fit_scaler(features: np.ndarray, enabled: bool = True, frame_mask: np.ndarra
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def normalize_utterances(x: np.ndarray, frame_mask: np.ndarray | None, mode: str = "none") -> np.ndarray:
+    """Per-clip normalization of `x` (n_clips, n_frames, n_mfcc) with each clip's own statistics
+    over the frames `frame_mask` (n_clips, n_frames) marks: "none" returns `x`, "mean" subtracts
+    the clip's mean per coefficient, "meanvar" also divides by its std. Padding frames are
+    shifted and scaled like their clip (padding_value "zero" then sets them to 0)."""
+    if mode == "none":
+        return x
+    if mode not in ("mean", "meanvar"):
+        raise ValueError(f"utterance normalization must be 'none', 'mean' or 'meanvar', got {mode!r}")
+    if frame_mask is None:
+        raise ValueError("utterance normalization needs the frame mask (which frames are the clip's own)")
+    weights = frame_mask[..., None].astype(np.float64)  # (clips, frames, 1)
+    counts = np.maximum(weights.sum(axis=1, keepdims=True), 1.0)  # (clips, 1, 1)
+    mean = (x * weights).sum(axis=1, keepdims=True) / counts  # (clips, 1, n_mfcc)
+    centred = x - mean
+    if mode == "meanvar":
+        std = np.sqrt((centred ** 2 * weights).sum(axis=1, keepdims=True) / counts)
+        centred = centred / np.where(std < 1e-8, 1.0, std)
+    return centred.astype(np.float32)
+
+
 def prepare_inputs(x: np.ndarray, mean: np.ndarray, std: np.ndarray, padding_value: str = "floor",
-                   frame_mask: np.ndarray | None = None) -> np.ndarray:
-    """The model's input: `x` (n_clips, n_frames, n_mfcc) z-scored with `mean`/`std`; with
-    padding_value "zero" the frames `frame_mask` leaves out (pure padding) are set to 0."""
-    inputs = (x - mean) / std
+                   frame_mask: np.ndarray | None = None, utterance: str = "none") -> np.ndarray:
+    """The model's input: `x` (n_clips, n_frames, n_mfcc) normalized per clip (`utterance`, see
+    normalize_utterances), then z-scored with `mean`/`std`; with padding_value "zero" the frames
+    `frame_mask` leaves out (pure padding) are set to 0."""
+    inputs = (normalize_utterances(x, frame_mask, utterance) - mean) / std
     if padding_value == "zero":
         if frame_mask is None:
             raise ValueError("train.padding_value 'zero' needs the frame mask (which frames are padding)")
@@ -168,17 +190,21 @@ def train_model(config: ExperimentConfig, model_id: int, x: np.ndarray, y: np.nd
     config.train.refit, a fresh model (same seed) then trains on every row, in the given order,
     for the best epoch count, replaying the first run's learning rates, with statistics of every
     row. Without a mask the model trains config.train.max_epochs on every row. `frame_mask`
-    (n_clips, n_frames) marks each clip's own frames; train.standardize_frames "speech" and
-    train.padding_value "zero" need it. `callbacks` are extra Keras callbacks (e.g. a timer)."""
+    (n_clips, n_frames) marks each clip's own frames; train.standardize_frames "speech",
+    train.padding_value "zero" and train.utterance_normalization need it. The scaler returned
+    describes the per-clip-normalized MFCCs (prepare_inputs redoes that step). `callbacks` are
+    extra Keras callbacks (e.g. a timer)."""
     import keras
 
     train = config.train
     y = np.asarray(y)
     if train.needs_frame_mask and frame_mask is None:
-        raise ValueError("train.standardize_frames 'speech' / padding_value 'zero' need frame_mask")
+        raise ValueError("train.standardize_frames 'speech' / padding_value 'zero' / utterance_normalization "
+                         "need frame_mask")
     if frame_mask is not None and frame_mask.shape != x.shape[:2]:
         raise ValueError(f"frame_mask has shape {frame_mask.shape}, expected {x.shape[:2]}")
     scaler_mask = frame_mask if train.standardize_frames == "speech" else None
+    x = normalize_utterances(x, frame_mask, train.utterance_normalization)  # per clip, before the scaler
 
     def scaler_of(rows):  # statistics of these rows only
         return fit_scaler(x[rows], train.standardize, None if scaler_mask is None else scaler_mask[rows])

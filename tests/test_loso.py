@@ -192,6 +192,27 @@ def test_default_recipe_fits_every_training_actor_and_no_validation(tmp_path, mo
     assert all(actors_of(x, tmp_path) == {"1003"} for x in seen["predict"])
 
 
+@pytest.mark.slow
+def test_utterance_normalization_reaches_the_test_actor_as_it_reached_training(tmp_path, monkeypatch, features):
+    """With per-clip normalization the scaler describes normalized clips, and the held-out
+    actor's clips get the same two steps (their own per-clip statistics, then that scaler)."""
+    from cremad.training import normalize_utterances, prepare_inputs
+
+    seen = record_fit_and_predict(monkeypatch)
+    config = replace(ExperimentConfig(), {"train": {"max_epochs": 1, "batch_size": 16,
+                                                    "utterance_normalization": "meanvar"}})
+    run_fold(config, features, "1003", tmp_path, model_id=3, save_model=False)
+    mask = features.speech_mask()
+    train_rows, test_rows = features.actors != "1003", features.actors == "1003"
+    mean, std = fit_scaler(normalize_utterances(features.features[train_rows], mask[train_rows], "meanvar"),
+                           frame_mask=mask[train_rows])
+    with np.load(tmp_path / runs.SCALER) as scaler:
+        np.testing.assert_allclose(scaler["mean"], mean, atol=1e-4)
+        np.testing.assert_allclose(scaler["std"], std, rtol=1e-4)
+    expected = prepare_inputs(features.features[test_rows], mean, std, "zero", mask[test_rows], "meanvar")
+    np.testing.assert_allclose(seen["predict"][0], expected, atol=1e-4)
+
+
 # --- run folders ------------------------------------------------------------------------------
 
 

@@ -130,3 +130,26 @@ def test_predict_needs_the_sidecar(trained, tmp_path, capsys):
     wav = next((trained / "corpus" / "AudioWAV").glob("*.wav"))
     assert cli.main(["predict", str(wav), "--model", str(tmp_path / "lonely.keras")]) == 2
     assert "lonely.json: missing" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_predict_applies_the_per_clip_normalization_it_was_trained_with(trained, tmp_path):
+    """A model trained with train.utterance_normalization: predict normalizes a new recording by
+    its own frames first, as training did, before the saved scaler."""
+    from cremad.features import load_features
+    from cremad.training import prepare_inputs
+
+    config = replace(TINY, {"train": {"utterance_normalization": "meanvar"}})
+    out = tmp_path / "model3.keras"
+    arguments = ["train", "--model", "3", "--data", str(trained / "corpus"), "--epochs", "1", "--out", str(out),
+                 "--cache-dir", str(trained / "cache"), "--jobs", "1"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("cremad.train.load_experiment", lambda name, model_id=None: config)
+        assert cli.main(arguments) == 0
+    features = load_features(trained / "corpus", config=TINY.features, cache_dir=trained / "cache", jobs=1, progress=False)
+    model = load_trained_model(out)
+    assert model.config.train.utterance_normalization == "meanvar"
+    inputs = prepare_inputs(features.features[:2], model.mean, model.std, "zero", features.speech_mask()[:2], "meanvar")
+    expected = model.model.predict(inputs, verbose=0)
+    for clip, probabilities in zip(features.clips[:2], expected):
+        assert predict_file(clip.path, model).probabilities == pytest.approx(probabilities, abs=1e-5)

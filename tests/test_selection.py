@@ -8,7 +8,7 @@ import pytest
 
 from cremad.config import ExperimentConfig, TrainConfig, replace
 from cremad.selection import outer_actors, selection_split, summarize_curves, validation_curve
-from cremad.training import fit_scaler, prepare_inputs, train_model
+from cremad.training import fit_scaler, normalize_utterances, prepare_inputs, train_model
 
 
 def fake_features(n_actors=5, clips_per_actor=4, n_frames=6):
@@ -103,6 +103,35 @@ def test_speech_frame_statistics_and_zero_padding():
 def test_recipe_settings_are_checked():
     with pytest.raises(ValueError, match="standardize_frames"):
         TrainConfig(standardize_frames="voiced")
+    with pytest.raises(ValueError, match="utterance_normalization"):
+        TrainConfig(utterance_normalization="speaker")
+    assert TrainConfig(standardize_frames="all", padding_value="floor", utterance_normalization="mean").needs_frame_mask
+
+
+def test_utterance_normalization_uses_each_clips_own_frames_only():
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 3.0, (3, 8, 13)).astype(np.float32)
+    mask = np.arange(8)[None, :] >= np.array([[2], [5], [0]])  # start padding: 6, 3 and 8 own frames
+    x[~mask] = -600.0  # padding at the log floor
+    assert normalize_utterances(x, mask, "none") is x
+    for mode in ("mean", "meanvar"):
+        out = normalize_utterances(x, mask, mode)
+        for clip in range(3):
+            own = out[clip, mask[clip]]  # (own frames, 13)
+            np.testing.assert_allclose(own.mean(axis=0), 0.0, atol=1e-5)
+            if mode == "meanvar":
+                np.testing.assert_allclose(own.std(axis=0), 1.0, atol=1e-5)
+            else:  # only shifted: the spread within the clip is kept
+                np.testing.assert_allclose(own.std(axis=0), x[clip, mask[clip]].std(axis=0), rtol=1e-5)
+        changed = x.copy()
+        changed[~mask] = 0.0  # whatever the padding holds, the clip's own frames come out the same
+        np.testing.assert_allclose(normalize_utterances(changed, mask, mode)[mask], out[mask], atol=1e-5)
+    # prepare_inputs applies it before the corpus z-scoring and still zeroes the padding
+    inputs = prepare_inputs(x, np.zeros(13, np.float32), np.full(13, 2.0, np.float32), "zero", mask, "meanvar")
+    np.testing.assert_allclose(inputs, np.where(mask[..., None], normalize_utterances(x, mask, "meanvar") / 2, 0.0),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="frame mask"):
+        normalize_utterances(x, None, "mean")
     with pytest.raises(ValueError, match="padding_value"):
         TrainConfig(padding_value="mean")
     config = replace(ExperimentConfig(), {"train": {"padding_value": "zero"}})
