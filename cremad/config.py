@@ -129,6 +129,10 @@ class TrainConfig:
     # silent): "none", "mean" (subtract each clip's mean per coefficient) or "meanvar" (also divide
     # by its std). It needs no speaker labels, so `cremad predict` applies it to a new recording.
     utterance_normalization: str = "none"
+    # Data augmentation while fitting (the paper is silent): Gaussian noise of this standard
+    # deviation added to every standardized speech frame of every training batch, drawn afresh
+    # each time (padding frames stay 0). 0 = off. The saved model is the paper's, without it.
+    input_noise: float = 0.0
     # After early stopping has chosen the epoch count on the validation actors, retrain a fresh
     # model on all training actors (validation ones included) for that many epochs, replaying
     # the learning-rate schedule. Off = the model early stopping restored is the final one.
@@ -143,6 +147,8 @@ class TrainConfig:
             raise ValueError(f"train.standardize_frames must be 'all' or 'speech', got {self.standardize_frames!r}")
         if self.padding_value not in ("floor", "zero"):
             raise ValueError(f"train.padding_value must be 'floor' or 'zero', got {self.padding_value!r}")
+        if not self.input_noise >= 0:
+            raise ValueError(f"train.input_noise must be >= 0, got {self.input_noise!r}")
         if self.utterance_normalization not in ("none", "mean", "meanvar"):
             raise ValueError("train.utterance_normalization must be 'none', 'mean' or 'meanvar', "
                              f"got {self.utterance_normalization!r}")

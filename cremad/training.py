@@ -141,6 +141,27 @@ def UnweightedAccuracy(x, y):  # noqa: N802 (a Keras callback factory)
     return _UnweightedAccuracy()
 
 
+def SpeechFrameNoise(stddev: float, seed: int):  # noqa: N802 (a Keras layer factory)
+    """A Keras layer that, in training only, adds N(0, stddev) noise to every frame that is not
+    pure padding (padding frames are all zeros after prepare_inputs' "zero" padding value and
+    stay so); at inference it passes its input through."""
+    import keras
+
+    class _SpeechFrameNoise(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, x, training=False):
+            if not training:
+                return x
+            ops = keras.ops
+            own = ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1, keepdims=True), x.dtype)  # (B, frames, 1)
+            return x + own * keras.random.normal(ops.shape(x), stddev=stddev, seed=self.seed_generator)
+
+    return _SpeechFrameNoise(name="speech_frame_noise")
+
+
 def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validation, callbacks,
               verbose: int = 0, epochs: int | None = None):
     """Build, compile (optimizer and learning rate from config.train, sparse categorical
@@ -160,7 +181,11 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
     model = build_model(model_id, n_frames=x.shape[1], n_features=x.shape[2], n_classes=len(EMOTIONS),
                         config=config.model)
     optimizer = keras.optimizers.get({"class_name": train.optimizer, "config": {"learning_rate": train.learning_rate}})
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    fitted = model  # what model.fit runs: the paper's model, or it behind the training-only noise
+    if train.input_noise > 0:
+        fitted = keras.Sequential([keras.Input(shape=x.shape[1:]), SpeechFrameNoise(train.input_noise, seed), model],
+                                  name=f"{model.name}_with_noise")
+    fitted.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     early_stopping = None
     callbacks = list(callbacks)
     if validation is not None and not train.early_stopping:
@@ -172,7 +197,7 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
         if train.reduce_lr_patience > 0:
             callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                                patience=train.reduce_lr_patience))
-    history = model.fit(x, y, validation_data=validation, epochs=epochs or train.max_epochs,
+    history = fitted.fit(x, y, validation_data=validation, epochs=epochs or train.max_epochs,
                         batch_size=train.batch_size, class_weight=class_weights(y, train.class_weight),
                         shuffle=True, callbacks=callbacks, verbose=1 if verbose else 0)
     return model, history.history, early_stopping

@@ -153,3 +153,27 @@ def test_select_command_writes_and_resumes(tiny_corpus, tmp_path):
     assert records[0]["outer"] not in (records[0]["selection"],)
     assert main(args) == 0  # resumed: nothing left to train
     assert json.loads(out.read_text()) == records
+
+
+def test_input_noise_touches_speech_frames_in_training_only():
+    from cremad.training import SpeechFrameNoise
+
+    x = np.ones((2, 5, 13), np.float32)
+    x[:, :2] = 0.0  # start padding, 0 after prepare_inputs
+    layer = SpeechFrameNoise(0.5, seed=0)
+    noisy = np.asarray(layer(x, training=True))
+    np.testing.assert_array_equal(noisy[:, :2], 0.0)  # padding stays 0
+    assert 0.3 < np.std(noisy[:, 2:] - 1.0) < 0.7
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)  # inference: the input itself
+    with pytest.raises(ValueError, match="input_noise"):
+        TrainConfig(input_noise=-0.1)
+
+
+def test_input_noise_trains_and_returns_the_papers_model():
+    features = fake_features(n_actors=3, clips_per_actor=6, n_frames=6)
+    config = replace(ExperimentConfig(), {
+        "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
+        "train": {"max_epochs": 2, "input_noise": 0.3}})
+    result = train_model(config, 1, features.features, features.labels, seed=0, frame_mask=features.speech_mask())
+    assert result.model.name == "model1" and "noise" not in [layer.name for layer in result.model.layers]
+    assert len(result.history["loss"]) == 2
