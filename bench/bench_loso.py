@@ -57,7 +57,11 @@ def synthetic_features(n_actors: int, n_frames: int, clips_per_actor: int = CLIP
                   EMOTIONS[i % len(EMOTIONS)], "XX")
              for a in range(n_actors) for i in range(clips_per_actor)]
     features = rng.standard_normal((len(clips), n_frames, 13)).astype("float32")
-    return FeatureSet(features, clips, FeatureConfig(), pad_to=(n_frames - 1) * 160, cache_key="synthetic")
+    pad_to = (n_frames - 1) * 160
+    # Clip lengths as CREMA-D's spread (1.27-5.0 s padded to 5.0 s): the default recipe needs
+    # them to tell each clip's own frames from its padding.
+    lengths = rng.integers(int(0.25 * pad_to), pad_to + 1, size=len(clips))
+    return FeatureSet(features, clips, FeatureConfig(), pad_to=pad_to, cache_key="synthetic", lengths=lengths)
 
 
 def epoch_timer():
@@ -97,7 +101,10 @@ def time_fold(model_id: int, features, epochs: int, out_dir: Path) -> dict:
         "epoch_seconds": float(np.median(steady)), "fold_seconds": round(fold_seconds, 2),
         # Model building, the first epoch's tracing and compiling, prediction and file writing.
         "overhead_seconds": round(fold_seconds - float(np.median(steady)) * len(timer.seconds), 2),
-        "n_fit": len(split.fit_index), "n_validation": len(split.validation_index),
+        # The clips the timed epochs fitted: without early stopping (the default) every training
+        # actor fits and none is held back for validation.
+        "n_fit": len(split.fit_index) + (0 if config.train.early_stopping else len(split.validation_index)),
+        "n_validation": len(split.validation_index) if config.train.early_stopping else 0,
         "n_frames": int(features.features.shape[1]),
     }
 

@@ -246,3 +246,18 @@ def test_jobs_benchmark_times_each_configuration(tmp_path):
     assert [(row["processes"], row["threads"]) for row in rows] == [(1, "default"), (1, 1), (2, 1)]
     assert all(len(times) == 2 and min(times) > 0 for row in rows for times in row["epoch_s"])
     assert "2 processes, 1 thread(s)" in result.stdout
+
+
+@pytest.mark.slow
+def test_loso_benchmark_times_a_default_recipe_fold(tmp_path):
+    """bench/bench_loso.py (make bench, make table2's projection) trains one small fold of the
+    default recipe on CREMA-D-shaped random features and projects the 91 folds from it."""
+    out = tmp_path / "loso.json"
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "bench_loso.py"), "--models", "3", "--actors", "3",
+                             "--clips-per-actor", "6", "--epochs", "2", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(out.read_text())["models"][0]
+    assert measured["epochs_run"] == 2 and measured["epoch_seconds"] > 0
+    assert measured["n_fit"] == 12 and measured["n_validation"] == 0  # 2 training actors x 6 clips, no early stopping
+    assert measured["projected_hours"] > 0
