@@ -20,7 +20,7 @@ CASIA ?= ../shared/casia
 RESULT_SEEDS ?= 0,1,2
 DEMO_EPOCHS ?= 15
 JOBS ?= 1  # loso/table2: folds trained at once, each its own process (cremad loso --jobs)
-CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (1.15-1.7x one process on 2 cores, bench/bench_jobs.py)
+CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (1.15-2.1x one process on 2 cores, bench/bench_jobs.py)
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
 CLIPS ?=  # e.g. --skip-bad: which clips features, loso, table2 and baseline read (one cache for all)
 

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="retrain folds that are already done")
     parser.add_argument("--jobs", type=int, default=1,
                         help="local backend: folds trained at once, each in its own process (default: 1). On a "
-                             "CPU, --jobs 2 with one thread each did 1.15-1.7x the work of one process on 2 cores "
+                             "CPU, --jobs 2 with one thread each did 1.15-2.1x the work of one process on 2 cores "
                              "(bench/bench_jobs.py)")
     parser.add_argument("--threads", type=int,
                         help="TensorFlow CPU threads per process (default: all cores; 1 with --jobs > 1; "

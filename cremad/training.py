@@ -39,7 +39,7 @@ class TrainResult:
 def limit_threads(threads: int | None) -> None:
     """Run TensorFlow's CPU kernels on `threads` threads (None: TensorFlow's choice, every core).
     These LSTMs are small: on a 2-core machine two single-threaded runs side by side (loso --jobs 2)
-    did 1.15-1.7 times the work of one run on both cores (bench/bench_jobs.py). Must run before
+    did 1.15-2.1 times the work of one run on both cores (bench/bench_jobs.py). Must run before
     TensorFlow executes its first op; other Keras backends are left alone."""
     if threads is None:
         return
