@@ -30,7 +30,7 @@ from sklearn.model_selection import GroupShuffleSplit, LeaveOneGroupOut
 
 from cremad import runs
 from cremad.config import ExperimentConfig
-from cremad.training import class_weights, fit_scaler, prepare_inputs, train_model
+from cremad.training import class_weights, normalize_groups, prepare_inputs, train_model
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,7 @@ def normalize_speakers(features: np.ndarray, actors: np.ndarray, frame_mask: np.
     own per-coefficient statistics (of the frames `frame_mask` marks, or all frames). It uses no
     labels, so the held-out actor's statistics come from its own audio alone, as a deployed
     system could compute them from a new speaker."""
-    normalized = np.empty_like(features)
-    for actor in np.unique(actors):
-        mask = actors == actor
-        mean, std = fit_scaler(features[mask], frame_mask=None if frame_mask is None else frame_mask[mask])
-        normalized[mask] = (features[mask] - mean) / std
-    return normalized
+    return normalize_groups(features, np.asarray(actors), frame_mask)
 
 
 def run_fold(

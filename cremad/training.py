@@ -76,25 +76,32 @@ def fit_scaler(features: np.ndarray, enabled: bool = True, frame_mask: np.ndarra
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def normalize_groups(features: np.ndarray, groups: np.ndarray, frame_mask: np.ndarray | None = None,
+                     scale: bool = True) -> np.ndarray:
+    """Z-score the clips of `features` (n_clips, ...) group by group (`groups`, one id per clip),
+    each with its own group's per-coefficient statistics (`fit_scaler`, over the frames
+    `frame_mask` marks, or all frames); with `scale=False` only subtract the group's mean."""
+    normalized = np.empty_like(features)
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        mean, std = fit_scaler(features[rows], frame_mask=None if frame_mask is None else frame_mask[rows])
+        normalized[rows] = (features[rows] - mean) / std if scale else features[rows] - mean
+    return normalized
+
+
 def normalize_utterances(x: np.ndarray, frame_mask: np.ndarray | None, mode: str = "none") -> np.ndarray:
-    """Per-clip normalization of `x` (n_clips, n_frames, n_mfcc) with each clip's own statistics
-    over the frames `frame_mask` (n_clips, n_frames) marks: "none" returns `x`, "mean" subtracts
-    the clip's mean per coefficient, "meanvar" also divides by its std. Padding frames are
-    shifted and scaled like their clip (padding_value "zero" then sets them to 0)."""
+    """Per-clip normalization of `x` (n_clips, n_frames, n_mfcc), each clip a group of its own
+    (normalize_groups) over the frames `frame_mask` (n_clips, n_frames) marks: "none" returns
+    `x`, "mean" subtracts the clip's mean per coefficient, "meanvar" also divides by its std.
+    Padding frames are shifted and scaled like their clip (padding_value "zero" then sets them
+    to 0)."""
     if mode == "none":
         return x
     if mode not in ("mean", "meanvar"):
         raise ValueError(f"utterance normalization must be 'none', 'mean' or 'meanvar', got {mode!r}")
     if frame_mask is None:
         raise ValueError("utterance normalization needs the frame mask (which frames are the clip's own)")
-    weights = frame_mask[..., None].astype(np.float64)  # (clips, frames, 1)
-    counts = np.maximum(weights.sum(axis=1, keepdims=True), 1.0)  # (clips, 1, 1)
-    mean = (x * weights).sum(axis=1, keepdims=True) / counts  # (clips, 1, n_mfcc)
-    centred = x - mean
-    if mode == "meanvar":
-        std = np.sqrt((centred ** 2 * weights).sum(axis=1, keepdims=True) / counts)
-        centred = centred / np.where(std < 1e-8, 1.0, std)
-    return centred.astype(np.float32)
+    return normalize_groups(x, np.arange(len(x)), frame_mask, scale=mode == "meanvar")
 
 
 def prepare_inputs(x: np.ndarray, mean: np.ndarray, std: np.ndarray, padding_value: str = "floor",
