@@ -67,13 +67,13 @@ class FeatureConfig:
     # Floor of the log-mel power in dB (re 1.0): digital silence, i.e. the zero padding, maps to
     # this value in every band. -100 dB (amin 1e-10) lies far below any recorded speech.
     log_floor_db: float = -100.0
+    # A clip whose peak absolute amplitude stays below this (-60 dBFS) holds no speech; CREMA-D's
+    # 1076_MTI_SAD_XX.wav is such a clip. Silent clips are excluded unless keep_silent is set.
+    silence_peak: float = 1e-3
 
     def __post_init__(self):
         if self.pad_side not in ("end", "start"):
             raise ValueError(f"features.pad_side must be 'end' or 'start', got {self.pad_side!r}")
-    # A clip whose peak absolute amplitude stays below this (-60 dBFS) holds no speech; CREMA-D's
-    # 1076_MTI_SAD_XX.wav is such a clip. Silent clips are excluded unless keep_silent is set.
-    silence_peak: float = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +136,11 @@ class TrainConfig:
     # saved model is the paper's, without it. Off: over two seeds sd 0.6 gained 0.5 points of
     # validation UA, none on CASIA (experiments/README.md, round 3).
     input_noise: float = 0.0
+    # Polyak averaging (the paper is silent): with a momentum m > 0 the optimizer keeps an
+    # exponential moving average of the weights (Keras' use_ema, new = m * old + (1 - m) * w after
+    # every batch), and the model that is tested and saved holds that average; validation curves
+    # score it too. 0 = off, the last batch's weights.
+    ema_momentum: float = 0.0
     # After early stopping has chosen the epoch count on the validation actors, retrain a fresh
     # model on all training actors (validation ones included) for that many epochs, replaying
     # the learning-rate schedule. Off = the model early stopping restored is the final one.
@@ -150,6 +155,8 @@ class TrainConfig:
             raise ValueError(f"train.standardize_frames must be 'all' or 'speech', got {self.standardize_frames!r}")
         if self.padding_value not in ("floor", "zero"):
             raise ValueError(f"train.padding_value must be 'floor' or 'zero', got {self.padding_value!r}")
+        if not 0 <= self.ema_momentum < 1:
+            raise ValueError(f"train.ema_momentum must be in [0, 1), got {self.ema_momentum!r}")
         if not self.input_noise >= 0:
             raise ValueError(f"train.input_noise must be >= 0, got {self.input_noise!r}")
         if self.utterance_normalization not in ("none", "mean", "meanvar"):

@@ -63,8 +63,14 @@ def validation_curve(config: ExperimentConfig, model_id: int, features, outer_ac
     rows = np.sort(np.concatenate([train_rows, selection_rows]))  # (n_inner,) outer actor left out
     config = replace(config, {"train": {"early_stopping": False, "max_epochs": epochs, "seed": seed}})
     frame_mask = features.speech_mask()[rows] if config.train.needs_frame_mask else None
+    x = features.features[rows]
+    if config.train.speaker_normalization:  # as run_fold does: each actor by its own clips' statistics
+        from cremad.folds import normalize_speakers
+
+        x = normalize_speakers(x, np.asarray(features.actors)[rows],
+                               frame_mask if config.train.standardize_frames == "speech" else None)
     started = time.time()
-    result = train_model(config, model_id, features.features[rows], np.asarray(features.labels)[rows],
+    result = train_model(config, model_id, x, np.asarray(features.labels)[rows],
                          validation=np.isin(rows, selection_rows), seed=seed, frame_mask=frame_mask)
     return {"experiment": config.name, "model": model_id, "outer": outer_actor, "selection": selection_actor,
             "seed": seed, "ua": [float(value) for value in result.history["val_ua"]],

@@ -187,7 +187,10 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
     keras.utils.set_random_seed(seed)
     model = build_model(model_id, n_frames=x.shape[1], n_features=x.shape[2], n_classes=len(EMOTIONS),
                         config=config.model)
-    optimizer = keras.optimizers.get({"class_name": train.optimizer, "config": {"learning_rate": train.learning_rate}})
+    settings = {"learning_rate": train.learning_rate}
+    if train.ema_momentum > 0:  # fit ends by copying the averaged weights into the model
+        settings.update(use_ema=True, ema_momentum=train.ema_momentum)
+    optimizer = keras.optimizers.get({"class_name": train.optimizer, "config": settings})
     fitted = model  # what model.fit runs: the paper's model, or it behind the training-only noise
     if train.input_noise > 0:
         fitted = keras.Sequential([keras.Input(shape=x.shape[1:]), SpeechFrameNoise(train.input_noise, seed), model],
@@ -204,6 +207,10 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
         if train.reduce_lr_patience > 0:
             callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                                patience=train.reduce_lr_patience))
+    if train.ema_momentum > 0 and validation is not None:
+        # Validate, log and early-stop on the averaged weights, the ones fit leaves in the model:
+        # this swaps them in at every epoch's end, before the other callbacks run.
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     history = fitted.fit(x, y, validation_data=validation, epochs=epochs or train.max_epochs,
                         batch_size=train.batch_size, class_weight=class_weights(y, train.class_weight),
                         shuffle=True, callbacks=callbacks, verbose=1 if verbose else 0)

@@ -177,3 +177,89 @@ def test_input_noise_trains_and_returns_the_papers_model():
     result = train_model(config, 1, features.features, features.labels, seed=0, frame_mask=features.speech_mask())
     assert result.model.name == "model1" and "noise" not in [layer.name for layer in result.model.layers]
     assert len(result.history["loss"]) == 2
+
+
+def test_validation_curve_normalizes_each_actor_as_folds_do(monkeypatch):
+    """With train.speaker_normalization the curve trains on actor-normalized MFCCs, as run_fold
+    does: each inner actor's speech frames have mean 0, and the outer actor is still absent."""
+    features = fake_features()
+    rng = np.random.default_rng(0)
+    features.features = features.features + rng.normal(size=features.features.shape).astype(np.float32)
+    seen = {}
+
+    def recording_train_model(config, model_id, x, y, validation=None, seed=0, callbacks=(), verbose=0,
+                              frame_mask=None):
+        seen.update(x=x, frame_mask=frame_mask)
+        return types.SimpleNamespace(history={"val_ua": [0.2] * config.train.max_epochs})
+
+    monkeypatch.setattr("cremad.training.train_model", recording_train_model)
+    config = replace(ExperimentConfig(name="cand"), {"train": {"speaker_normalization": True}})
+    validation_curve(config, 3, features, outer_actor="1002", seed=0, epochs=2)
+    train_rows, selection_rows, _ = selection_split(features.actors, "1002", 0)
+    actors = features.actors[np.sort(np.concatenate([train_rows, selection_rows]))]
+    assert "1002" not in actors
+    for actor in set(actors):
+        speech = seen["x"][actors == actor][seen["frame_mask"][actors == actor]]  # (frames, 13)
+        np.testing.assert_allclose(speech.mean(axis=0), 0.0, atol=1e-4)
+        np.testing.assert_allclose(speech.std(axis=0), 1.0, atol=1e-3)
+
+
+def test_ema_model_holds_the_average_of_the_weights():
+    """With train.ema_momentum the returned model holds the exponential moving average of the
+    weights after each batch (the first average being the first batch's weights)."""
+    import keras
+
+    features = fake_features(n_actors=3, clips_per_actor=6, n_frames=6)
+    momentum = 0.8
+    config = replace(ExperimentConfig(), {
+        "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
+        "train": {"max_epochs": 3, "batch_size": 4, "ema_momentum": momentum}})
+    after_batch = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            after_batch.append([np.array(weight) for weight in self.model.get_weights()])
+
+    result = train_model(config, 3, features.features, features.labels, seed=0, frame_mask=features.speech_mask(),
+                         callbacks=[Record()])
+    assert len(after_batch) == 3 * 5  # 18 clips in batches of 4
+    average = after_batch[0]
+    for weights in after_batch[1:]:
+        average = [momentum * old + (1 - momentum) * new for old, new in zip(average, weights)]
+    final = result.model.get_weights()
+    assert not np.allclose(final[0], after_batch[-1][0])  # not the last batch's weights
+    for got, expected in zip(final, average):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        TrainConfig(ema_momentum=1.0)
+
+
+def test_ema_validation_curve_scores_the_averaged_model():
+    """At every epoch's end the callbacks (the logged UA among them) see the averaged weights: at
+    the last epoch, those of the model train_model returns, not the last batch's."""
+    import keras
+    from sklearn.metrics import balanced_accuracy_score
+
+    features = fake_features(n_actors=3, clips_per_actor=8, n_frames=6)
+    features.features = features.features + np.random.default_rng(1).normal(
+        size=features.features.shape).astype(np.float32)
+    config = replace(ExperimentConfig(), {
+        "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
+        "train": {"max_epochs": 3, "batch_size": 4, "ema_momentum": 0.9}})
+    validation = features.actors == "1003"
+    mask = features.speech_mask()
+    mean, std = fit_scaler(features.features[~validation], True, mask[~validation])  # train_model's scaler
+    watched = prepare_inputs(features.features[validation], mean, std, "zero", mask[validation])
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.model.predict(watched, verbose=0))
+
+    result = train_model(config, 1, features.features, features.labels, validation=validation, seed=0,
+                         frame_mask=mask, callbacks=[Record()])
+    np.testing.assert_allclose(result.mean, mean, rtol=1e-6)
+    final = result.model.predict(watched, verbose=0)
+    np.testing.assert_allclose(seen[-1], final, rtol=1e-5, atol=1e-6)
+    assert result.history["val_ua"][-1] == pytest.approx(
+        balanced_accuracy_score(features.labels[validation], final.argmax(axis=1)))
