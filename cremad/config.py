@@ -83,10 +83,14 @@ class ModelConfig:
     Dense(relu), softmax over time, Dot), which uses 32 pre-attention and 64 post-attention units
     and a 10-unit attention layer."""
 
+    # Twice these (64 / 128, candidate `wide`) scored +0.9 points of validation UA over two seeds
+    # (Emo-DB +2.1, CASIA -0.2), under the 1-point bar (round 4, experiments/README.md).
     pre_units: int = 32  # pre-LSTM units per direction (BiLSTM outputs 64)
     post_units: int = 64  # post-LSTM units, the s<t> of the attention block
     attention_units: int = 10  # width of the first attention Dense (tanh)
-    dropout_rate: float = 0.3  # paper: "Dropout is used"; rate not given, 0.3 is a common middle
+    # Paper: "Dropout is used"; the rate is not given. 0.3 is a common middle; 0.5 lost 0.5 points
+    # of validation UA at seed 0 (round 4).
+    dropout_rate: float = 0.3
     decoder_steps: int = 1  # one label per utterance, one attention curve per clip (Fig. 2)
 
 
@@ -139,7 +143,8 @@ class TrainConfig:
     # Polyak averaging (the paper is silent): with a momentum m > 0 the optimizer keeps an
     # exponential moving average of the weights (Keras' use_ema, new = m * old + (1 - m) * w after
     # every batch), and the model that is tested and saved holds that average; validation curves
-    # score it too. 0 = off, the last batch's weights.
+    # score it too. 0 = off, the last batch's weights: 0.99 scored 43.4 against 43.6 % validation
+    # UA over two seeds (round 4, experiments/README.md).
     ema_momentum: float = 0.0
     # After early stopping has chosen the epoch count on the validation actors, retrain a fresh
     # model on all training actors (validation ones included) for that many epochs, replaying
