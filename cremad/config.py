@@ -84,7 +84,8 @@ class ModelConfig:
     and a 10-unit attention layer."""
 
     # Twice these (64 / 128, candidate `wide`) scored +0.9 points of validation UA over two seeds
-    # (Emo-DB +2.1, CASIA -0.2), under the 1-point bar (round 4, experiments/README.md).
+    # (Emo-DB +2.1, CASIA -0.2), under the 1-point bar, and +1.9 over three (round 4,
+    # experiments/README.md): the next default once its test folds are rerun.
     pre_units: int = 32  # pre-LSTM units per direction (BiLSTM outputs 64)
     post_units: int = 64  # post-LSTM units, the s<t> of the attention block
     attention_units: int = 10  # width of the first attention Dense (tanh)
