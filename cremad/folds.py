@@ -111,6 +111,16 @@ def normalize_speakers(features: np.ndarray, actors: np.ndarray, frame_mask: np.
     return normalize_groups(features, np.asarray(actors), frame_mask)
 
 
+def model_inputs(config: ExperimentConfig, features, frame_mask: np.ndarray | None = None) -> np.ndarray:
+    """Every clip's MFCCs as training starts from them: `features.features`, or with the opt-in
+    train.speaker_normalization each actor z-scored by its own statistics (normalize_speakers;
+    of the frames `frame_mask` marks when train.standardize_frames is "speech")."""
+    if not config.train.speaker_normalization:
+        return features.features
+    scaler_mask = frame_mask if config.train.standardize_frames == "speech" else None
+    return normalize_speakers(features.features, np.asarray(features.actors), scaler_mask)
+
+
 def run_fold(
     config: ExperimentConfig,
     features,
@@ -133,11 +143,8 @@ def run_fold(
     train = config.train
     folder = runs.start_fold(out_dir)
     split = split_fold(features.actors, test_actor, train.validation_fraction, train.seed)
-    x_all, y_all = features.features, np.asarray(features.labels)
     frame_mask = features.speech_mask() if train.needs_frame_mask else None  # (clips, frames)
-    if train.speaker_normalization:  # per actor, each from its own clips; see normalize_speakers
-        scaler_mask = frame_mask if train.standardize_frames == "speech" else None
-        x_all = normalize_speakers(x_all, np.asarray(features.actors), scaler_mask)
+    x_all, y_all = model_inputs(config, features, frame_mask), np.asarray(features.labels)
     train_index = np.sort(np.concatenate([split.fit_index, split.validation_index]))  # training actors' clips
     # Without early stopping no actor is held back: every training actor fits.
     validation = np.isin(train_index, split.validation_index) if train.early_stopping else None

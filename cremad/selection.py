@@ -57,21 +57,18 @@ def validation_curve(config: ExperimentConfig, model_id: int, features, outer_ac
     """Train `model_id` with `config`'s recipe on the inner training actors of `outer_actor`'s
     fold for `epochs` epochs, logging UA on the selection actor after each. Returns a record
     with the curve (`ua`, one value per epoch)."""
+    from cremad.folds import model_inputs
     from cremad.training import train_model
 
     train_rows, selection_rows, selection_actor = selection_split(features.actors, outer_actor, seed)
     rows = np.sort(np.concatenate([train_rows, selection_rows]))  # (n_inner,) outer actor left out
     config = replace(config, {"train": {"early_stopping": False, "max_epochs": epochs, "seed": seed}})
-    frame_mask = features.speech_mask()[rows] if config.train.needs_frame_mask else None
-    x = features.features[rows]
-    if config.train.speaker_normalization:  # as run_fold does: each actor by its own clips' statistics
-        from cremad.folds import normalize_speakers
-
-        x = normalize_speakers(x, np.asarray(features.actors)[rows],
-                               frame_mask if config.train.standardize_frames == "speech" else None)
+    frame_mask = features.speech_mask() if config.train.needs_frame_mask else None  # (clips, frames)
+    x = model_inputs(config, features, frame_mask)[rows]  # as run_fold starts from them
     started = time.time()
     result = train_model(config, model_id, x, np.asarray(features.labels)[rows],
-                         validation=np.isin(rows, selection_rows), seed=seed, frame_mask=frame_mask)
+                         validation=np.isin(rows, selection_rows), seed=seed,
+                         frame_mask=None if frame_mask is None else frame_mask[rows])
     return {"experiment": config.name, "model": model_id, "outer": outer_actor, "selection": selection_actor,
             "seed": seed, "ua": [float(value) for value in result.history["val_ua"]],
             "seconds": round(time.time() - started, 1)}
