@@ -17,17 +17,18 @@ from cremad.models import attention_model, build_model, lstm_layers
 REPO = Path(__file__).resolve().parent.parent
 PAPER_FRAMES = 501  # a 5.005 s clip at a 10 ms hop (section II-B)
 
-# Hand count with the default config (13 MFCCs, 32 pre-LSTM units per direction, 64 post-LSTM
+# Hand count with the default config (13 MFCCs, 64 pre-LSTM units per direction, 128 post-LSTM
 # units, 10 attention units, 6 classes). An LSTM with n inputs and u units has
 # 4 * (u * (n + u) + u) weights (four gates: input kernel, recurrent kernel, bias).
-#   pre-LSTM            4 * (32 * (13 + 32) + 32)         =  5,888   (x2 = 11,776 bidirectional)
-#   attention Dense     (P + 64) * 10 + 10                =    970   (P = 32)  | 1,290 (P = 64)
-#   attention score     10 * 1 + 1                        =     11
-#   post-LSTM on P      4 * (64 * (P + 64) + 64)          = 24,832   (P = 32)  | 33,024 (P = 64)
-#   output Dense        64 * 6 + 6                        =    390
-# model 1 = 5,888 + 970 + 11 + 24,832 + 390 = 32,091; model 2 = 11,776 + 1,290 + 11 + 33,024 +
-# 390 = 46,491; model 3 = 5,888 + 24,832 + 390 = 31,110; model 4 = 11,776 + 33,024 + 390 = 45,190.
-PARAMETERS = {1: 32_091, 2: 46_491, 3: 31_110, 4: 45_190}
+#   pre-LSTM            4 * (64 * (13 + 64) + 64)         =  19,968  (x2 = 39,936 bidirectional)
+#   attention Dense     (P + 128) * 10 + 10               =   1,930  (P = 64)  | 2,570 (P = 128)
+#   attention score     10 * 1 + 1                        =      11
+#   post-LSTM on P      4 * (128 * (P + 128) + 128)       =  98,816  (P = 64)  | 131,584 (P = 128)
+#   output Dense        128 * 6 + 6                       =     774
+# model 1 = 19,968 + 1,930 + 11 + 98,816 + 774 = 121,499; model 2 = 39,936 + 2,570 + 11 +
+# 131,584 + 774 = 174,875; model 3 = 19,968 + 98,816 + 774 = 119,558; model 4 = 39,936 + 131,584
+# + 774 = 172,294.
+PARAMETERS = {1: 121_499, 2: 174_875, 3: 119_558, 4: 172_294}
 
 
 def random_mfcc(n_clips, n_frames, seed=0):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cremad.config import EXPERIMENTS_DIR, list_experiments, load_experiment
+from cremad.config import EXPERIMENTS_DIR, ModelConfig, list_experiments, load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = configparser.ConfigParser()
@@ -28,7 +28,7 @@ def test_experiments_by_name_and_by_path(tmp_path):
     recipe.write_text("[train]\npatience = 3\n[model2.model]\npre_units = 8\n")
     config = load_experiment(str(recipe), model_id=2)
     assert (config.name, config.train.patience, config.model.pre_units) == ("short patience", 3, 8)
-    assert load_experiment(str(recipe), model_id=1).model.pre_units == 32
+    assert load_experiment(str(recipe), model_id=1).model.pre_units == ModelConfig().pre_units
     with pytest.raises(ValueError, match="experiment file .*missing.toml does not exist"):
         load_experiment(str(tmp_path / "missing.toml"))
     with pytest.raises(ValueError, match="unknown experiment 'tunde'.*known: paper, speakernorm, tuned"):
