@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from cremad.config import EMOTIONS, FeatureConfig, ModelConfig
+from cremad.config import EMOTIONS, FeatureConfig, ModelConfig, TrainConfig
 from cremad.models import attention_model, build_model, lstm_layers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -204,10 +204,12 @@ def test_a_few_epochs_lower_the_loss(model_id, demo_clips):
     assert history[-1] < history[0] - 0.02, history
 
 
-# Measured on a 2-core CPU (TensorFlow backend, seed 0): the held-out actor's attention mass on
-# padded frames falls from 0.37 untrained (about the padded share of frames, 0.41) to 0.02 after
-# 20 epochs. The bounds leave room for other seeds, backends and library versions.
-SILENCE_MASS_BOUND = 0.12
+# Measured on a 2-core CPU (TensorFlow backend, the default 64 / 128 units, Adam 1e-3 as the recipe
+# trains, 20 epochs): the held-out actor's attention mass on padded frames falls from about 0.4
+# untrained (the padded share of frames is 0.41) to 0.04, 0.16 and 0.08 at seeds 0, 1 and 2 (the
+# 32 / 64 units at Adam 3e-3 got to 0.02). The test runs seed 0; the bounds (at least halved, and
+# under 0.2) leave room for the other seeds, backends and library versions.
+SILENCE_MASS_BOUND = 0.2
 
 
 @pytest.mark.slow
@@ -217,7 +219,8 @@ def test_model_1_attention_learns_to_ignore_padded_silence(demo_clips):
     keras.utils.set_random_seed(0)
     x, y, train, padded = demo_clips["x"], demo_clips["y"], demo_clips["train"], demo_clips["padded"]
     model = build_model(1, x.shape[1])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    optimizer = keras.optimizers.Adam(TrainConfig().learning_rate)  # the recipe's rate
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
     attention = attention_model(model)
 
     def silence_mass():  # attention mass on padded frames, mean over the held-out clips
@@ -231,7 +234,7 @@ def test_model_1_attention_learns_to_ignore_padded_silence(demo_clips):
           f"{trained:.3f} trained; padded share of frames {padded[~train].mean():.3f}")
     assert untrained > 0.25  # untrained attention is close to uniform
     assert trained < SILENCE_MASS_BOUND
-    assert trained < untrained / 3
+    assert trained < untrained / 2
 
 
 @pytest.mark.slow
