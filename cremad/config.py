@@ -84,7 +84,8 @@ class ModelConfig:
     twice that recipe's 32 / 64, chosen by validation (below)."""
 
     # 64 / 128 (candidate `wide`) beat the recipe's 32 / 64 by +1.9 points of validation UA over
-    # three seeds (Emo-DB +3.4, CASIA +0.5; round 4, experiments/README.md); ~1.6x the CPU time.
+    # three seeds (Emo-DB +3.4, CASIA +0.5; round 4, experiments/README.md), at 1.4-2.1x the CPU
+    # time (make demo; make bench's CREMA-D projection).
     pre_units: int = 64  # pre-LSTM units per direction (BiLSTM outputs 128)
     post_units: int = 128  # post-LSTM units, the s<t> of the attention block
     attention_units: int = 10  # width of the first attention Dense (tanh)
