@@ -101,6 +101,10 @@ class TrainConfig:
 
     optimizer: str = "adam"  # the usual default for LSTMs in Keras; the paper names none
     learning_rate: float = 1e-3  # Adam's default
+    # The learning rate over the epochs fit runs (the paper is silent): "constant", or "cosine"
+    # (Keras' CosineDecay: lowered after every batch, from learning_rate to 0 after the last one).
+    # With early stopping the epoch count is not known in advance, so "cosine" needs it off.
+    lr_schedule: str = "constant"
     batch_size: int = 32  # Keras' default batch size
     # The epoch count every fold trains without early stopping (an upper bound with it): the
     # plateau of the validation curves inside the training actors (experiments/README.md).
@@ -161,6 +165,11 @@ class TrainConfig:
             raise ValueError(f"train.standardize_frames must be 'all' or 'speech', got {self.standardize_frames!r}")
         if self.padding_value not in ("floor", "zero"):
             raise ValueError(f"train.padding_value must be 'floor' or 'zero', got {self.padding_value!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"train.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.lr_schedule != "constant" and self.early_stopping:
+            raise ValueError("train.lr_schedule 'cosine' decays over a known epoch count: it needs "
+                             "train.early_stopping = false")
         if not 0 <= self.ema_momentum < 1:
             raise ValueError(f"train.ema_momentum must be in [0, 1), got {self.ema_momentum!r}")
         if not self.input_noise >= 0:

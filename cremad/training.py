@@ -10,6 +10,7 @@ but the arrays they pass.
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from typing import Any
 
@@ -187,7 +188,12 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
     keras.utils.set_random_seed(seed)
     model = build_model(model_id, n_frames=x.shape[1], n_features=x.shape[2], n_classes=len(EMOTIONS),
                         config=config.model)
-    settings = {"learning_rate": train.learning_rate}
+    epochs = epochs or train.max_epochs
+    learning_rate = train.learning_rate
+    if train.lr_schedule == "cosine":  # to 0 at the last batch of the last epoch
+        steps = epochs * math.ceil(len(x) / train.batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(train.learning_rate, decay_steps=steps)
+    settings = {"learning_rate": learning_rate}
     if train.ema_momentum > 0:  # fit ends by copying the averaged weights into the model
         settings.update(use_ema=True, ema_momentum=train.ema_momentum)
     optimizer = keras.optimizers.get({"class_name": train.optimizer, "config": settings})
@@ -211,7 +217,7 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
         # Validate, log and early-stop on the averaged weights, the ones fit leaves in the model:
         # this swaps them in at every epoch's end, before the other callbacks run.
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    history = fitted.fit(x, y, validation_data=validation, epochs=epochs or train.max_epochs,
+    history = fitted.fit(x, y, validation_data=validation, epochs=epochs,
                         batch_size=train.batch_size, class_weight=class_weights(y, train.class_weight),
                         shuffle=True, callbacks=callbacks, verbose=1 if verbose else 0)
     return model, history.history, early_stopping
@@ -276,7 +282,9 @@ def train_model(config: ExperimentConfig, model_id: int, x: np.ndarray, y: np.nd
         logged = history.get("learning_rate", [train.learning_rate] * best_epoch)
         learning_rates = [float(rate) for rate in logged[:best_epoch]]
         mean, std = scaler_of(every)
-        schedule = keras.callbacks.LearningRateScheduler(lambda epoch: learning_rates[epoch])
+        schedule = [keras.callbacks.LearningRateScheduler(lambda epoch: learning_rates[epoch])]
+        if train.lr_schedule == "cosine":  # the refit decays over its own best_epoch epochs instead
+            schedule = []
         model, refit_history, _ = fit_model(config, model_id, seed, inputs_of(every, mean, std), y, None,
-                                            [*callbacks, schedule], verbose, epochs=best_epoch)
+                                            [*callbacks, *schedule], verbose, epochs=best_epoch)
     return TrainResult(model, mean, std, history, refit_history, epochs, best_epoch)

@@ -263,3 +263,33 @@ def test_ema_validation_curve_scores_the_averaged_model():
     np.testing.assert_allclose(seen[-1], final, rtol=1e-5, atol=1e-6)
     assert result.history["val_ua"][-1] == pytest.approx(
         balanced_accuracy_score(features.labels[validation], final.argmax(axis=1)))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_learning_rate_schedule_reaches_zero_at_the_last_batch(schedule):
+    """train.lr_schedule "cosine" decays the rate after every batch, from learning_rate to 0 at
+    the last batch of the last epoch (the epochs fit runs: max_epochs); "constant" keeps it."""
+    import keras
+
+    features = fake_features(n_actors=3, clips_per_actor=6, n_frames=6)  # 18 clips: 5 batches of 4
+    config = replace(ExperimentConfig(), {
+        "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
+        "train": {"max_epochs": 3, "batch_size": 4, "learning_rate": 0.01, "lr_schedule": schedule}})
+    rates = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):  # the rate this batch's update uses
+            rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    train_model(config, 3, features.features, features.labels, seed=0, frame_mask=features.speech_mask(),
+                callbacks=[Record()])
+    steps = np.arange(3 * 5)
+    expected = 0.01 * (0.5 * (1 + np.cos(np.pi * steps / 15)) if schedule == "cosine" else np.ones(15))
+    np.testing.assert_allclose(rates, expected, rtol=1e-5, atol=1e-9)
+
+
+def test_cosine_schedule_refuses_early_stopping():
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="cosine", early_stopping=True)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
