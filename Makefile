@@ -18,7 +18,8 @@ META ?= $(DATA)
 EMODB ?= ../shared/emodb
 CASIA ?= ../shared/casia
 RESULT_SEEDS ?= 0,1,2
-DEMO_EPOCHS ?= 15
+DEMO_EPOCHS ?= 15  # epochs of make demo and of make results' demo rows (the paper recipe at 15 epochs)
+DEMO_EXP ?= demo  # make demo's recipe: experiments/demo.toml (32 / 64 units, 15 epochs)
 JOBS ?= 1  # loso/table2: folds trained at once, each its own process (cremad loso --jobs)
 CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (1.15-2.1x one process on 2 cores, bench/bench_jobs.py)
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
@@ -102,15 +103,17 @@ emodb: install
 data: install
 	$(BIN)/cremad download --dest $(DATA)
 
-# The whole paper pipeline on the built-in synthetic corpus: 6 actors, 4 models, 6 folds each.
+# The whole paper pipeline on the built-in synthetic corpus: 6 actors, 4 models, 6 folds each, with
+# experiments/demo.toml (32 / 64-unit LSTMs, 15 epochs: about 10 min on 2 cores; DEMO_EXP=paper: 64 / 128).
 demo: install
 	$(BIN)/cremad synth $(DEMO)/CREMA-D --actors 6 --seed 0
 	$(BIN)/cremad features --data $(DEMO)/CREMA-D --cache-dir $(CACHE)
 	for model in 1 2 3 4; do \
-		$(BIN)/cremad loso --model $$model --data $(DEMO)/CREMA-D --runs $(DEMO)/runs --cache-dir $(CACHE) --epochs $(DEMO_EPOCHS) \
-			--jobs $(strip $(CPU_JOBS)) || exit 1; \
+		$(BIN)/cremad loso --model $$model --data $(DEMO)/CREMA-D --runs $(DEMO)/runs --cache-dir $(CACHE) \
+			--experiment $(strip $(DEMO_EXP)) --epochs $(DEMO_EPOCHS) --jobs $(strip $(CPU_JOBS)) || exit 1; \
 	done
-	$(BIN)/cremad figures --runs $(DEMO)/runs --corpus cremad --data $(DEMO)/CREMA-D --clip 1001_DFA_ANG_XX --out $(DEMO)/figures
+	$(BIN)/cremad figures --runs $(DEMO)/runs --corpus cremad --experiment $(strip $(DEMO_EXP)) --data $(DEMO)/CREMA-D \
+		--clip 1001_DFA_ANG_XX --out $(DEMO)/figures
 
 bench: install
 	$(BIN)/python bench/bench_features.py --out bench/results/features.json

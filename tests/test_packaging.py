@@ -4,6 +4,7 @@ travel inside the package, and the Python floor that setup.cfg states is the one
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import glob
 import re
 import shutil
@@ -22,7 +23,11 @@ SETUP.read(ROOT / "setup.cfg")
 
 
 def test_experiments_by_name_and_by_path(tmp_path):
-    assert {"paper", "tuned", "speakernorm"} <= set(list_experiments())
+    assert {"paper", "tuned", "speakernorm", "demo"} <= set(list_experiments())
+    demo = load_experiment("demo")  # make demo's: only the budget differs from paper.toml
+    assert (demo.model.pre_units, demo.model.post_units, demo.train.max_epochs) == (32, 64, 15)
+    paper = load_experiment("paper")
+    assert demo.features == paper.features and demo.train == dataclasses.replace(paper.train, max_epochs=15)
     assert load_experiment("tuned").train.refit and load_experiment("tuned").name == "tuned"
     recipe = tmp_path / "short patience.toml"
     recipe.write_text("[train]\npatience = 3\n[model2.model]\npre_units = 8\n")
@@ -31,7 +36,7 @@ def test_experiments_by_name_and_by_path(tmp_path):
     assert load_experiment(str(recipe), model_id=1).model.pre_units == ModelConfig().pre_units
     with pytest.raises(ValueError, match="experiment file .*missing.toml does not exist"):
         load_experiment(str(tmp_path / "missing.toml"))
-    with pytest.raises(ValueError, match="unknown experiment 'tunde'.*known: paper, speakernorm, tuned"):
+    with pytest.raises(ValueError, match="unknown experiment 'tunde'.*known: demo, paper, speakernorm, tuned"):
         load_experiment("tunde")
 
 
@@ -62,7 +67,7 @@ def test_the_wheel_holds_every_module_and_the_experiments(tmp_path):
                             env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [str(target / "cremad" / "experiments"),
-                                          "['paper', 'speakernorm', 'tuned'] True"]
+                                          "['demo', 'paper', 'speakernorm', 'tuned'] True"]
 
 
 def python_floor() -> tuple[int, int]:
