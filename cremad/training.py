@@ -190,7 +190,7 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
                         config=config.model)
     epochs = epochs or train.max_epochs
     learning_rate = train.learning_rate
-    if train.lr_schedule == "cosine":  # to 0 at the last batch of the last epoch
+    if train.lr_schedule == "cosine":  # from learning_rate to 0 over every batch of the run
         steps = epochs * math.ceil(len(x) / train.batch_size)
         learning_rate = keras.optimizers.schedules.CosineDecay(train.learning_rate, decay_steps=steps)
     settings = {"learning_rate": learning_rate}
@@ -282,9 +282,9 @@ def train_model(config: ExperimentConfig, model_id: int, x: np.ndarray, y: np.nd
         logged = history.get("learning_rate", [train.learning_rate] * best_epoch)
         learning_rates = [float(rate) for rate in logged[:best_epoch]]
         mean, std = scaler_of(every)
-        schedule = [keras.callbacks.LearningRateScheduler(lambda epoch: learning_rates[epoch])]
-        if train.lr_schedule == "cosine":  # the refit decays over its own best_epoch epochs instead
-            schedule = []
+        # A cosine schedule is not replayed: the refit decays over its own best_epoch epochs.
+        replay = [] if train.lr_schedule == "cosine" else [
+            keras.callbacks.LearningRateScheduler(lambda epoch: learning_rates[epoch])]
         model, refit_history, _ = fit_model(config, model_id, seed, inputs_of(every, mean, std), y, None,
-                                            [*callbacks, *schedule], verbose, epochs=best_epoch)
+                                            [*callbacks, *replay], verbose, epochs=best_epoch)
     return TrainResult(model, mean, std, history, refit_history, epochs, best_epoch)

@@ -266,9 +266,10 @@ def test_ema_validation_curve_scores_the_averaged_model():
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_learning_rate_schedule_reaches_zero_at_the_last_batch(schedule):
-    """train.lr_schedule "cosine" decays the rate after every batch, from learning_rate to 0 at
-    the last batch of the last epoch (the epochs fit runs: max_epochs); "constant" keeps it."""
+def test_cosine_schedule_decays_to_zero_over_the_run(schedule):
+    """train.lr_schedule "cosine" lowers the rate after every batch along a half cosine, from
+    learning_rate at the first batch towards 0 after the last batch of the last epoch (the epochs
+    fit runs: max_epochs); "constant" keeps learning_rate."""
     import keras
 
     features = fake_features(n_actors=3, clips_per_actor=6, n_frames=6)  # 18 clips: 5 batches of 4
@@ -293,3 +294,15 @@ def test_cosine_schedule_refuses_early_stopping():
         TrainConfig(lr_schedule="cosine", early_stopping=True)
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="linear")
+
+
+def test_cosine_schedule_with_refit_decays_again_over_the_refit():
+    """The refit does not replay the first run's logged rates onto a cosine optimizer (Keras
+    refuses to set a rate there); it runs its own decay over the same epoch count."""
+    features = fake_features(n_actors=3, clips_per_actor=6, n_frames=6)
+    config = replace(ExperimentConfig(), {
+        "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
+        "train": {"max_epochs": 2, "batch_size": 4, "lr_schedule": "cosine", "refit": True}})
+    result = train_model(config, 1, features.features, features.labels, validation=features.actors == "1003",
+                         seed=0, frame_mask=features.speech_mask())
+    assert len(result.history["loss"]) == len(result.refit_history["loss"]) == 2
