@@ -77,3 +77,33 @@ def test_no_runs_is_an_error_that_says_what_was_expected(tmp_path):
         find_runs(tmp_path / "nowhere")
     with pytest.raises(CremadError, match=r"<corpus>/<experiment>/<model>/seed<s>"):
         select_runs(tmp_path)
+
+
+def test_archive_keeps_what_the_tables_need_and_the_same_numbers(tmp_path, caplog):
+    from cremad.cli import main
+    from cremad.metrics import summarize
+    from cremad.runs.archive import archive_run
+    from results_fixtures import clip_rows, write_fold
+
+    source = tmp_path / "scratch"
+    for model_id in (1, 3):
+        write_model(source, model_id, corpus="emodb", seed=1)
+    run_dir = source / "emodb" / "paper" / "model1" / "seed1"
+    summarize(run_dir)
+    (run_dir / "fold-1001" / runs.MODEL_FILE).write_bytes(b"weights")
+    write_fold(run_dir, "1003", clip_rows(1)["1001"], 1, done=False)  # a fold still running
+    with caplog.at_level(logging.INFO, logger="cremad.runs"):
+        assert main(["archive", "--runs", str(source), "--corpus", "emodb", "--out", str(tmp_path / "results")]) == 0
+    assert "left out 1 unfinished fold(s): 1003" in caplog.text
+    archived = tmp_path / "results" / "emodb" / "paper" / "model1" / "seed1"
+    assert keys(find_runs(tmp_path / "results")) == {"emodb/paper/model1/seed1", "emodb/paper/model3/seed1"}
+    assert sorted(path.name for path in archived.iterdir()) == ["fold-1001", "fold-1002", "run.json", "summary.json"]
+    assert sorted(path.name for path in (archived / "fold-1001").iterdir()) == [
+        "config.json", "confusion.csv", "done.json", "predictions.csv"]  # no model, no attention
+    for name in ("model1", "model3"):
+        original = summarize(source / "emodb" / "paper" / name / "seed1")
+        copy = summarize(tmp_path / "results" / "emodb" / "paper" / name / "seed1")
+        assert (copy["ua"], copy["wa"], copy["confusion_counts"]) == (
+            original["ua"], original["wa"], original["confusion_counts"])
+    with pytest.raises(CremadError, match="is the run folder itself"):
+        archive_run(run_dir, run_dir)
