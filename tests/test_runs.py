@@ -8,8 +8,11 @@ import subprocess
 import pytest
 
 from cremad import CremadError, runs
+from cremad.cli import main
+from cremad.metrics import summarize
 from cremad.runs import RunKey, find_runs, select_runs
-from results_fixtures import write_model
+from cremad.runs.archive import archive_run
+from results_fixtures import clip_rows, write_fold, write_model
 
 
 def keys(found) -> set[str]:
@@ -80,11 +83,6 @@ def test_no_runs_is_an_error_that_says_what_was_expected(tmp_path):
 
 
 def test_archive_keeps_what_the_tables_need_and_the_same_numbers(tmp_path, caplog):
-    from cremad.cli import main
-    from cremad.metrics import summarize
-    from cremad.runs.archive import archive_run
-    from results_fixtures import clip_rows, write_fold
-
     source = tmp_path / "scratch"
     for model_id in (1, 3):
         write_model(source, model_id, corpus="emodb", seed=1)

@@ -7,9 +7,9 @@ attention weights are most of a run folder's bytes. An archive keeps, in the sam
     fold-<actor>/  predictions.csv  confusion.csv  config.json  history.csv  history-refit.csv  done.json
 
 so `cremad summarize` and `cremad figures` (all but Fig. 2, which needs the attention weights)
-read it like the runs it came from. Folds without done.json are left
-out, and said so. Every file is written atomically and done.json last, so an interrupted archive
-is resumed, never half-read, by the next one.
+read it like the runs it came from. Folds without done.json are left out, and said so. Every
+file is written atomically and done.json last, so a fold cut short is read as unfinished, and
+running the command again completes it.
 
     cremad archive --runs /scratch/runs --corpus emodb --out results
 """
