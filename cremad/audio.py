@@ -33,6 +33,26 @@ def pad_signal(signal: np.ndarray, pad_to: int, pad_side: str = "end") -> np.nda
     return padded
 
 
+# Digital silence: at most one and a half 16-bit steps, so that resampling a run of zeros (which
+# leaves tiny values beside its edges) still reads as silence.
+DIGITAL_SILENCE = 1.5 / 32768
+
+
+def trim_digital_silence(signal: np.ndarray, min_run: int) -> np.ndarray:
+    """`signal` without a leading or trailing run of digital silence (|x| <= DIGITAL_SILENCE) that is
+    at least `min_run` samples long: zeros a corpus has already appended to a clip. Shorter runs,
+    and an all-silent signal, are left as they are."""
+    loud = np.flatnonzero(np.abs(signal) > DIGITAL_SILENCE)
+    if len(loud) == 0:
+        return signal
+    start, stop = int(loud[0]), int(loud[-1]) + 1
+    if start < min_run:
+        start = 0
+    if len(signal) - stop < min_run:
+        stop = len(signal)
+    return signal[start:stop]
+
+
 def _declared_wav_bytes(path: Path) -> tuple[int, int] | None:
     """(declared data bytes, bytes actually present) from a RIFF/WAVE header, or None if the file
     is not a plain RIFF WAV. libsndfile silently reads a truncated file, so we check ourselves."""

@@ -64,6 +64,11 @@ class FeatureConfig:
     # model's last state follows the speech; with "end" models 3 and 4 stayed at chance on padded
     # real speech (CASIA) in validation (experiments/README.md).
     pad_side: str = "start"
+    # Whether a run of digital silence at least one window long at either end of a clip (zeros the
+    # corpus itself appended, as ../shared/emodb did to a quarter of its clips to cut them to
+    # 2.0 s) is cut off before the clip is padded, so that it becomes padding like ours.
+    # Off by default: the paper pads clips as they are; round 7 of experiments/README.md scores it.
+    trim_digital_silence: bool = False
     # Floor of the log-mel power in dB (re 1.0): digital silence, i.e. the zero padding, maps to
     # this value in every band. -100 dB (amin 1e-10) lies far below any recorded speech.
     log_floor_db: float = -100.0

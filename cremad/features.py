@@ -19,7 +19,7 @@ import numpy as np
 
 from cremad import CremadError
 from cremad.atomic import atomic_path
-from cremad.audio import BadAudioError, load_audio, pad_signal
+from cremad.audio import BadAudioError, load_audio, pad_signal, trim_digital_silence
 from cremad.config import EMOTIONS, FeatureConfig
 from cremad.corpus import CORPORA, CORPUS_HELP, Clip, scan
 
@@ -91,6 +91,17 @@ def n_frames(n_samples: int, config: FeatureConfig = FeatureConfig()) -> int:
     return 1 + max(0, n_samples - config.win_length) // config.hop_length
 
 
+def read_clip(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, int]:
+    """(a clip's own samples as the features see them, samples trimmed off): float32 mono at
+    config.sample_rate, without the corpus's own edge silence when config.trim_digital_silence is
+    set. Training, Fig. 2, `predict` and the SVM baseline all read clips through this."""
+    signal = load_audio(path, config.sample_rate)
+    if not config.trim_digital_silence:
+        return signal, 0
+    kept = trim_digital_silence(signal, min_run=config.win_length)
+    return kept, len(signal) - len(kept)
+
+
 def extract_mfcc(signal: np.ndarray, config: FeatureConfig, pad_to: int) -> np.ndarray:
     """13 MFCCs of `signal` zero-padded (at config.pad_side) or cropped to `pad_to` samples.
     Returns float32 (n_frames(pad_to), n_mfcc)."""
@@ -132,13 +143,13 @@ def _clip_length(path: str, sample_rate: int) -> int | str:
 
 
 def _process_clip(path: str, config: FeatureConfig, pad_to: int) -> tuple[np.ndarray | None, float, str]:
-    """Worker: (mfcc or None, peak amplitude, error reason or '')."""
+    """Worker: (mfcc or None, peak amplitude, samples trimmed off, error reason or '')."""
     try:
-        signal = load_audio(path, config.sample_rate)
+        signal, trimmed = read_clip(path, config)
     except BadAudioError as error:
-        return None, 0.0, str(error)
+        return None, 0.0, 0, str(error)
     peak = float(np.abs(signal).max())
-    return extract_mfcc(signal, config, pad_to), peak, ""
+    return extract_mfcc(signal, config, pad_to), peak, trimmed, ""
 
 
 def cache_key(clips: list[Clip], config: FeatureConfig, corpus: str, skip_bad: bool, keep_silent: bool) -> str:
@@ -235,7 +246,7 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
             lengths[clip.path] = length
     if not lengths:
         raise CremadError("no readable clips")
-    pad_to = config.pad_to or max(lengths.values())
+    pad_to = config.pad_to or max(lengths.values())  # the longest clip as stored, edge silence and all
     readable = [clip for clip in clips if clip.path in lengths]
     if jobs == -1 and len(readable) < SERIAL_BELOW:
         jobs = 1  # starting worker processes (2-3 s) costs more than it saves on a small corpus
@@ -243,7 +254,7 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
         delayed(_process_clip)(clip.path, config, pad_to) for clip in readable
     )
     kept_clips, kept_features, kept_lengths, seconds = [], [], [], 0.0
-    for clip, (mfcc, peak, error) in tqdm(
+    for clip, (mfcc, peak, trimmed, error) in tqdm(
         zip(readable, results), total=len(readable), desc="MFCC", unit="clip", disable=not progress
     ):
         if error:
@@ -258,8 +269,9 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
             continue
         kept_clips.append(clip)
         kept_features.append(mfcc)
-        kept_lengths.append(min(lengths[clip.path], pad_to))
-        seconds += lengths[clip.path] / config.sample_rate
+        length = lengths[clip.path] - trimmed  # from the header, as pad_to is
+        kept_lengths.append(min(length, pad_to))
+        seconds += length / config.sample_rate
     for clip_path, reason in excluded:
         log.warning("excluded %s: %s", Path(clip_path).name, reason)
     if not kept_clips:

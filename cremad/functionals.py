@@ -123,9 +123,9 @@ def rich_descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def _rich_clip(path: str, length: int, config: FeatureConfig) -> np.ndarray:
     """Worker: functionals of RICH_DESCRIPTORS of one clip, cropped to `length` samples as the
     MFCCs were. Pitch statistics use the gated frames only."""
-    from cremad.audio import load_audio
+    from cremad.features import read_clip
 
-    signal = load_audio(path, config.sample_rate)[:length]
+    signal = read_clip(path, config)[0][:length]
     descriptors = rich_descriptors(signal, config)  # (n_frames, 7)
     frame_seconds = config.hop_length / config.sample_rate
     spectral = functionals(descriptors[:, :-1], frame_seconds)

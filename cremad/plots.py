@@ -127,12 +127,14 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     import librosa
     import librosa.display
 
-    from cremad.audio import load_audio
+    from cremad.audio import load_audio, trim_digital_silence
 
     features = FeatureConfig()
     sample_rate = int(run_setting(results, "sample_rate") or features.sample_rate)
     hop_length = int(run_setting(results, "hop_length") or features.hop_length)
     signal = load_audio(audio_path, sample_rate=sample_rate)  # (n_samples,)
+    if run_setting(results, "trim_digital_silence"):  # the clip as the models saw it
+        signal = trim_digital_silence(signal, int(run_setting(results, "win_length") or features.win_length))
     duration = len(signal) / sample_rate
     names = [model_name(model_id) for model_id in ATTENTION_MODEL_IDS]
     curves = {name: clip_attention(results[name], actor, clip_id) for name in names if name in results}

@@ -1,7 +1,7 @@
 """`cremad predict`: use a model trained by `cremad train` (cremad/train.py) on new recordings.
 
 `cremad predict PATH... --model models/model2.keras` reads the sidecar beside the model and runs
-every WAV through the training feature code (`cremad.audio.load_audio`, then
+every WAV through the training feature code (`cremad.features.read_clip`, then
 `cremad.features.extract_mfcc`): any sample rate and any number of channels (averaged to mono,
 resampled to 16 kHz).
 
@@ -102,12 +102,11 @@ def window_starts(n_samples: int, window: int) -> list[int]:
 def predict_file(path: str | Path, trained: TrainedModel) -> Prediction:
     """Six probabilities (and the attention curve for models 1 and 2) for one audio file.
     Raises BadAudioError naming the file when it cannot be read."""
-    from cremad.audio import load_audio
-    from cremad.features import extract_mfcc, n_frames, speech_mask
+    from cremad.features import extract_mfcc, n_frames, read_clip, speech_mask
     from cremad.training import prepare_inputs
 
     features_config = trained.config.features
-    signal = load_audio(path, sample_rate=features_config.sample_rate)  # mono float32
+    signal, _ = read_clip(path, features_config)  # mono float32, as training read its clips
     starts = window_starts(len(signal), trained.pad_to)
     if len(starts) > 1:
         log.warning("%s: %.2f s is longer than the model's %.2f s; averaging %d windows with 50 %% overlap",

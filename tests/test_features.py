@@ -6,8 +6,8 @@ import pytest
 import soundfile
 
 from cremad.config import FeatureConfig
-from cremad.audio import BadAudioError, load_audio
-from cremad.features import extract_mfcc, load_features, n_frames
+from cremad.audio import BadAudioError, load_audio, trim_digital_silence
+from cremad.features import extract_mfcc, load_features, n_frames, read_clip
 
 CONFIG = FeatureConfig()
 
@@ -200,6 +200,39 @@ def test_pad_side_and_floor_change_the_cache_key(tmp_path):
     folder = tmp_path / "AudioWAV"
     write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1002_DFA_SAD_XX.wav"])
     keys = {load_features(tmp_path, config=config, cache_dir=tmp_path / "c", jobs=1, progress=False).cache_key
-            for config in (FeatureConfig(pad_side="end"), FeatureConfig(pad_side="start"), FeatureConfig(log_floor_db=-80.0))}
-    assert len(keys) == 3
-    assert len(list((tmp_path / "c").glob("*.npz"))) == 3
+            for config in (FeatureConfig(pad_side="end"), FeatureConfig(pad_side="start"), FeatureConfig(log_floor_db=-80.0),
+                           FeatureConfig(trim_digital_silence=True))}
+    assert len(keys) == 4
+    assert len(list((tmp_path / "c").glob("*.npz"))) == 4
+
+
+def test_trim_digital_silence_cuts_only_runs_of_a_window_or_more():
+    speech = tone(0.5) + 0.01  # no sample of it is silent
+    signal = np.concatenate([np.zeros(100, np.float32), speech, np.zeros(4800, np.float32)])  # 6 ms, 0.3 s
+    np.testing.assert_array_equal(trim_digital_silence(signal, min_run=320), signal[: 100 + len(speech)])
+    both = np.concatenate([np.zeros(400, np.float32), speech, np.zeros(400, np.float32)])
+    np.testing.assert_array_equal(trim_digital_silence(both, min_run=320), speech)
+    silent = np.zeros(1000, np.float32)
+    assert len(trim_digital_silence(silent, min_run=320)) == 1000  # nothing to keep: left for the silence check
+
+
+def test_corpus_appended_zeros_become_our_padding(tmp_path):
+    # A corpus that cut its clips to one length by appending zeros, as ../shared/emodb did, and at
+    # another sample rate, so the zeros are resampled before they are trimmed.
+    rate = 22_050
+    folder = tmp_path / "AudioWAV"
+    folder.mkdir()
+    speech = tone(0.5, rate, 300)
+    soundfile.write(folder / "1001_DFA_ANG_XX.wav", np.concatenate([speech, np.zeros(rate // 2, np.float32)]), rate,
+                    subtype="PCM_16")
+    soundfile.write(folder / "1002_DFA_SAD_XX.wav", tone(1.0, rate, 200), rate, subtype="PCM_16")
+    config = FeatureConfig(trim_digital_silence=True)
+    features = load_features(tmp_path, config=config, cache_dir=tmp_path / "c", jobs=1, progress=False)
+    assert features.pad_to == 16_000  # the longest clip as stored
+    assert abs(int(features.lengths[0]) - 8000) <= 32  # resampling rings for a few samples and features.lengths[1] == 16_000
+    # The trimmed clip sits after the padding, as a 0.5 s clip without the zeros would.
+    assert features.frame_counts[0] in (50, 51) and features.speech_mask()[0, -1]
+    plain = load_features(tmp_path, config=FeatureConfig(), cache_dir=tmp_path / "c", jobs=1, progress=False)
+    assert list(plain.lengths) == [16_000, 16_000]  # off: the zeros count as the clip's own audio
+    signal, trimmed = read_clip(folder / "1001_DFA_ANG_XX.wav", config)
+    assert len(signal) == features.lengths[0] and abs(trimmed - 8000) <= 32
