@@ -1,6 +1,7 @@
 """`cremad figures`: Table II, Fig. 2, Fig. 3 and the model tests from hand-made run folders."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -80,6 +81,21 @@ def test_fig2_panels_share_the_clips_duration(drawn):
     # The attention curve, stretched to samples, peaks where frame 20 is centred: 20 * 10 ms.
     line = axes[2].get_lines()[0]
     assert line.get_xdata()[np.argmax(line.get_ydata())] == pytest.approx(0.2, abs=0.006)
+
+
+def test_fig2_draws_the_clip_as_trimmed_runs_saw_it(tmp_path):
+    # The fixture clip is 0.3 s of tone then 0.2 s of digital zeros: runs made with
+    # features.trim_digital_silence read it as 0.3 s, and so does Fig. 2.
+    corpus = write_corpus(tmp_path / "CREMA-D")
+    runs = write_runs(tmp_path / "runs", data_dir=corpus)
+    for run_json in runs.rglob("run.json"):
+        run = json.loads(run_json.read_text())
+        run["config"]["features"]["trim_digital_silence"] = True
+        run_json.write_text(json.dumps(run))
+    results = load_results(select_runs(runs))
+    figure = attention_figure(results, CLIP, corpus / "AudioWAV" / f"{CLIP}.wav", "1001")
+    waveform = figure.axes[0]
+    assert waveform.get_xlim() == pytest.approx((0.0, 0.3), abs=0.001)
 
 
 def test_mcnemar_counts_discordant_clips(tmp_path):
