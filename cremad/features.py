@@ -94,7 +94,8 @@ def n_frames(n_samples: int, config: FeatureConfig = FeatureConfig()) -> int:
 def read_clip(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, int]:
     """(a clip's own samples as the features see them, samples trimmed off): float32 mono at
     config.sample_rate, without the corpus's own edge silence when config.trim_digital_silence is
-    set. Training, Fig. 2, `predict` and the SVM baseline all read clips through this."""
+    set. Training, `predict` and the SVM baseline read clips through this; Fig. 2 trims the same way
+    from the run's own settings."""
     signal = load_audio(path, config.sample_rate)
     if not config.trim_digital_silence:
         return signal, 0
@@ -142,7 +143,7 @@ def _clip_length(path: str, sample_rate: int) -> int | str:
     return int(np.ceil(info.frames * sample_rate / info.samplerate))
 
 
-def _process_clip(path: str, config: FeatureConfig, pad_to: int) -> tuple[np.ndarray | None, float, str]:
+def _process_clip(path: str, config: FeatureConfig, pad_to: int) -> tuple[np.ndarray | None, float, int, str]:
     """Worker: (mfcc or None, peak amplitude, samples trimmed off, error reason or '')."""
     try:
         signal, trimmed = read_clip(path, config)
