@@ -94,8 +94,7 @@ def n_frames(n_samples: int, config: FeatureConfig = FeatureConfig()) -> int:
 def read_clip(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, int]:
     """(a clip's own samples as the features see them, samples trimmed off): float32 mono at
     config.sample_rate, without the corpus's own edge silence when config.trim_digital_silence is
-    set. Training, `predict` and the SVM baseline read clips through this; Fig. 2 trims the same way
-    from the run's own settings."""
+    set. Training, Fig. 2, `predict` and the SVM baseline all read clips through this."""
     signal = load_audio(path, config.sample_rate)
     if not config.trim_digital_silence:
         return signal, 0

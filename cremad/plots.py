@@ -8,6 +8,7 @@ that has the clip, named in the panel).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -127,14 +128,14 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     import librosa
     import librosa.display
 
-    from cremad.audio import load_audio, trim_digital_silence
+    from cremad.features import read_clip
 
-    features = FeatureConfig()
-    sample_rate = int(run_setting(results, "sample_rate") or features.sample_rate)
-    hop_length = int(run_setting(results, "hop_length") or features.hop_length)
-    signal = load_audio(audio_path, sample_rate=sample_rate)  # (n_samples,)
-    if run_setting(results, "trim_digital_silence"):  # the clip as the models saw it
-        signal = trim_digital_silence(signal, int(run_setting(results, "win_length") or features.win_length))
+    # The run's own feature settings, so the clip is read (resampled, trimmed) as its models saw it.
+    settings = {key: value for key in ("sample_rate", "hop_length", "win_length", "trim_digital_silence")
+                if (value := run_setting(results, key)) is not None}
+    features = dataclasses.replace(FeatureConfig(), **settings)
+    sample_rate, hop_length = features.sample_rate, features.hop_length
+    signal, _ = read_clip(audio_path, features)  # (n_samples,)
     duration = len(signal) / sample_rate
     names = [model_name(model_id) for model_id in ATTENTION_MODEL_IDS]
     curves = {name: clip_attention(results[name], actor, clip_id) for name in names if name in results}
