@@ -25,7 +25,7 @@ CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
 CLIPS ?=  # e.g. --skip-bad: which clips features, loso, table2 and baseline read (one cache for all)
 
-.PHONY: install demo test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo
+.PHONY: install lint format demo test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo
 
 $(BIN)/cremad: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,16 @@ install: $(BIN)/cremad
 # Everything, model training included (CI runs this).
 test: install
 	$(BIN)/python -m pytest -q
+
+# ruff's lint rules and formatter (pyproject.toml); CI runs this before the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Rewrite the tree in ruff's format and apply its safe fixes.
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # The edit-test loop: all but the tests marked slow (the ones that train models).
 test-fast: install

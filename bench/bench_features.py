@@ -60,7 +60,10 @@ def time_mfcc_only(repeats: int = 200) -> dict:
         extract_mfcc(signal, config, 80_080)
     per_clip = (time.perf_counter() - started) / repeats
     limits.restore_original_limits()
-    return {"mfcc_ms_per_5s_clip": round(per_clip * 1e3, 3), "mfcc_x_realtime_one_core": round(5.005 / per_clip, 1)}
+    return {
+        "mfcc_ms_per_5s_clip": round(per_clip * 1e3, 3),
+        "mfcc_x_realtime_one_core": round(5.005 / per_clip, 1),
+    }
 
 
 def main() -> None:
@@ -84,13 +87,19 @@ def main() -> None:
     best = max(row["x_realtime"] for row in rows if row["corpus"].startswith("demo"))
     results["cremad_projected_s"] = round(5.2 * 3600 / best, 1)  # CREMA-D holds about 5.2 h
     print(f"cores: {cores}; MFCC alone: {results['mfcc_x_realtime_one_core']}x realtime on one core")
-    print(f"{'corpus':32} {'jobs':>4} {'clips':>6} {'audio s':>8} {'extract s':>9} {'clips/s':>8} {'x rt':>7} {'x rt/core':>9} {'hit s':>6}")
+    print(
+        f"{'corpus':32} {'jobs':>4} {'clips':>6} {'audio s':>8} {'extract s':>9} {'clips/s':>8} "
+        f"{'x rt':>7} {'x rt/core':>9} {'hit s':>6}"
+    )
     for row in rows:
         print(
-            f"{row['corpus']:32} {row['jobs']:>4} {row['clips']:>6} {row['audio_s']:>8} {row['extract_s']:>9} "
-            f"{row['clips_per_s']:>8} {row['x_realtime']:>7} {row['x_realtime'] / row['jobs']:>9.0f} {row['cache_hit_s']:>6}"
+            f"{row['corpus']:32} {row['jobs']:>4} {row['clips']:>6} {row['audio_s']:>8} "
+            f"{row['extract_s']:>9} {row['clips_per_s']:>8} {row['x_realtime']:>7} "
+            f"{row['x_realtime'] / row['jobs']:>9.0f} {row['cache_hit_s']:>6}"
         )
-    print(f"projected CREMA-D (5.2 h) extraction: {results['cremad_projected_s']} s (target < 15 s on 2 cores)")
+    print(
+        f"projected CREMA-D (5.2 h) extraction: {results['cremad_projected_s']} s (target < 15 s on 2 cores)"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
 

@@ -45,7 +45,9 @@ def epoch_seconds(model_id: int, clips: int, frames: int, epochs: int) -> list[f
     model = build_model(model_id, frames, 13)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     stamps = []
-    stamp = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stamps.append(time.perf_counter()))
+    stamp = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: stamps.append(time.perf_counter())
+    )
     model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[stamp])
     return [later - earlier for earlier, later in zip(stamps, stamps[1:])]
 
@@ -56,12 +58,19 @@ def run_configuration(processes: int, threads: int | None, args) -> dict:
     from cremad.loso import fold_pool
 
     with fold_pool(processes, threads) as pool:
-        futures = [pool.submit(epoch_seconds, args.model, args.clips, args.frames, args.epochs)
-                   for _ in range(processes)]
+        futures = [
+            pool.submit(epoch_seconds, args.model, args.clips, args.frames, args.epochs)
+            for _ in range(processes)
+        ]
         per_process = [future.result() for future in futures]
     means = [sum(times) / len(times) for times in per_process]
-    return {"processes": processes, "threads": threads or "default", "epoch_s": per_process,
-            "mean_epoch_s": means, "epochs_per_s": sum(1 / mean for mean in means)}
+    return {
+        "processes": processes,
+        "threads": threads or "default",
+        "epoch_s": per_process,
+        "mean_epoch_s": means,
+        "epochs_per_s": sum(1 / mean for mean in means),
+    }
 
 
 def main(argv=None) -> int:
@@ -70,27 +79,50 @@ def main(argv=None) -> int:
     parser.add_argument("--clips", type=int, default=750, help="training clips per fold (CASIA: 750)")
     parser.add_argument("--frames", type=int, default=494, help="frames per clip (CASIA: 494)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per process; the first is not timed")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes side by side (default: cores)")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count(), help="processes side by side (default: cores)"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch is not timed)")
 
-    rows = [run_configuration(1, None, args), run_configuration(1, 1, args), run_configuration(args.jobs, 1, args)]
-    print(f"model {args.model}, {args.clips} clips x {args.frames} frames, {args.epochs - 1} timed epochs, "
-          f"{os.cpu_count()} cores")
+    rows = [
+        run_configuration(1, None, args),
+        run_configuration(1, 1, args),
+        run_configuration(args.jobs, 1, args),
+    ]
+    print(
+        f"model {args.model}, {args.clips} clips x {args.frames} frames, {args.epochs - 1} timed epochs, "
+        f"{os.cpu_count()} cores"
+    )
     print("| configuration | s per epoch (each process) | epochs/s, all processes | vs first row |")
     print("| --- | --- | --- | --- |")
     for row in rows:
-        label = f"{row['processes']} process{'es' if row['processes'] > 1 else ''}, {row['threads']} thread(s)"
+        label = (
+            f"{row['processes']} process{'es' if row['processes'] > 1 else ''}, {row['threads']} thread(s)"
+        )
         each = " / ".join(f"{mean:.2f}" for mean in row["mean_epoch_s"])
-        print(f"| {label} | {each} | {row['epochs_per_s']:.3f} | {row['epochs_per_s'] / rows[0]['epochs_per_s']:.2f}x |")
+        print(
+            f"| {label} | {each} | {row['epochs_per_s']:.3f} "
+            f"| {row['epochs_per_s'] / rows[0]['epochs_per_s']:.2f}x |"
+        )
     if args.out:
         from cremad.atomic import write_json
 
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, {"machine": platform.platform(), "cores": os.cpu_count(), "model": args.model,
-                              "clips": args.clips, "frames": args.frames, "epochs": args.epochs, "rows": rows})
+        write_json(
+            args.out,
+            {
+                "machine": platform.platform(),
+                "cores": os.cpu_count(),
+                "model": args.model,
+                "clips": args.clips,
+                "frames": args.frames,
+                "epochs": args.epochs,
+                "rows": rows,
+            },
+        )
     return 0
 
 

@@ -53,9 +53,18 @@ def synthetic_features(n_actors: int, n_frames: int, clips_per_actor: int = CLIP
     from cremad.features import FeatureSet
 
     rng = np.random.default_rng(seed)
-    clips = [Clip(f"/synthetic/{1001 + a}_{i:03d}.wav", f"{1001 + a}_{i:03d}", str(1001 + a), "SYN",
-                  EMOTIONS[i % len(EMOTIONS)], "XX")
-             for a in range(n_actors) for i in range(clips_per_actor)]
+    clips = [
+        Clip(
+            f"/synthetic/{1001 + a}_{i:03d}.wav",
+            f"{1001 + a}_{i:03d}",
+            str(1001 + a),
+            "SYN",
+            EMOTIONS[i % len(EMOTIONS)],
+            "XX",
+        )
+        for a in range(n_actors)
+        for i in range(clips_per_actor)
+    ]
     features = rng.standard_normal((len(clips), n_frames, 13)).astype("float32")
     pad_to = (n_frames - 1) * 160
     # Clip lengths as CREMA-D's spread (1.27-5.0 s padded to 5.0 s): the default recipe needs
@@ -91,14 +100,24 @@ def time_fold(model_id: int, features, epochs: int, out_dir: Path) -> dict:
     timer = epoch_timer()
     test_actor = str(features.actors[0])
     started = time.perf_counter()
-    run_fold(config, features, test_actor, out_dir / f"model{model_id}", model_id, save_model=False,
-             callbacks=(timer,))
+    run_fold(
+        config,
+        features,
+        test_actor,
+        out_dir / f"model{model_id}",
+        model_id,
+        save_model=False,
+        callbacks=(timer,),
+    )
     fold_seconds = time.perf_counter() - started
     split = split_fold(features.actors, test_actor, config.train.validation_fraction, config.train.seed)
     steady = timer.seconds[1:] or timer.seconds
     return {
-        "model": model_id, "epochs_run": len(timer.seconds), "epoch_seconds_all": [round(s, 3) for s in timer.seconds],
-        "epoch_seconds": float(np.median(steady)), "fold_seconds": round(fold_seconds, 2),
+        "model": model_id,
+        "epochs_run": len(timer.seconds),
+        "epoch_seconds_all": [round(s, 3) for s in timer.seconds],
+        "epoch_seconds": float(np.median(steady)),
+        "fold_seconds": round(fold_seconds, 2),
         # Model building, the first epoch's tracing and compiling, prediction and file writing.
         "overhead_seconds": round(fold_seconds - float(np.median(steady)) * len(timer.seconds), 2),
         # The clips the timed epochs fitted: without early stopping (the default) every training
@@ -121,8 +140,12 @@ def epochs_per_fold(runs_root: str | None, model_id: int, default: int) -> tuple
         except CremadError as error:
             print(f"  --epochs-from: {error}; using {default}")
             selected = {}
-        done = [runs.read_json(folder / runs.DONE) for run_dir in selected.values()
-                for folder in runs.fold_dirs(run_dir).values() if (folder / runs.DONE).is_file()]
+        done = [
+            runs.read_json(folder / runs.DONE)
+            for run_dir in selected.values()
+            for folder in runs.fold_dirs(run_dir).values()
+            if (folder / runs.DONE).is_file()
+        ]
         epochs = [record.get("epochs_trained", record["epochs"]) for record in done]
         if epochs:
             return sum(epochs) / len(epochs), f"mean of {len(epochs)} finished folds in {runs_root}"
@@ -133,14 +156,21 @@ def project(measured: dict, epochs: float, n_folds: int = CREMAD_ACTORS) -> dict
     """Scale a measured epoch to a CREMA-D fold (clips and frames) and multiply out."""
     frames_scale = CREMAD_FRAMES / measured["n_frames"]  # LSTM time is linear in sequence length
     clips_scale = (CREMAD_FIT + VALIDATION_COST * CREMAD_VALIDATION) / (
-        measured["n_fit"] + VALIDATION_COST * measured["n_validation"])
+        measured["n_fit"] + VALIDATION_COST * measured["n_validation"]
+    )
     epoch = measured["epoch_seconds"] * clips_scale * frames_scale
     fold = measured["overhead_seconds"] + epochs * epoch
-    return {"projected_epoch_seconds": round(epoch, 2), "epochs_per_fold": round(epochs, 1),
-            "projected_fold_seconds": round(fold, 1), "projected_hours": round(n_folds * fold / 3600, 2)}
+    return {
+        "projected_epoch_seconds": round(epoch, 2),
+        "epochs_per_fold": round(epochs, 1),
+        "projected_fold_seconds": round(fold, 1),
+        "projected_hours": round(n_folds * fold / 3600, 2),
+    }
 
 
-def load_bench_features(data: str | None, corpus: str, cache_dir: str, gpu: bool, actors: int, clips_per_actor: int):
+def load_bench_features(
+    data: str | None, corpus: str, cache_dir: str, gpu: bool, actors: int, clips_per_actor: int
+):
     """The features a bench run trains on: a real corpus, or CREMA-D-shaped random ones."""
     if data:
         from cremad.features import load_features
@@ -165,8 +195,9 @@ def _process_fold(config, model_id, actor, out_dir):
     return run_fold(config, _WORKER_FEATURES, actor, out_dir, model_id, save_model=False)
 
 
-def pack_folds(model_id: int, features, feature_args: tuple, epochs: int, out_dir: Path, method: str,
-               packs=(1, 2, 4)) -> list[dict]:
+def pack_folds(
+    model_id: int, features, feature_args: tuple, epochs: int, out_dir: Path, method: str, packs=(1, 2, 4)
+) -> list[dict]:
     """Folds per hour with 1, 2 and 4 folds sharing the GPU, and the speed-up over one at a time.
 
     method "ray": `cremad loso --backend ray` with gpus_per_fold = 1/k on one local cluster whose
@@ -183,29 +214,62 @@ def pack_folds(model_id: int, features, feature_args: tuple, epochs: int, out_di
         ray = start_ray()  # one cluster for all packs, so workers stay warm between them
         has_gpu = ray.cluster_resources().get("GPU", 0) >= 1  # without one, k folds share the CPUs
         warm = replace(config, {"train": {"max_epochs": 1}})
-        run_folds(warm, features, model_id, out_dir / "warm", actors[: max(packs)], save_models=False,
-                  backend="ray", gpus_per_fold=1 / max(packs) if has_gpu else 0)
+        run_folds(
+            warm,
+            features,
+            model_id,
+            out_dir / "warm",
+            actors[: max(packs)],
+            save_models=False,
+            backend="ray",
+            gpus_per_fold=1 / max(packs) if has_gpu else 0,
+        )
     results = []
     for pack in packs:
         started = time.perf_counter()
         if method == "ray":
-            run_folds(config, features, model_id, out_dir / f"pack{pack}", actors[:pack], save_models=False,
-                      backend="ray", gpus_per_fold=1 / pack if has_gpu else 0)
+            run_folds(
+                config,
+                features,
+                model_id,
+                out_dir / f"pack{pack}",
+                actors[:pack],
+                save_models=False,
+                backend="ray",
+                gpus_per_fold=1 / pack if has_gpu else 0,
+            )
         else:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(pack, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_process_init, initargs=(feature_args,)) as pool:
-                jobs = [pool.submit(_process_fold, config, model_id, actor, out_dir / f"pack{pack}" / actor)
-                        for actor in actors[:pack]]
+            with ProcessPoolExecutor(
+                pack,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_process_init,
+                initargs=(feature_args,),
+            ) as pool:
+                jobs = [
+                    pool.submit(_process_fold, config, model_id, actor, out_dir / f"pack{pack}" / actor)
+                    for actor in actors[:pack]
+                ]
                 [job.result() for job in jobs]
         seconds = time.perf_counter() - started
-        results.append({"model": model_id, "method": method, "folds_at_once": pack, "epochs": epochs,
-                        "seconds": round(seconds, 1), "folds_per_hour": round(3600 * pack / seconds, 1)})
+        results.append(
+            {
+                "model": model_id,
+                "method": method,
+                "folds_at_once": pack,
+                "epochs": epochs,
+                "seconds": round(seconds, 1),
+                "folds_per_hour": round(3600 * pack / seconds, 1),
+            }
+        )
         results[-1]["speedup"] = round(results[-1]["folds_per_hour"] / results[0]["folds_per_hour"], 2)
-        print(f"  model {model_id} ({method}): {pack} fold(s) at once, {epochs} epochs each: {seconds:.0f} s, "
-              f"{results[-1]['folds_per_hour']:.0f} folds/h, speed-up x{results[-1]['speedup']}", flush=True)
+        print(
+            f"  model {model_id} ({method}): {pack} fold(s) at once, {epochs} epochs each: {seconds:.0f} s, "
+            f"{results[-1]['folds_per_hour']:.0f} folds/h, speed-up x{results[-1]['speedup']}",
+            flush=True,
+        )
     if method == "ray":
         ray.shutdown()
     return results
@@ -217,15 +281,25 @@ def main(argv=None) -> int:
     parser.add_argument("--data", help="real corpus folder (default: CREMA-D-shaped random features)")
     parser.add_argument("--corpus", default="cremad", choices=CORPORA)
     parser.add_argument("--cache-dir", default="cache")
-    parser.add_argument("--actors", type=int, default=10, help="CPU mode: actors of the small fold (default 10)")
-    parser.add_argument("--clips-per-actor", type=int, default=24, help="CPU mode: clips per actor (default 24)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs timed per model (the first is left out)")
+    parser.add_argument(
+        "--actors", type=int, default=10, help="CPU mode: actors of the small fold (default 10)"
+    )
+    parser.add_argument(
+        "--clips-per-actor", type=int, default=24, help="CPU mode: clips per actor (default 24)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=3, help="epochs timed per model (the first is left out)"
+    )
     parser.add_argument("--epochs-from", help="runs folder whose done.json epochs give epochs per fold")
     parser.add_argument("--gpu", action="store_true", help="full-size folds and Ray packing on the GPU")
     parser.add_argument("--pack-model", type=int, default=2, help="GPU mode: model used for packing")
     parser.add_argument("--pack-epochs", type=int, default=3, help="GPU mode: epochs per packed fold")
-    parser.add_argument("--pack-method", choices=("auto", "ray", "processes"), default="auto",
-                        help="GPU mode: Ray tasks, or plain processes (auto: Ray when installed)")
+    parser.add_argument(
+        "--pack-method",
+        choices=("auto", "ray", "processes"),
+        default="auto",
+        help="GPU mode: Ray tasks, or plain processes (auto: Ray when installed)",
+    )
     parser.add_argument("--no-pack", action="store_true", help="GPU mode: time the single folds only")
     parser.add_argument("--epochs-per-fold", type=float, help="epochs per fold for the projection")
     parser.add_argument("--out", help="write the results as JSON here")
@@ -238,19 +312,29 @@ def main(argv=None) -> int:
     quiet_libraries("loso")  # TensorFlow's start-up lines and retracing warnings, as `cremad loso` does
 
     import keras
-
     from bench_models import device_description
+
     from cremad.config import TrainConfig
 
     feature_args = (args.data, args.corpus, args.cache_dir, args.gpu, args.actors, args.clips_per_actor)
     features = load_bench_features(*feature_args)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     device = device_description()
-    print(f"device {device}, {cores} CPU cores, Keras {keras.__version__} ({keras.backend.backend()}); "
-          f"features {features.features.shape}", flush=True)
+    print(
+        f"device {device}, {cores} CPU cores, Keras {keras.__version__} ({keras.backend.backend()}); "
+        f"features {features.features.shape}",
+        flush=True,
+    )
 
-    report = {"device": device, "cpu_cores": cores, "keras": keras.__version__, "backend": keras.backend.backend(),
-              "features_shape": list(features.features.shape), "data": args.data or "synthetic", "models": []}
+    report = {
+        "device": device,
+        "cpu_cores": cores,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "features_shape": list(features.features.shape),
+        "data": args.data or "synthetic",
+        "models": [],
+    }
     with tempfile.TemporaryDirectory(prefix="bench-loso-") as scratch:
         for model_id in args.models:
             measured = time_fold(model_id, features, args.epochs, Path(scratch))
@@ -260,20 +344,29 @@ def main(argv=None) -> int:
                 epochs, source = epochs_per_fold(args.epochs_from, model_id, TrainConfig().max_epochs)
             measured.update(project(measured, epochs), epochs_source=source)
             report["models"].append(measured)
-            print(f"model {model_id}: epoch {measured['epoch_seconds']:.2f} s on {measured['n_fit']} clips x "
-                  f"{measured['n_frames']} frames -> {measured['projected_epoch_seconds']:.0f} s per CREMA-D epoch; "
-                  f"{measured['epochs_per_fold']:.0f} epochs/fold ({source}) + {measured['overhead_seconds']:.0f} s "
-                  f"-> 91 folds {measured['projected_hours']:.1f} h on {device} ({cores} cores)", flush=True)
+            print(
+                f"model {model_id}: epoch {measured['epoch_seconds']:.2f} s on {measured['n_fit']} clips x "
+                f"{measured['n_frames']} frames -> {measured['projected_epoch_seconds']:.0f} s per CREMA-D "
+                f"epoch; {measured['epochs_per_fold']:.0f} epochs/fold ({source}) + "
+                f"{measured['overhead_seconds']:.0f} s "
+                f"-> 91 folds {measured['projected_hours']:.1f} h on {device} ({cores} cores)",
+                flush=True,
+            )
         total = sum(model["projected_hours"] for model in report["models"])
-        print(f"projected: models {', '.join(str(m) for m in args.models)} in 91 folds each, {total:.1f} h in all "
-              f"on this machine (rough: from {args.epochs} timed epochs of one small fold per model, scaled to "
-              "CREMA-D's clips and frames)", flush=True)
+        print(
+            f"projected: models {', '.join(str(m) for m in args.models)} in 91 folds each, {total:.1f} h "
+            f"in all on this machine (rough: from {args.epochs} timed epochs of one small fold per model, "
+            "scaled to "
+            "CREMA-D's clips and frames)",
+            flush=True,
+        )
         if args.gpu and not args.no_pack:
             method = args.pack_method
             if method == "auto":
                 method = "ray" if importlib.util.find_spec("ray") else "processes"
-            report["packing"] = pack_folds(args.pack_model, features, feature_args, args.pack_epochs,
-                                           Path(scratch), method)
+            report["packing"] = pack_folds(
+                args.pack_model, features, feature_args, args.pack_epochs, Path(scratch), method
+            )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -52,8 +52,16 @@ def device_description() -> str:
     return "cpu"
 
 
-def time_model(model_id: int, batch_size: int, n_frames: int, n_features: int, steps: int,
-               warmup: int, repeats: int, jit_compile) -> dict:
+def time_model(
+    model_id: int,
+    batch_size: int,
+    n_frames: int,
+    n_features: int,
+    steps: int,
+    warmup: int,
+    repeats: int,
+    jit_compile,
+) -> dict:
     import keras
     import numpy as np
 
@@ -97,7 +105,9 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument(
-        "--jit-compile", default="auto", choices=["auto", "true", "false"],
+        "--jit-compile",
+        default="auto",
+        choices=["auto", "true", "false"],
         help="passed to model.compile (auto: XLA where Keras supports it for the model)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "models.json")
@@ -108,16 +118,31 @@ def main(argv=None) -> int:
     jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     backend, device = keras.backend.backend(), device_description()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"backend {backend}  keras {keras.__version__}  device {device}  cpu cores {cores}  "
-          f"batch {args.batch_size}  frames {args.frames}  features {args.features}")
+    print(
+        f"backend {backend}  keras {keras.__version__}  device {device}  cpu cores {cores}  "
+        f"batch {args.batch_size}  frames {args.frames}  features {args.features}"
+    )
     rows = []
     for model_id in args.models:
-        rows.append(time_model(model_id, args.batch_size, args.frames, args.features, args.steps,
-                               args.warmup, args.repeats, jit_compile))
+        rows.append(
+            time_model(
+                model_id,
+                args.batch_size,
+                args.frames,
+                args.features,
+                args.steps,
+                args.warmup,
+                args.repeats,
+                jit_compile,
+            )
+        )
         row = rows[-1]
-        print(f"model {model_id}: {row['parameters']:6d} params  {row['ms_per_step']:7.1f} ms/step  "
-              f"{row['sequences_per_s']:7.1f} seq/s  {row['epoch_s']:6.1f} s per {PAPER_TRAIN_CLIPS}-clip epoch",
-              flush=True)
+        print(
+            f"model {model_id}: {row['parameters']:6d} params  {row['ms_per_step']:7.1f} ms/step  "
+            f"{row['sequences_per_s']:7.1f} seq/s  "
+            f"{row['epoch_s']:6.1f} s per {PAPER_TRAIN_CLIPS}-clip epoch",
+            flush=True,
+        )
 
     result = {
         "backend": backend,

@@ -18,8 +18,8 @@ evidence that must agree.
 
 The check passes when no LSTM call was refused the cuDNN path and the executed program holds at
 least one cuDNN forward op per LSTM call. The cuDNN backward ops and the generic recurrent
-while-loops left in the program (TF, JAX; expect 0) are reported alongside. Then the training throughput is timed as in
-bench/bench_models.py. Without a GPU it says "no GPU" and exits 0.
+while-loops left in the program (TF, JAX; expect 0) are reported alongside. Then the training
+throughput is timed as in bench/bench_models.py. Without a GPU it says "no GPU" and exits 0.
 """
 
 from __future__ import annotations
@@ -139,7 +139,9 @@ def _jax_step(model, x, y):
     hlo, stablehlo = compiled.as_text(), lowered.as_text()
 
     def custom_calls(target):  # in the compiled HLO, or failing that the StableHLO it came from
-        return max(_count(rf'custom_call_target="{target}"', hlo), _count(rf"custom_call @{target}\(", stablehlo))
+        return max(
+            _count(rf'custom_call_target="{target}"', hlo), _count(rf"custom_call @{target}\(", stablehlo)
+        )
 
     return {
         # jaxlib names the targets cudnn_rnn / cudnn_rnn_bwd, and since its FFI port
@@ -208,14 +210,15 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=50, help="timed training steps per model")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument(
-        "--cpu-dry-run", action="store_true",
+        "--cpu-dry-run",
+        action="store_true",
         help="without a GPU, run the checks anyway (they must answer NO): tests the checker itself",
     )
     args = parser.parse_args(argv)
 
     import keras
-
     from bench_models import device_description, time_model
+
     from cremad.models import build_model
 
     backend = keras.backend.backend()
@@ -231,17 +234,23 @@ def main(argv=None) -> int:
         report.update({key: timing[key] for key in ("ms_per_step", "sequences_per_s", "epoch_s")})
         reports.append(report)
         failed |= not report["cudnn_ok"]
-        print(f"model {model_id}: cuDNN {'yes' if report['cudnn_ok'] else 'NO'}  "
-              f"({report['cudnn_forward_ops']} forward / {report['cudnn_backward_ops']} backward cuDNN ops, "
-              f"generic loops {report['generic_loops']}; {report['evidence']})")
+        print(
+            f"model {model_id}: cuDNN {'yes' if report['cudnn_ok'] else 'NO'}  "
+            f"({report['cudnn_forward_ops']} forward / {report['cudnn_backward_ops']} backward cuDNN ops, "
+            f"generic loops {report['generic_loops']}; {report['evidence']})"
+        )
         for call in report["lstm_calls"]:
             path = {True: "yes", False: "REFUSED", None: "n/a (see op count)"}[call["cudnn_path"]]
             print(f"    {call['function']:<18} {call['kernel']:<45} cuDNN path {path}")
-        print(f"    training: {report['ms_per_step']:.1f} ms/step, {report['sequences_per_s']:.0f} seq/s, "
-              f"{report['epoch_s']:.1f} s per 7360-clip epoch (batch {args.batch_size}, {args.frames} frames)")
+        print(
+            f"    training: {report['ms_per_step']:.1f} ms/step, {report['sequences_per_s']:.0f} seq/s, "
+            f"{report['epoch_s']:.1f} s per 7360-clip epoch (batch {args.batch_size}, {args.frames} frames)"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"backend": backend, "device": device_description(),
-                                         "models": reports}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"backend": backend, "device": device_description(), "models": reports}, indent=2)
+            + "\n"
+        )
     return 1 if failed and on_gpu else 0
 
 

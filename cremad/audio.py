@@ -29,7 +29,7 @@ def pad_signal(signal: np.ndarray, pad_to: int, pad_side: str = "end") -> np.nda
     if pad_side == "end":
         padded[: len(kept)] = kept
     else:
-        padded[pad_to - len(kept):] = kept
+        padded[pad_to - len(kept) :] = kept
     return padded
 
 

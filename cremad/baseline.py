@@ -80,7 +80,9 @@ def fit_fold(x_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray,
     groups_train (n,) their actors. The grid search and the calibration both split by actor."""
     groups_train = np.asarray(groups_train).astype(str)
     splits = actor_splits(groups_train, seed)
-    search = GridSearchCV(build_pipeline(), list(PARAM_GRID), scoring=SCORING, cv=splits, n_jobs=1, refit=False)
+    search = GridSearchCV(
+        build_pipeline(), list(PARAM_GRID), scoring=SCORING, cv=splits, n_jobs=1, refit=False
+    )
     search.fit(x_train, y_train, groups=groups_train)
     best = build_pipeline().set_params(**search.best_params_)
     model = CalibratedClassifierCV(best, method="sigmoid", cv=splits, ensemble=False)
@@ -88,8 +90,9 @@ def fit_fold(x_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray,
     return FoldFit(search, model)
 
 
-def run_fold(values: np.ndarray, labels: np.ndarray, actors: np.ndarray, test_actor: str,
-             seed: int = 0) -> dict[str, Any]:
+def run_fold(
+    values: np.ndarray, labels: np.ndarray, actors: np.ndarray, test_actor: str, seed: int = 0
+) -> dict[str, Any]:
     """Hold out `test_actor`: fit on every other actor's clips, predict the held-out ones.
     values (clips, n_functionals), labels and actors (clips,). Returns the test indices, their
     probabilities (n_test, len(EMOTIONS)) and the fit's record (best parameters, inner UA)."""
@@ -116,8 +119,14 @@ def run_fold(values: np.ndarray, labels: np.ndarray, actors: np.ndarray, test_ac
     }
 
 
-def fold_results(values: np.ndarray, labels: np.ndarray, actors: np.ndarray, test_actors: list[str],
-                 seed: int = 0, jobs: int = -1):
+def fold_results(
+    values: np.ndarray,
+    labels: np.ndarray,
+    actors: np.ndarray,
+    test_actors: list[str],
+    seed: int = 0,
+    jobs: int = -1,
+):
     """Yield `run_fold`'s record for each of `test_actors` as its fold finishes, the folds running
     in parallel over `jobs` processes (-1: every core), each single-threaded."""
     from joblib import Parallel, delayed
@@ -125,27 +134,46 @@ def fold_results(values: np.ndarray, labels: np.ndarray, actors: np.ndarray, tes
 
     with threadpool_limits(limits=1):  # libsvm is single-threaded; BLAS threads would only contend
         yield from Parallel(n_jobs=jobs, return_as="generator_unordered")(
-            delayed(run_fold)(values, labels, actors, actor, seed) for actor in test_actors)
+            delayed(run_fold)(values, labels, actors, actor, seed) for actor in test_actors
+        )
 
 
 def fold_config(result: dict[str, Any], kind: str, seed: int) -> dict[str, Any]:
     """config.json of a baseline fold: who trained, and what the grid search chose (the grid is
     in run.json's "baseline" field)."""
-    return {"test_actor": result["test_actor"], "train_actors": result["train_actors"], "n_train": result["n_train"],
-            "n_test": len(result["test_index"]), "features": kind, "seed": seed,
-            "pipeline": "StandardScaler -> SVC(class_weight=balanced), sigmoid-calibrated (CalibratedClassifierCV)",
-            "inner_splits": result["inner_splits"], "best_params": result["best_params"],
-            "inner_ua": round(result["inner_ua"], 4), "versions": runs.library_versions()}
+    return {
+        "test_actor": result["test_actor"],
+        "train_actors": result["train_actors"],
+        "n_train": result["n_train"],
+        "n_test": len(result["test_index"]),
+        "features": kind,
+        "seed": seed,
+        "pipeline": "StandardScaler -> SVC(class_weight=balanced), "
+        "sigmoid-calibrated (CalibratedClassifierCV)",
+        "inner_splits": result["inner_splits"],
+        "best_params": result["best_params"],
+        "inner_ua": round(result["inner_ua"], 4),
+        "versions": runs.library_versions(),
+    }
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/), or a manifest CSV")
+    parser.add_argument(
+        "--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/), or a manifest CSV"
+    )
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     add_clip_arguments(parser)
-    parser.add_argument("--features", choices=FEATURE_KINDS, default="mfcc",
-                        help="mfcc: functionals of the 13 MFCCs; rich: plus spectral shape, ZCR, RMS and pitch")
-    parser.add_argument("--experiment", default="paper",
-                        help="experiments/NAME.toml: its feature settings, and the run folder beside its models")
+    parser.add_argument(
+        "--features",
+        choices=FEATURE_KINDS,
+        default="mfcc",
+        help="mfcc: functionals of the 13 MFCCs; rich: plus spectral shape, ZCR, RMS and pitch",
+    )
+    parser.add_argument(
+        "--experiment",
+        default="paper",
+        help="experiments/NAME.toml: its feature settings, and the run folder beside its models",
+    )
     parser.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     parser.add_argument("--cache-dir", default="cache", help="feature cache (default: cache)")
     parser.add_argument("--seed", type=int, help="override train.seed (the grid search's actor shuffle)")
@@ -161,8 +189,14 @@ def resolve_config(experiment: str, seed: int | None):
 
 def baseline_record(kind: str, names: list[str]) -> dict[str, Any]:
     """What defines a baseline run beyond the experiment's config: run.json's "baseline" field."""
-    return {"features": kind, "n_functionals": len(names), "functionals_code": FUNCTIONALS_CODE_VERSION,
-            "param_grid": list(PARAM_GRID), "scoring": SCORING, "inner_splits": INNER_SPLITS}
+    return {
+        "features": kind,
+        "n_functionals": len(names),
+        "functionals_code": FUNCTIONALS_CODE_VERSION,
+        "param_grid": list(PARAM_GRID),
+        "scoring": SCORING,
+        "inner_splits": INNER_SPLITS,
+    }
 
 
 def run(args) -> int:
@@ -170,34 +204,64 @@ def run(args) -> int:
     config = resolve_config(args.experiment, args.seed)
     seed, model = config.train.seed, MODEL_NAMES[args.features]
     runs.refuse_old_layout(args.runs, args.corpus, config.name, model)
-    features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir,
-                             **clip_options(args))
+    features = load_features(
+        args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir, **clip_options(args)
+    )
     values, names = load_functionals(features, args.features, args.cache_dir)
     if config.train.speaker_normalization:  # as the experiment's models do (folds.normalize_speakers)
         values = normalize_speakers(values, features.actors)
 
     run_dir = runs.run_dir(args.runs, args.corpus, config.name, model, seed)
-    record = runs.run_record(config, model, args.corpus, args.data, features,
-                             baseline=baseline_record(args.features, names))
+    record = runs.run_record(
+        config, model, args.corpus, args.data, features, baseline=baseline_record(args.features, names)
+    )
     previous = runs.read_run(run_dir).get("baseline")
     if previous and previous != record["baseline"] and not args.force:  # settings outside the config
-        raise CremadError(f"{run_dir} holds a baseline run with other settings ({previous}); its folds would mix "
-                          "with this one. Use --force to refit there, or another --runs")
+        raise CremadError(
+            f"{run_dir} holds a baseline run with other settings ({previous}); its folds would mix "
+            "with this one. Use --force to refit there, or another --runs"
+        )
     runs.prepare_run(run_dir, record, args.force)
     all_actors = loso_actors(features.actors)
     todo = runs.pending_folds(run_dir, all_actors, args.force)
-    log.info("%s (%d %s functionals), experiment %s, seed %d: %d clips, %d of %d folds to fit -> %s", model,
-             len(names), args.features, config.name, seed, len(values), len(todo), len(all_actors), run_dir)
+    log.info(
+        "%s (%d %s functionals), experiment %s, seed %d: %d clips, %d of %d folds to fit -> %s",
+        model,
+        len(names),
+        args.features,
+        config.name,
+        seed,
+        len(values),
+        len(todo),
+        len(all_actors),
+        run_dir,
+    )
     clip_ids = np.asarray(features.clip_ids)
-    for count, result in enumerate(fold_results(values, features.labels, features.actors, todo, seed), start=1):
+    for count, result in enumerate(
+        fold_results(values, features.labels, features.actors, todo, seed), start=1
+    ):
         index = result["test_index"]
         folder = runs.start_fold(runs.fold_dir(run_dir, result["test_actor"]))
-        done = runs.finish_fold(folder, clip_ids[index], features.actors[index], features.labels[index],
-                                result["probabilities"], fold_config(result, args.features, seed),
-                                seconds=round(result["seconds"], 1))
-        log.info("fold %d/%d actor %s: acc %.3f (%d clips), %s, inner UA %.1f%%, %.1f s", count, len(todo),
-                 done["actor"], done["accuracy"], done["n_test"], result["best_params"], result["inner_ua"],
-                 result["seconds"])
+        done = runs.finish_fold(
+            folder,
+            clip_ids[index],
+            features.actors[index],
+            features.labels[index],
+            result["probabilities"],
+            fold_config(result, args.features, seed),
+            seconds=round(result["seconds"], 1),
+        )
+        log.info(
+            "fold %d/%d actor %s: acc %.3f (%d clips), %s, inner UA %.1f%%, %.1f s",
+            count,
+            len(todo),
+            done["actor"],
+            done["accuracy"],
+            done["n_test"],
+            result["best_params"],
+            result["inner_ua"],
+            result["seconds"],
+        )
     log.info("baseline: %d fold(s) fitted in %s", len(todo), format_duration(time.time() - started))
     print(format_summary(summarize(run_dir)))
     return 0

@@ -24,7 +24,10 @@ COMMANDS = {
     "select": ("cremad.selection", "score candidate recipes by validation inside the training actors"),
     "summarize": ("cremad.metrics", "aggregate saved fold predictions into summary.json"),
     "figures": ("cremad.figures", "Table II, Fig. 2 and confusion matrices from saved runs"),
-    "archive": ("cremad.runs.archive", "copy finished runs without their models (predictions, histories, summaries)"),
+    "archive": (
+        "cremad.runs.archive",
+        "copy finished runs without their models (predictions, histories, summaries)",
+    ),
     "download": ("cremad.download", "download and verify CREMA-D"),
     "train": ("cremad.train", "train one model on all actors for use on new audio"),
     "predict": ("cremad.predict", "classify WAV files with a trained model"),

@@ -33,8 +33,14 @@ SAMPLE_RATE = 16_000  # CREMA-D is recorded at 16 kHz
 # experiments/ sits beside the package in a checkout; setup.cfg maps it into the wheel as
 # cremad/experiments, so an installed cremad (pip install ., a wheel) finds it without one.
 _PACKAGE_DIR = Path(__file__).resolve().parent
-EXPERIMENTS_DIR = next((folder for folder in (_PACKAGE_DIR / "experiments", _PACKAGE_DIR.parent / "experiments")
-                        if folder.is_dir()), _PACKAGE_DIR.parent / "experiments")
+EXPERIMENTS_DIR = next(
+    (
+        folder
+        for folder in (_PACKAGE_DIR / "experiments", _PACKAGE_DIR.parent / "experiments")
+        if folder.is_dir()
+    ),
+    _PACKAGE_DIR.parent / "experiments",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,27 +177,36 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.standardize_frames not in ("all", "speech"):
-            raise ValueError(f"train.standardize_frames must be 'all' or 'speech', got {self.standardize_frames!r}")
+            raise ValueError(
+                f"train.standardize_frames must be 'all' or 'speech', got {self.standardize_frames!r}"
+            )
         if self.padding_value not in ("floor", "zero"):
             raise ValueError(f"train.padding_value must be 'floor' or 'zero', got {self.padding_value!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"train.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.lr_schedule != "constant" and self.early_stopping:
-            raise ValueError("train.lr_schedule 'cosine' decays over a known epoch count: it needs "
-                             "train.early_stopping = false")
+            raise ValueError(
+                "train.lr_schedule 'cosine' decays over a known epoch count: it needs "
+                "train.early_stopping = false"
+            )
         if not 0 <= self.ema_momentum < 1:
             raise ValueError(f"train.ema_momentum must be in [0, 1), got {self.ema_momentum!r}")
         if not self.input_noise >= 0:
             raise ValueError(f"train.input_noise must be >= 0, got {self.input_noise!r}")
         if self.utterance_normalization not in ("none", "mean", "meanvar"):
-            raise ValueError("train.utterance_normalization must be 'none', 'mean' or 'meanvar', "
-                             f"got {self.utterance_normalization!r}")
+            raise ValueError(
+                "train.utterance_normalization must be 'none', 'mean' or 'meanvar', "
+                f"got {self.utterance_normalization!r}"
+            )
 
     @property
     def needs_frame_mask(self) -> bool:
         """Whether training needs to know which frames are padding."""
-        return (self.standardize_frames == "speech" or self.padding_value == "zero"
-                or self.utterance_normalization != "none")
+        return (
+            self.standardize_frames == "speech"
+            or self.padding_value == "zero"
+            or self.utterance_normalization != "none"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,7 +288,9 @@ def experiment_path(name: str, directory: Path = EXPERIMENTS_DIR) -> Path:
     path = Path(directory) / f"{name}.toml"
     if not path.is_file():
         known = ", ".join(list_experiments(directory)) or "none"
-        raise ValueError(f"unknown experiment {name!r}: no {path} (known: {known}; or give a path to a TOML file)")
+        raise ValueError(
+            f"unknown experiment {name!r}: no {path} (known: {known}; or give a path to a TOML file)"
+        )
     return path
 
 
@@ -295,8 +312,10 @@ def load_experiment(
     per_model = {key: data.pop(key) for key in list(data) if key.startswith("model") and key != "model"}
     for key in per_model:
         if key not in {model_name(model_id) for model_id in MODEL_IDS}:
-            raise ValueError(f"{path}: unknown table [{key}] (per-model tables are "
-                             f"[{model_name(MODEL_IDS[0])}]..[{model_name(MODEL_IDS[-1])}])")
+            raise ValueError(
+                f"{path}: unknown table [{key}] (per-model tables are "
+                f"[{model_name(MODEL_IDS[0])}]..[{model_name(MODEL_IDS[-1])}])"
+            )
     data.pop("description", None)
     config = replace(ExperimentConfig(name=name), data)
     if model_id is not None and model_name(model_id) in per_model:

@@ -33,11 +33,20 @@ CREMAD_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA
 CREMAD_LEVELS = ("LO", "MD", "HI", "XX")
 # Older mirrors shorten the level to one letter (1040_ITH_SAD_X.wav).
 LEGACY_LEVELS = {"L": "LO", "M": "MD", "H": "HI", "X": "XX"}
-CREMAD_PATTERN = re.compile(r"^(?P<actor>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emotion>[A-Z]{3})_(?P<level>[A-Z]{1,2})$")
+CREMAD_PATTERN = re.compile(
+    r"^(?P<actor>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emotion>[A-Z]{3})_(?P<level>[A-Z]{1,2})$"
+)
 
 # Emo-DB: SSTTTEV.wav, German emotion initials; boredom has no CREMA-D class.
-EMODB_LABELS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness",
-                "N": "neutral"}
+EMODB_LABELS = {
+    "W": "anger",
+    "L": "boredom",
+    "E": "disgust",
+    "A": "fear",
+    "F": "happiness",
+    "T": "sadness",
+    "N": "neutral",
+}
 EMODB_PATTERN = re.compile(r"^(?P<actor>\d{2})(?P<sentence>[ab]\d{2})(?P<emotion>[WLEAFTN])(?P<take>[a-z])$")
 
 # Emotion labels (matched case-insensitively) and the CREMA-D class each means; others are dropped.
@@ -67,7 +76,9 @@ class Clip:
     sentence: str
     emotion: str  # one of EMOTIONS
     level: str  # LO/MD/HI/XX on CREMA-D, the take letter on Emo-DB
-    extra: dict[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)  # manifest columns
+    extra: dict[str, str] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )  # manifest columns
 
     @property
     def label(self) -> int:
@@ -91,12 +102,27 @@ def clip_of(row: dict[str, str]) -> Clip | None:
     if emotion is None:
         return None
     extra = {key: value for key, value in row.items() if key not in TABLE_COLUMNS}
-    return Clip(row["path"], row["clip"], row["speaker"], row.get("sentence", ""), emotion, row.get("level", ""), extra)
+    return Clip(
+        row["path"],
+        row["clip"],
+        row["speaker"],
+        row.get("sentence", ""),
+        emotion,
+        row.get("level", ""),
+        extra,
+    )
 
 
 def row_of(clip: Clip) -> dict[str, str]:
-    return {"path": clip.path, "speaker": clip.actor, "emotion": clip.emotion, "clip": clip.clip_id,
-            "sentence": clip.sentence, "level": clip.level, **clip.extra}
+    return {
+        "path": clip.path,
+        "speaker": clip.actor,
+        "emotion": clip.emotion,
+        "clip": clip.clip_id,
+        "sentence": clip.sentence,
+        "level": clip.level,
+        **clip.extra,
+    }
 
 
 def parse_cremad_name(path: str | Path) -> Clip:
@@ -124,8 +150,14 @@ def emodb_row(path: str | Path) -> dict[str, str]:
         raise ValueError("not a .wav file")
     if not match:
         raise ValueError("name is not <speaker:2 digits><text:a01..b10><emotion letter><take>")
-    return {"path": str(path), "speaker": match["actor"], "emotion": EMODB_LABELS[match["emotion"]],
-            "clip": path.stem, "sentence": match["sentence"], "level": match["take"]}
+    return {
+        "path": str(path),
+        "speaker": match["actor"],
+        "emotion": EMODB_LABELS[match["emotion"]],
+        "clip": path.stem,
+        "sentence": match["sentence"],
+        "level": match["take"],
+    }
 
 
 def parse_emodb_name(path: str | Path) -> Clip | None:
@@ -185,8 +217,16 @@ def casia_table(data_dir: str | Path) -> tuple[list[dict[str, str]], list[Reject
             rejected.append(Rejected(str(path), "not at <speaker>/<emotion>/<id>.wav"))
             continue
         speaker, emotion, _ = parts
-        rows.append({"path": str(path), "speaker": speaker, "emotion": emotion,
-                     "clip": f"{speaker}_{emotion}_{path.stem}", "sentence": path.stem, "level": ""})
+        rows.append(
+            {
+                "path": str(path),
+                "speaker": speaker,
+                "emotion": emotion,
+                "clip": f"{speaker}_{emotion}_{path.stem}",
+                "sentence": path.stem,
+                "level": "",
+            }
+        )
     if not rows:
         raise CorpusError(f"{root}: no <speaker>/<emotion>/<id>.wav files in it (CASIA's layout)")
     return rows, rejected
@@ -204,8 +244,10 @@ def manifest_table(manifest: str | Path) -> tuple[list[dict[str, str]], list[Rej
         missing = [name for name in REQUIRED_COLUMNS if name not in columns]
         if missing:
             header = ", ".join(columns) or "nothing"
-            raise CorpusError(f"{manifest}: missing column(s) {', '.join(missing)} "
-                              f"(a manifest needs path,speaker,emotion; its header has {header})")
+            raise CorpusError(
+                f"{manifest}: missing column(s) {', '.join(missing)} "
+                f"(a manifest needs path,speaker,emotion; its header has {header})"
+            )
         reader.fieldnames = columns
         rows = [dict(row) for row in reader]
     table, problems = [], []
@@ -223,7 +265,9 @@ def manifest_table(manifest: str | Path) -> tuple[list[dict[str, str]], list[Rej
         row["path"] = os.path.normpath(manifest.parent / relative)
         table.append(row)
     if problems:
-        raise CorpusError(f"{manifest}: {len(problems)} bad row(s):\n" + "\n".join(f"  {item}" for item in problems))
+        raise CorpusError(
+            f"{manifest}: {len(problems)} bad row(s):\n" + "\n".join(f"  {item}" for item in problems)
+        )
     return table, []
 
 
@@ -247,7 +291,9 @@ def clips_of_table(rows: list[dict[str, str]], source: str, skip_bad: bool = Fal
     dropped = collections.Counter()
     speakers = collections.Counter(row["speaker"] for row in rows)
     for column in ("path", "clip"):
-        repeated = [value for value, count in collections.Counter(row[column] for row in rows).items() if count > 1]
+        repeated = [
+            value for value, count in collections.Counter(row[column] for row in rows).items() if count > 1
+        ]
         problems += [f"{column} {value} is listed more than once" for value in repeated]
     for row in rows:
         clip = clip_of(row)
@@ -260,13 +306,20 @@ def clips_of_table(rows: list[dict[str, str]], source: str, skip_bad: bool = Fal
     if missing and not skip_bad:
         problems += [f"no such file: {path}" for path in missing]
     if dropped:
-        log.info("%s: dropped %d clips whose emotion has no CREMA-D class (%s)", source, sum(dropped.values()),
-                 ", ".join(f"{label} {count}" for label, count in sorted(dropped.items())))
+        log.info(
+            "%s: dropped %d clips whose emotion has no CREMA-D class (%s)",
+            source,
+            sum(dropped.values()),
+            ", ".join(f"{label} {count}" for label, count in sorted(dropped.items())),
+        )
     if missing and skip_bad:
         log.warning("%s: skipped %d missing file(s): %s", source, len(missing), ", ".join(missing))
     empty = sorted(set(speakers) - {clip.actor for clip in kept})
-    problems += [f"speaker {speaker} has no clips left ({speakers[speaker]} row(s), each a label with no CREMA-D "
-                 "class or a missing file)" for speaker in empty]
+    problems += [
+        f"speaker {speaker} has no clips left ({speakers[speaker]} row(s), each a label with no CREMA-D "
+        "class or a missing file)"
+        for speaker in empty
+    ]
     if problems:
         hint = " (--skip-bad skips missing files)" if missing else ""
         lines = "\n".join(f"  {item}" for item in problems)
@@ -274,8 +327,9 @@ def clips_of_table(rows: list[dict[str, str]], source: str, skip_bad: bool = Fal
     return sorted(kept, key=lambda clip: clip.clip_id)
 
 
-def scan(data_dir: str | Path, corpus: str = "cremad", strict: bool = False,
-         skip_bad: bool = False) -> tuple[list[Clip], list[Rejected]]:
+def scan(
+    data_dir: str | Path, corpus: str = "cremad", strict: bool = False, skip_bad: bool = False
+) -> tuple[list[Clip], list[Rejected]]:
     """List the corpus clips under `data_dir`, sorted by clip id, and the file names rejected."""
     rows, rejected = corpus_table(data_dir, corpus)
     if rejected and strict:
@@ -323,7 +377,9 @@ def format_manifest(rows: list[dict[str, str]], relative_to: str | Path) -> str:
 def add_arguments(parser) -> None:
     parser.add_argument("--corpus", choices=CORPORA, required=True, help=CORPUS_HELP)
     parser.add_argument("--data", required=True, help="corpus folder (a CSV file for --corpus manifest)")
-    parser.add_argument("--out", help="write the manifest here (default: standard output); paths are relative to it")
+    parser.add_argument(
+        "--out", help="write the manifest here (default: standard output); paths are relative to it"
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 

@@ -98,7 +98,10 @@ def read_demographics(path: str | Path) -> dict[str, dict[str, str]]:
         except ValueError as error:
             raise CremadError(f"{path}:{line}: age {row['Age']!r} is not a number") from error
         actors[row["ActorID"]] = {
-            "sex": row["Sex"], "age_band": age_band(age), "race": row["Race"], "ethnicity": row["Ethnicity"],
+            "sex": row["Sex"],
+            "age_band": age_band(age),
+            "race": row["Race"],
+            "ethnicity": row["Ethnicity"],
         }
     return actors
 
@@ -125,7 +128,9 @@ def rater_accuracy(counts: np.ndarray, labels: np.ndarray) -> dict:
     hits = counts[np.arange(len(labels)), labels]
     credit = plurality_credit(counts, labels)
     per_emotion = {
-        emotion: 100 * hits[labels == k].sum() / counts[labels == k].sum() if (labels == k).any() else float("nan")
+        emotion: 100 * hits[labels == k].sum() / counts[labels == k].sum()
+        if (labels == k).any()
+        else float("nan")
         for k, emotion in enumerate(EMOTIONS)
     }
     top = counts == counts.max(axis=1, keepdims=True)
@@ -146,8 +151,12 @@ def emotion_mean_shares(votes: dict[str, np.ndarray]) -> np.ndarray:
     clip_ids = sorted(votes)
     counts = np.stack([votes[c] for c in clip_ids])
     shares, labels = counts / counts.sum(axis=1, keepdims=True), intended_labels(clip_ids)
-    return np.stack([shares[labels == k].mean(axis=0) if (labels == k).any() else np.full(6, 1 / 6)
-                     for k in range(len(EMOTIONS))])
+    return np.stack(
+        [
+            shares[labels == k].mean(axis=0) if (labels == k).any() else np.full(6, 1 / 6)
+            for k in range(len(EMOTIONS))
+        ]
+    )
 
 
 def compare_model(predictions: Predictions, voice_votes: dict[str, np.ndarray]) -> dict:
@@ -155,7 +164,9 @@ def compare_model(predictions: Predictions, voice_votes: dict[str, np.ndarray]) 
     model's pooled LOSO predictions on the clips that have voice votes."""
     keep = np.array([clip_id in voice_votes for clip_id in predictions.clip_ids], dtype=bool)
     if not keep.any():
-        raise CremadError(f"{predictions.run_dir}: none of the predicted clips has voice votes (not CREMA-D names?)")
+        raise CremadError(
+            f"{predictions.run_dir}: none of the predicted clips has voice votes (not CREMA-D names?)"
+        )
     clip_ids = predictions.clip_ids[keep]
     counts = np.stack([voice_votes[clip_id] for clip_id in clip_ids])  # (n, 6)
     shares = counts / counts.sum(axis=1, keepdims=True)
@@ -193,7 +204,9 @@ def compare_model(predictions: Predictions, voice_votes: dict[str, np.ndarray]) 
     }
 
 
-def group_accuracy(clip_ids, hits: np.ndarray, totals: np.ndarray, demographics: dict, attribute: str) -> dict:
+def group_accuracy(
+    clip_ids, hits: np.ndarray, totals: np.ndarray, demographics: dict, attribute: str
+) -> dict:
     """{group: (n_actors, n_clips, accuracy %)} split by an actor attribute; accuracy is
     sum(hits) / sum(totals) (a model: correct / 1 per clip; the raters: votes for the intended
     emotion / responses)."""

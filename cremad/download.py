@@ -32,8 +32,19 @@ from cremad import CremadError
 from cremad.config import FeatureConfig
 from cremad.corpus import CREMAD_CLIPS
 from cremad.fetching import FetchError, Retry, get_bytes, transfer, with_retries
-from cremad.lfs import (AUDIO_DIR, LEGACY_NAMES, POINTER_MAX_SIZE, Target, format_pointer, git_blob_sha1,
-                        local_copy, parse_pointer, read_manifest, verify, write_manifest)
+from cremad.lfs import (
+    AUDIO_DIR,
+    LEGACY_NAMES,
+    POINTER_MAX_SIZE,
+    Target,
+    format_pointer,
+    git_blob_sha1,
+    local_copy,
+    parse_pointer,
+    read_manifest,
+    verify,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +109,17 @@ class Report:
         return line + (f" (GitHub's LFS media host refused: {self.refusal})" if self.refusal else "")
 
     def summary(self) -> str:
-        lines = [f"downloaded {len(self.downloaded)}, already present {len(self.present)}, failed {len(self.failed)}",
-                 self.source_line()]
+        lines = [
+            f"downloaded {len(self.downloaded)}, already present {len(self.present)}, "
+            f"failed {len(self.failed)}",
+            self.source_line(),
+        ]
         not_tried = sorted(path for path, reason in self.failed.items() if reason.startswith("not tried"))
-        lines += [f"  FAILED {path}: {reason}" for path, reason in sorted(self.failed.items()) if path not in not_tried]
+        lines += [
+            f"  FAILED {path}: {reason}"
+            for path, reason in sorted(self.failed.items())
+            if path not in not_tried
+        ]
         if not_tried:
             lines.append(f"  FAILED {len(not_tried)} more, {self.failed[not_tried[0]]} ({not_tried[0]}, ...)")
         lines += [f"  note: {note}" for note in self.notes]
@@ -113,6 +131,7 @@ class Report:
 
 def list_repository(source: Source, retry: Retry) -> dict[str, tuple[str, int]]:
     """{path: (git blob sha1, size)} for the top-level files, AudioWAV/ and processedResults/."""
+
     def tree(sha: str) -> list[dict]:
         url = source.tree_url(sha)
         listing = json.loads(get_bytes(url, retry))
@@ -125,13 +144,19 @@ def list_repository(source: Source, retry: Retry) -> dict[str, tuple[str, int]]:
         if item["type"] == "blob":
             entries[item["path"]] = (item["sha"], item["size"])
         elif item["path"] in (AUDIO_DIR, "processedResults"):
-            entries.update({f"{item['path']}/{sub['path']}": (sub["sha"], sub["size"])
-                            for sub in tree(item["sha"]) if sub["type"] == "blob"})
+            entries.update(
+                {
+                    f"{item['path']}/{sub['path']}": (sub["sha"], sub["size"])
+                    for sub in tree(item["sha"])
+                    if sub["type"] == "blob"
+                }
+            )
     return entries
 
 
-def resolve(path: str, blob_sha: str, blob_size: int, cached: dict, dest: Path, source: Source,
-            retry: Retry) -> Target:
+def resolve(
+    path: str, blob_sha: str, blob_size: int, cached: dict, dest: Path, source: Source, retry: Retry
+) -> Target:
     """The Target for one repository file: an LFS object if its blob is a pointer, else the blob.
     Only small blobs not yet vouched for (by manifest.csv or the file in dest) are fetched."""
     plain = Target(path, blob_size, blob_sha, "git-sha1", lfs=False)
@@ -150,24 +175,35 @@ def resolve(path: str, blob_sha: str, blob_size: int, cached: dict, dest: Path, 
     return Target(path, size, sha256, "sha256", lfs=True)
 
 
-def repository_targets(dest: Path, source: Source, retry: Retry, jobs: int, report: Report,
-                       progress: bool = True) -> list[Target]:
+def repository_targets(
+    dest: Path, source: Source, retry: Retry, jobs: int, report: Report, progress: bool = True
+) -> list[Target]:
     """Targets for the metadata and every AudioWAV/*.wav the repository lists now."""
     cached = read_manifest(dest / MANIFEST_NAME) if (dest / MANIFEST_NAME).is_file() else {}
     try:
         entries = list_repository(source, retry)
     except (FetchError, KeyError, ValueError) as error:
         if not cached:
-            raise CremadError(f"cannot list the repository ({error}); pass --manifest FILE "
-                              "(filename,sha256,size) to download without the GitHub API") from None
+            raise CremadError(
+                f"cannot list the repository ({error}); pass --manifest FILE "
+                "(filename,sha256,size) to download without the GitHub API"
+            ) from None
         log.warning("cannot list the repository (%s); using %s", error, dest / MANIFEST_NAME)
         return manifest_targets(cached, report)
-    wanted = [path for path in entries if path in METADATA_FILES
-              or (path.startswith(AUDIO_DIR + "/") and path.lower().endswith(".wav"))]
+    wanted = [
+        path
+        for path in entries
+        if path in METADATA_FILES or (path.startswith(AUDIO_DIR + "/") and path.lower().endswith(".wav"))
+    ]
     report.failed.update({path: "not in the repository" for path in METADATA_FILES if path not in entries})
     targets = []
-    with concurrent.futures.ThreadPoolExecutor(jobs) as pool, _bar(len(wanted), "pointers", "file", progress) as bar:
-        futures = {pool.submit(resolve, path, *entries[path], cached, dest, source, retry): path for path in wanted}
+    with (
+        concurrent.futures.ThreadPoolExecutor(jobs) as pool,
+        _bar(len(wanted), "pointers", "file", progress) as bar,
+    ):
+        futures = {
+            pool.submit(resolve, path, *entries[path], cached, dest, source, retry): path for path in wanted
+        }
         for future in concurrent.futures.as_completed(futures):
             bar.update(1)
             try:
@@ -182,8 +218,10 @@ def manifest_targets(rows: dict[str, tuple[str, int]], report: Report) -> list[T
     missing = [path for path in METADATA_FILES if path not in rows]
     if missing:
         report.notes.append(f"the manifest has no checksum for {', '.join(missing)}; not downloaded")
-    return [Target(path, size, sha256, "sha256", lfs=path.lower().endswith(".wav"))
-            for path, (sha256, size) in sorted(rows.items())]
+    return [
+        Target(path, size, sha256, "sha256", lfs=path.lower().endswith(".wav"))
+        for path, (sha256, size) in sorted(rows.items())
+    ]
 
 
 # ---- Downloads --------------------------------------------------------------------------------
@@ -218,7 +256,9 @@ def fetch_from(base: str | None, target: Target, final: Path, source: Source, re
     for name in names:
         url = source.content_url(name, target.lfs, base)
         try:
-            with_retries(lambda: transfer(url, final, target, media=target.lfs and base is None), retry)
+            with_retries(
+                lambda url=url: transfer(url, final, target, media=target.lfs and base is None), retry
+            )
             return name
         except FetchError as error:
             errors.append(error)
@@ -227,8 +267,16 @@ def fetch_from(base: str | None, target: Target, final: Path, source: Source, re
     raise errors[0]
 
 
-def fetch_all(missing: list[Target], dest: Path, source: Source, retry: Retry, jobs: int, progress: bool,
-              report: Report, verified: dict[str, Path]) -> None:
+def fetch_all(
+    missing: list[Target],
+    dest: Path,
+    source: Source,
+    retry: Retry,
+    jobs: int,
+    progress: bool,
+    report: Report,
+    verified: dict[str, Path],
+) -> None:
     """Download `missing` in parallel behind one progress bar, recording each outcome. After
     GIVE_UP_AFTER failures in a row, or on Ctrl-C, the downloads not yet started are skipped
     (Executor.shutdown(cancel_futures=True) would leave as_completed waiting forever)."""
@@ -238,8 +286,10 @@ def fetch_all(missing: list[Target], dest: Path, source: Source, retry: Retry, j
         return None if stop.is_set() else fetch(target, dest, source, retry, report)
 
     failures_in_a_row = 0
-    with _bar(sum(target.size for target in missing), "download", "B", progress) as bar, \
-            concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+    with (
+        _bar(sum(target.size for target in missing), "download", "B", progress) as bar,
+        concurrent.futures.ThreadPoolExecutor(jobs) as pool,
+    ):
         futures = {pool.submit(fetch_unless_stopped, target): target for target in missing}
         try:
             for future in concurrent.futures.as_completed(futures):
@@ -250,29 +300,44 @@ def fetch_all(missing: list[Target], dest: Path, source: Source, retry: Retry, j
                 except FetchError as error:
                     report.failed[target.path] = str(error)
                     failures_in_a_row += 1
-                    if failures_in_a_row == GIVE_UP_AFTER:  # a dead server should not cost every file's retries
+                    if (
+                        failures_in_a_row == GIVE_UP_AFTER
+                    ):  # a dead server should not cost every file's retries
                         stop.set()
                     continue
                 if served is None:
-                    report.failed[target.path] = f"not tried: the {GIVE_UP_AFTER} downloads before it all failed"
+                    report.failed[target.path] = (
+                        f"not tried: the {GIVE_UP_AFTER} downloads before it all failed"
+                    )
                     continue
                 failures_in_a_row = 0
                 verified[target.path] = dest / target.path
                 report.downloaded.append(target.path)
                 report.served[served[1]] = report.served.get(served[1], 0) + 1
                 if served[0] != target.path:
-                    report.notes.append(f"the server had {target.path} under its older name {served[0]}; "
-                                        f"saved as {target.path}")
+                    report.notes.append(
+                        f"the server had {target.path} under its older name {served[0]}; "
+                        f"saved as {target.path}"
+                    )
         finally:
             stop.set()
 
 
 def save_manifest(dest: Path, targets: list[Target], verified: dict[str, Path]) -> None:
     """LFS checksums are known from the pointers; a plain file's sha256 once it is verified."""
-    write_manifest(dest / MANIFEST_NAME, {
-        target.path: (target.digest if target.algorithm == "sha256"
-                      else pooch.file_hash(str(verified[target.path]), alg="sha256"), target.size)
-        for target in targets if target.algorithm == "sha256" or target.path in verified})
+    write_manifest(
+        dest / MANIFEST_NAME,
+        {
+            target.path: (
+                target.digest
+                if target.algorithm == "sha256"
+                else pooch.file_hash(str(verified[target.path]), alg="sha256"),
+                target.size,
+            )
+            for target in targets
+            if target.algorithm == "sha256" or target.path in verified
+        },
+    )
 
 
 def check_silent_clips(dest: Path, report: Report) -> None:
@@ -286,14 +351,22 @@ def check_silent_clips(dest: Path, report: Report) -> None:
         peak = float(np.max(np.abs(soundfile.read(dest / path, dtype="float32")[0]), initial=0.0))
         level = f"{20 * np.log10(peak):.0f} dBFS" if peak > 0 else "exactly zero"
         if peak < threshold:
-            report.notes.append(f"{path} holds no sound (peak {level}), a known corpus problem; "
-                                "`cremad features` leaves it out unless --keep-silent")
+            report.notes.append(
+                f"{path} holds no sound (peak {level}), a known corpus problem; "
+                "`cremad features` leaves it out unless --keep-silent"
+            )
         else:
             report.notes.append(f"{path} was listed as silent by the corpus README but peaks at {level}")
 
 
-def download(dest: str | Path, source: Source = Source(), jobs: int = 8, manifest: str | Path | None = None,
-             retry: Retry = Retry(), progress: bool = True) -> Report:
+def download(
+    dest: str | Path,
+    source: Source = Source(),
+    jobs: int = 8,
+    manifest: str | Path | None = None,
+    retry: Retry = Retry(),
+    progress: bool = True,
+) -> Report:
     """Make `dest` hold CREMA-D's WAVs and metadata, each verified; returns what happened.
     Without `manifest`, the file list comes from the repository and `<dest>/manifest.csv`
     records every checksum learnt (it is also the pointer cache for the next run)."""
@@ -318,8 +391,13 @@ def download(dest: str | Path, source: Source = Source(), jobs: int = 8, manifes
     missing = [target for target in targets if target.path not in verified]
     if manifest is None:
         save_manifest(dest, targets, verified)  # the pointers outlive an interrupted download
-    log.info("%d files listed, %d already here, %d to download (%.0f MB)", len(targets), len(verified),
-             len(missing), sum(target.size for target in missing) / 1e6)
+    log.info(
+        "%d files listed, %d already here, %d to download (%.0f MB)",
+        len(targets),
+        len(verified),
+        len(missing),
+        sum(target.size for target in missing) / 1e6,
+    )
 
     fetch_all(missing, dest, source, retry, jobs, progress, report, verified)
     if manifest is None:
@@ -333,8 +411,15 @@ def _bar(total: int, description: str, unit: str, progress: bool):
     from tqdm import tqdm
 
     # unit="B" with unit_scale shows MB/s and the ETA; no bar when stderr is not a terminal.
-    return tqdm(total=total, desc=description, unit=unit, unit_scale=unit == "B", unit_divisor=1024,
-                disable=None if progress else True, leave=False)
+    return tqdm(
+        total=total,
+        desc=description,
+        unit=unit,
+        unit_scale=unit == "B",
+        unit_divisor=1024,
+        disable=None if progress else True,
+        leave=False,
+    )
 
 
 # ---- Command line ---------------------------------------------------------------------------
@@ -351,23 +436,38 @@ def _mirror_url(value: str | None, option: str) -> str | None:
 def add_arguments(parser) -> None:
     parser.add_argument("--dest", default="data/CREMA-D", help="folder to fill (default: data/CREMA-D)")
     parser.add_argument("--jobs", type=int, default=8, help="parallel downloads (default: 8)")
-    parser.add_argument("--fallback", metavar="URL", default="gitlab",
-                        help="where the audio comes from once GitHub's LFS host refuses it (LFS budget spent, "
-                             f"HTTP 403/429); default 'gitlab' = {GITLAB_MIRROR}; 'none' for no fall-back")
-    parser.add_argument("--mirror", metavar="URL", help="take every file from this base URL from the start "
-                        "(same paths, plain files; 'gitlab' = the maintainers' mirror)")
-    parser.add_argument("--manifest", metavar="FILE", help="take the file list and checksums from a "
-                        "filename,sha256,size table instead of the GitHub API")
+    parser.add_argument(
+        "--fallback",
+        metavar="URL",
+        default="gitlab",
+        help="where the audio comes from once GitHub's LFS host refuses it (LFS budget spent, "
+        f"HTTP 403/429); default 'gitlab' = {GITLAB_MIRROR}; 'none' for no fall-back",
+    )
+    parser.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="take every file from this base URL from the start "
+        "(same paths, plain files; 'gitlab' = the maintainers' mirror)",
+    )
+    parser.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="take the file list and checksums from a filename,sha256,size table instead of the GitHub API",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
 def run(args) -> int:
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, not {args.jobs}")
-    source = Source(mirror=_mirror_url(args.mirror, "--mirror"), fallback=_mirror_url(args.fallback, "--fallback"))
+    source = Source(
+        mirror=_mirror_url(args.mirror, "--mirror"), fallback=_mirror_url(args.fallback, "--fallback")
+    )
     started = time.perf_counter()
     report = download(args.dest, source, args.jobs, args.manifest)
     print(report.summary())
-    print(f"{args.dest}: {len(report.downloaded) + len(report.present)} files verified "
-          f"in {time.perf_counter() - started:.0f} s")
+    print(
+        f"{args.dest}: {len(report.downloaded) + len(report.present)} files verified "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
     return 1 if report.failed else 0

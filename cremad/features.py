@@ -152,7 +152,9 @@ def _process_clip(path: str, config: FeatureConfig, pad_to: int) -> tuple[np.nda
     return extract_mfcc(signal, config, pad_to), peak, trimmed, ""
 
 
-def cache_key(clips: list[Clip], config: FeatureConfig, corpus: str, skip_bad: bool, keep_silent: bool) -> str:
+def cache_key(
+    clips: list[Clip], config: FeatureConfig, corpus: str, skip_bad: bool, keep_silent: bool
+) -> str:
     """Hash of everything that determines the cache: feature parameters, the sorted (clip id, size,
     mtime) file list, the librosa version and this module's extraction version. Clip ids, not file
     names: CASIA repeats 201.wav in every folder, and the corpus may move."""
@@ -184,7 +186,9 @@ def _read_cache(path: Path, by_id: dict[str, Clip], config: FeatureConfig, key: 
     with np.load(path, allow_pickle=False) as data:
         clips = [by_id[str(item)] for item in data["clip_ids"]]  # by id: the corpus may have moved
         excluded = [tuple(item) for item in data["excluded"].reshape(-1, 2)]
-        return FeatureSet(data["features"], clips, config, int(data["pad_to"]), key, excluded, data["lengths"])
+        return FeatureSet(
+            data["features"], clips, config, int(data["pad_to"]), key, excluded, data["lengths"]
+        )
 
 
 def load_features(
@@ -213,7 +217,12 @@ def load_features(
     if path.is_file():
         started = time.perf_counter()
         features = _read_cache(path, by_id, config, key)
-        log.info("features: cache hit %s (%d clips, %.2f s)", path, len(features.clips), time.perf_counter() - started)
+        log.info(
+            "features: cache hit %s (%d clips, %.2f s)",
+            path,
+            len(features.clips),
+            time.perf_counter() - started,
+        )
         for clip_path, reason in features.excluded:
             log.info("excluded %s: %s", Path(clip_path).name, reason)
         return features
@@ -265,7 +274,9 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
         if peak < config.silence_peak and not keep_silent:
             db = 20 * np.log10(max(peak, 1e-12))
             limit = 20 * np.log10(config.silence_peak)
-            excluded.append((clip.path, f"silent (peak {db:.0f} dBFS < {limit:.0f} dBFS; --keep-silent keeps it)"))
+            excluded.append(
+                (clip.path, f"silent (peak {db:.0f} dBFS < {limit:.0f} dBFS; --keep-silent keeps it)")
+            )
             continue
         kept_clips.append(clip)
         kept_features.append(mfcc)
@@ -290,17 +301,28 @@ def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs
     elapsed = time.perf_counter() - started
     actors = len({clip.actor for clip in kept_clips})
     log.info(
-        "features: %d clips, %d actors, %d frames x %d MFCCs, %.1f s of audio in %.1f s (%.0fx realtime) -> %s",
-        len(kept_clips), actors, features.shape[1], features.shape[2], seconds, elapsed,
-        seconds / max(elapsed, 1e-9), path,
+        "features: %d clips, %d actors, %d frames x %d MFCCs, %.1f s of audio in %.1f s "
+        "(%.0fx realtime) -> %s",
+        len(kept_clips),
+        actors,
+        features.shape[1],
+        features.shape[2],
+        seconds,
+        elapsed,
+        seconds / max(elapsed, 1e-9),
+        path,
     )
-    return FeatureSet(features, kept_clips, config, pad_to, key, excluded, np.array(kept_lengths, dtype=np.int64))
+    return FeatureSet(
+        features, kept_clips, config, pad_to, key, excluded, np.array(kept_lengths, dtype=np.int64)
+    )
 
 
 def add_clip_arguments(parser) -> None:
     """Which clips a command reads: every command that loads features takes these, so the cache
     `cremad features --skip-bad` wrote is the one `loso --skip-bad` (train, select, baseline) reads."""
-    parser.add_argument("--skip-bad", action="store_true", help="list and exclude unreadable or missing files")
+    parser.add_argument(
+        "--skip-bad", action="store_true", help="list and exclude unreadable or missing files"
+    )
     parser.add_argument("--keep-silent", action="store_true", help="keep clips that hold no sound")
     parser.add_argument("--strict", action="store_true", help="fail on file names that do not parse")
 
@@ -311,7 +333,9 @@ def clip_options(args) -> dict[str, bool]:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", default="data/CREMA-D", help="corpus root or its audio folder (manifest: the CSV)")
+    parser.add_argument(
+        "--data", default="data/CREMA-D", help="corpus root or its audio folder (manifest: the CSV)"
+    )
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     parser.add_argument("--cache-dir", default="cache")
     add_clip_arguments(parser)
@@ -321,7 +345,12 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     features = load_features(
-        args.data, args.corpus, FeatureConfig(), args.cache_dir, jobs=args.jobs, **clip_options(args),
+        args.data,
+        args.corpus,
+        FeatureConfig(),
+        args.cache_dir,
+        jobs=args.jobs,
+        **clip_options(args),
     )
     counts = np.bincount(features.labels, minlength=len(EMOTIONS))
     print(

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pooch
 import requests
@@ -45,7 +45,9 @@ class FetchError(Exception):
     """A request or a download that failed; the message names the URL. Permanent ones (404, a
     bad pointer, a refusal) are not retried; `refused`: GitHub's media host will not serve it."""
 
-    def __init__(self, message: str, permanent: bool = False, status: int | None = None, refused: bool = False):
+    def __init__(
+        self, message: str, permanent: bool = False, status: int | None = None, refused: bool = False
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.status = status  # the HTTP status, if the server answered
@@ -93,6 +95,7 @@ def get_bytes(url: str, retry: Retry) -> bytes:
 
 def transfer(url: str, final: Path, target: Target, media: bool = False) -> None:
     """One download by pooch: into a temporary file beside `final`, checked, renamed to `final`."""
+
     def download_and_check(url: str, output_file: str, pooch_instance) -> None:
         pooch.HTTPDownloader(headers=HEADERS, timeout=TIMEOUT)(url, output_file, pooch_instance)
         received = Path(output_file)

@@ -47,15 +47,21 @@ def locate_audio(results: dict, clip_id: str, data: str | None, corpus: str) -> 
 
     data = data or run_setting(results, "data_dir")
     if not data:
-        raise CremadError("Fig. 2 needs the audio: pass --data DIR (the corpus folder the runs were trained on)")
+        raise CremadError(
+            "Fig. 2 needs the audio: pass --data DIR (the corpus folder the runs were trained on)"
+        )
     clips, _ = scan(data, corpus)
     match = [clip for clip in clips if clip.clip_id == clip_id]
     if not match:
-        raise CremadError(f"clip {clip_id} is not in the {corpus} corpus at {data} (pass --data DIR for another copy)")
+        raise CremadError(
+            f"clip {clip_id} is not in the {corpus} corpus at {data} (pass --data DIR for another copy)"
+        )
     return Path(match[0].path)
 
 
-def choose_clip(results: dict, runs_root: str | Path, clip: str | None, corpus: str) -> tuple[str, str] | None:
+def choose_clip(
+    results: dict, runs_root: str | Path, clip: str | None, corpus: str
+) -> tuple[str, str] | None:
     """(clip id, held-out actor) for Fig. 2, or None to skip it. An explicit `clip` that no fold
     of model 1 or 2 tested is an error; the paper's default clip may be absent (a subset, Emo-DB)."""
     clip_id = clip or PAPER_CLIP
@@ -65,17 +71,28 @@ def choose_clip(results: dict, runs_root: str | Path, clip: str | None, corpus: 
     actor = find_clip(results, clip_id)
     if actor is not None:
         return clip_id, actor
-    hint = (f"list valid names with `cremad figures --runs {runs_root} --corpus {corpus} --list-clips` "
-            "(the clip column of the predictions.csv of model 1 or 2)")
+    hint = (
+        f"list valid names with `cremad figures --runs {runs_root} --corpus {corpus} --list-clips` "
+        "(the clip column of the predictions.csv of model 1 or 2)"
+    )
     if clip is not None:
         raise CremadError(f"clip {clip_id} is in no finished fold of model 1 or 2 under {runs_root}; {hint}")
-    log.warning("Fig. 2 skipped: the paper's clip %s is not in these runs; pick one with --clip: %s", clip_id, hint)
+    log.warning(
+        "Fig. 2 skipped: the paper's clip %s is not in these runs; pick one with --clip: %s", clip_id, hint
+    )
     return None
 
 
-def make_figures(runs_root: str | Path, out: str | Path = "figures", clip: str | None = None,
-                 data: str | None = None, corpus: str | None = None, experiment: str | None = None,
-                 models: list[str] | None = None, seeds: list[int] | None = None) -> list[Path]:
+def make_figures(
+    runs_root: str | Path,
+    out: str | Path = "figures",
+    clip: str | None = None,
+    data: str | None = None,
+    corpus: str | None = None,
+    experiment: str | None = None,
+    models: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> list[Path]:
     """Write every table and figure for the runs of one corpus and experiment under `runs_root`
     (see `cremad.runs.select_runs`) into `out`; return the paths. `clip=None` draws Fig. 2 for
     the paper's clip when the runs hold it, and skips it otherwise."""
@@ -102,16 +119,29 @@ def make_figures(runs_root: str | Path, out: str | Path = "figures", clip: str |
 def list_clips(selected: dict) -> list[str]:
     """Clip ids Fig. 2 can draw: the test clips of model 1's or model 2's finished folds."""
     results = load_results(selected)
-    return sorted({str(clip) for name in ATTENTION_MODELS if name in results
-                   for predictions in results[name].predictions.values() for clip in predictions.clip_ids})
+    return sorted(
+        {
+            str(clip)
+            for name in ATTENTION_MODELS
+            if name in results
+            for predictions in results[name].predictions.values()
+            for clip in predictions.clip_ids
+        }
+    )
 
 
 def add_arguments(parser) -> None:
     runs.add_selection_arguments(parser)
     parser.add_argument("--out", default="figures", help="output folder (default: figures)")
-    parser.add_argument("--clip", default=None, help=f"clip for Fig. 2 (default: the paper's {PAPER_CLIP}, if present)")
-    parser.add_argument("--data", default=None, help="corpus folder for Fig. 2's audio (default: run.json's data_dir)")
-    parser.add_argument("--list-clips", action="store_true", help="print the clip names Fig. 2 can draw, then exit")
+    parser.add_argument(
+        "--clip", default=None, help=f"clip for Fig. 2 (default: the paper's {PAPER_CLIP}, if present)"
+    )
+    parser.add_argument(
+        "--data", default=None, help="corpus folder for Fig. 2's audio (default: run.json's data_dir)"
+    )
+    parser.add_argument(
+        "--list-clips", action="store_true", help="print the clip names Fig. 2 can draw, then exit"
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
@@ -121,6 +151,14 @@ def run(args) -> int:
         print("\n".join(list_clips(selected)))
         return 0
     key = next(iter(selected))
-    make_figures(args.runs, args.out, clip=args.clip, data=args.data, corpus=key.corpus, experiment=key.experiment,
-                 models=sorted({key.model for key in selected}), seeds=sorted({key.seed for key in selected}))
+    make_figures(
+        args.runs,
+        args.out,
+        clip=args.clip,
+        data=args.data,
+        corpus=key.corpus,
+        experiment=key.experiment,
+        models=sorted({key.model for key in selected}),
+        seeds=sorted({key.seed for key in selected}),
+    )
     return 0

@@ -55,7 +55,9 @@ class FoldSplit:
     test_index: np.ndarray
 
 
-def validation_mask(actors: np.ndarray, validation_fraction: float, seed: int, test_actor: str = "") -> np.ndarray:
+def validation_mask(
+    actors: np.ndarray, validation_fraction: float, seed: int, test_actor: str = ""
+) -> np.ndarray:
     """Boolean mask over clips (their actor ids): the clips of `validation_fraction` of the
     actors (at least one, never all), drawn by GroupShuffleSplit from seed and the fold's test
     actor ("" when none is held out, as in `cremad train`)."""
@@ -103,7 +105,9 @@ def split_fold(actors: np.ndarray, test_actor: str, validation_fraction: float, 
     return split
 
 
-def normalize_speakers(features: np.ndarray, actors: np.ndarray, frame_mask: np.ndarray | None = None) -> np.ndarray:
+def normalize_speakers(
+    features: np.ndarray, actors: np.ndarray, frame_mask: np.ndarray | None = None
+) -> np.ndarray:
     """Beyond the paper: z-score each actor's clips (n_clips, n_frames, n_mfcc) with that actor's
     own per-coefficient statistics (of the frames `frame_mask` marks, or all frames). It uses no
     labels, so the held-out actor's statistics come from its own audio alone, as a deployed
@@ -150,17 +154,30 @@ def run_fold(
     validation = np.isin(train_index, split.validation_index) if train.early_stopping else None
     fit_index = split.fit_index if train.early_stopping else train_index
     seed = train.seed + fold_index
-    result = train_model(config, model_id, x_all[train_index], y_all[train_index], validation=validation, seed=seed,
-                         callbacks=callbacks, verbose=verbose,
-                         frame_mask=None if frame_mask is None else frame_mask[train_index])
+    result = train_model(
+        config,
+        model_id,
+        x_all[train_index],
+        y_all[train_index],
+        validation=validation,
+        seed=seed,
+        callbacks=callbacks,
+        verbose=verbose,
+        frame_mask=None if frame_mask is None else frame_mask[train_index],
+    )
     runs.write_history(folder, result.history)
     if result.refit_history is not None:
         runs.write_history(folder, result.refit_history, refit=True)
     runs.write_scaler(folder, result.mean, result.std)  # the statistics the final model was trained with
 
-    x_test = prepare_inputs(x_all[split.test_index], result.mean, result.std, train.padding_value,
-                            None if frame_mask is None else frame_mask[split.test_index],
-                            train.utterance_normalization)  # (n_test, frames, 13)
+    x_test = prepare_inputs(
+        x_all[split.test_index],
+        result.mean,
+        result.std,
+        train.padding_value,
+        None if frame_mask is None else frame_mask[split.test_index],
+        train.utterance_normalization,
+    )  # (n_test, frames, 13)
     y_test = y_all[split.test_index]
     probabilities = result.model.predict(x_test, batch_size=train.batch_size, verbose=0)  # (n_test, 6)
     clip_ids, test_actors = np.asarray(features.clip_ids)[split.test_index], features.actors[split.test_index]
@@ -174,14 +191,28 @@ def run_fold(
         "train_actors": list(split.train_actors),
         "validation_actors": list(split.validation_actors) if train.early_stopping else [],
         "fit_actors": list(split.fit_actors) if train.early_stopping else list(split.train_actors),
-        "n_fit": len(fit_index), "n_validation": len(split.validation_index) if train.early_stopping else 0,
+        "n_fit": len(fit_index),
+        "n_validation": len(split.validation_index) if train.early_stopping else 0,
         "n_test": len(split.test_index),
-        "seed": seed, "fold_index": fold_index, "model_id": model_id,
-        "epochs": result.epochs, "best_epoch": result.best_epoch, "refit": train.refit,
+        "seed": seed,
+        "fold_index": fold_index,
+        "model_id": model_id,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "refit": train.refit,
         "class_weight": class_weights(y_all[fit_index], train.class_weight),
         "experiment": config.to_dict(),
         "versions": runs.library_versions(),
     }
-    return runs.finish_fold(folder, clip_ids, test_actors, y_test, probabilities, fold_config,
-                            epochs=result.epochs, best_epoch=result.best_epoch,
-                            epochs_trained=result.epochs_trained, seconds=round(time.time() - started, 1))
+    return runs.finish_fold(
+        folder,
+        clip_ids,
+        test_actors,
+        y_test,
+        probabilities,
+        fold_config,
+        epochs=result.epochs,
+        best_epoch=result.best_epoch,
+        epochs_trained=result.epochs_trained,
+        seconds=round(time.time() - started, 1),
+    )

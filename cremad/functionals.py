@@ -33,7 +33,19 @@ log = logging.getLogger(__name__)
 # Bump when the functionals change in a way that changes their values.
 FUNCTIONALS_CODE_VERSION = 1
 FEATURE_KINDS = ("mfcc", "rich")
-STATISTICS = ("mean", "std", "min", "max", "range", "q25", "median", "q75", "slope", "delta_mean", "delta_std")
+STATISTICS = (
+    "mean",
+    "std",
+    "min",
+    "max",
+    "range",
+    "q25",
+    "median",
+    "q75",
+    "slope",
+    "delta_mean",
+    "delta_std",
+)
 RICH_DESCRIPTORS = ("centroid", "bandwidth", "flatness", "rolloff", "zcr", "rms_db", "pitch_st")
 DELTA_WIDTH = 9  # librosa's default regression window (4 frames each side, 40 ms)
 # yin's search range covers adult speech from a low male voice to shouted female speech.
@@ -76,8 +88,22 @@ def functionals(frames: np.ndarray, frame_seconds: float) -> np.ndarray:
         deltas = librosa.feature.delta(frames, width=width, axis=0)  # (n_frames, n_descriptors)
     else:
         deltas = np.zeros_like(frames)
-    table = np.stack([frames.mean(axis=0), frames.std(axis=0), low, high, high - low, q25, median, q75, slope,
-                      deltas.mean(axis=0), deltas.std(axis=0)], axis=1)  # (n_descriptors, 11)
+    table = np.stack(
+        [
+            frames.mean(axis=0),
+            frames.std(axis=0),
+            low,
+            high,
+            high - low,
+            q25,
+            median,
+            q75,
+            slope,
+            deltas.mean(axis=0),
+            deltas.std(axis=0),
+        ],
+        axis=1,
+    )  # (n_descriptors, 11)
     return table.reshape(-1)
 
 
@@ -86,7 +112,9 @@ def mfcc_functionals(features) -> tuple[np.ndarray, list[str]]:
     Returns ((clips, 13 * 11) float64, column names)."""
     mask = features.speech_mask()  # (clips, frames)
     frame_seconds = features.config.hop_length / features.config.sample_rate
-    rows = [functionals(clip_features[own], frame_seconds) for clip_features, own in zip(features.features, mask)]
+    rows = [
+        functionals(clip_features[own], frame_seconds) for clip_features, own in zip(features.features, mask)
+    ]
     names = statistic_names([f"mfcc{index}" for index in range(features.features.shape[2])])
     return np.stack(rows), names
 
@@ -98,19 +126,29 @@ def rich_descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     frame passes, the frames of the energy gate alone keep their pitch."""
     import librosa
 
-    frame = dict(n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.win_length, center=config.center)
+    frame = dict(
+        n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.win_length, center=config.center
+    )
     rate = config.sample_rate
     magnitude = np.abs(librosa.stft(signal, window="hann", pad_mode="constant", **frame))  # (bins, n_frames)
     centroid = librosa.feature.spectral_centroid(S=magnitude, sr=rate, n_fft=config.n_fft)[0]
     bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=rate, n_fft=config.n_fft)[0]
     flatness = librosa.feature.spectral_flatness(S=magnitude)[0]
     rolloff = librosa.feature.spectral_rolloff(S=magnitude, sr=rate, n_fft=config.n_fft)[0]
-    zcr = librosa.feature.zero_crossing_rate(signal, frame_length=config.win_length, hop_length=config.hop_length,
-                                             center=config.center)[0]
+    zcr = librosa.feature.zero_crossing_rate(
+        signal, frame_length=config.win_length, hop_length=config.hop_length, center=config.center
+    )[0]
     rms = librosa.feature.rms(S=magnitude, frame_length=config.n_fft, hop_length=config.hop_length)[0]
     rms_db = 20 * np.log10(np.maximum(rms, 10 ** (SILENCE_DB / 20)))
-    f0 = librosa.yin(signal, fmin=PITCH_FMIN, fmax=PITCH_FMAX, sr=rate, frame_length=PITCH_FRAME,
-                     hop_length=config.hop_length, center=config.center)
+    f0 = librosa.yin(
+        signal,
+        fmin=PITCH_FMIN,
+        fmax=PITCH_FMAX,
+        sr=rate,
+        frame_length=PITCH_FRAME,
+        hop_length=config.hop_length,
+        center=config.center,
+    )
     n_frames = min(len(centroid), len(zcr), len(f0))  # all share the hop; guard against off-by-one
     f0, loud = f0[:n_frames], rms_db[:n_frames] >= rms_db.max() - VOICED_WITHIN_DB
     voiced = loud & (f0 > PITCH_FMIN * BOUND_MARGIN) & (f0 < PITCH_FMAX / BOUND_MARGIN)
@@ -146,7 +184,8 @@ def rich_functionals(features, jobs: int = -1) -> tuple[np.ndarray, list[str]]:
     with threadpool_limits(limits=1):  # per-clip FFTs are tiny; threads only contend
         rows = Parallel(n_jobs=jobs, batch_size=16)(
             delayed(_rich_clip)(clip.path, int(length), features.config)
-            for clip, length in zip(features.clips, features.lengths))
+            for clip, length in zip(features.clips, features.lengths)
+        )
     return np.stack(rows), statistic_names(RICH_DESCRIPTORS)
 
 
@@ -154,22 +193,29 @@ def functionals_key(features, kind: str) -> str:
     """Hash of what makes the functionals: the MFCC cache key (clips, files, feature settings,
     librosa), the kind, this module's version and the descriptor settings."""
     payload = {
-        "features": features.cache_key, "kind": kind, "code": FUNCTIONALS_CODE_VERSION, "statistics": STATISTICS,
-        "delta_width": DELTA_WIDTH, "pitch": [PITCH_FMIN, PITCH_FMAX, PITCH_FRAME, PITCH_REFERENCE_HZ, VOICED_WITHIN_DB, BOUND_MARGIN],
+        "features": features.cache_key,
+        "kind": kind,
+        "code": FUNCTIONALS_CODE_VERSION,
+        "statistics": STATISTICS,
+        "delta_width": DELTA_WIDTH,
+        "pitch": [PITCH_FMIN, PITCH_FMAX, PITCH_FRAME, PITCH_REFERENCE_HZ, VOICED_WITHIN_DB, BOUND_MARGIN],
         "descriptors": RICH_DESCRIPTORS if kind == "rich" else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def load_functionals(features, kind: str = "mfcc", cache_dir: str | Path = "cache",
-                     jobs: int = -1) -> tuple[np.ndarray, list[str]]:
+def load_functionals(
+    features, kind: str = "mfcc", cache_dir: str | Path = "cache", jobs: int = -1
+) -> tuple[np.ndarray, list[str]]:
     """The (clips, columns) functionals of `features` (a FeatureSet) for `kind` ("mfcc": the 13
     MFCCs; "rich": those and RICH_DESCRIPTORS) and their names, rows in the FeatureSet's clip
     order. Read from `cache_dir` when made before by the same inputs, else computed and cached."""
     if kind not in FEATURE_KINDS:
         raise ValueError(f"--features must be one of {', '.join(FEATURE_KINDS)}, got {kind!r}")
     if not features.cache_key:
-        raise CremadError("functionals need a cached feature set (load_features), whose key names what made it")
+        raise CremadError(
+            "functionals need a cached feature set (load_features), whose key names what made it"
+        )
     path = Path(cache_dir) / f"functionals-{kind}-{functionals_key(features, kind)}.npz"
     clip_ids = np.asarray(features.clip_ids).astype(str)
     if path.is_file():
@@ -189,6 +235,12 @@ def load_functionals(features, kind: str = "mfcc", cache_dir: str | Path = "cach
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
         np.savez(temporary, values=values, names=np.array(names), clips=clip_ids)
-    log.info("functionals: %d clips x %d %s functionals in %.1f s -> %s",
-             len(values), values.shape[1], kind, time.perf_counter() - started, path)
+    log.info(
+        "functionals: %d clips x %d %s functionals in %.1f s -> %s",
+        len(values),
+        values.shape[1],
+        kind,
+        time.perf_counter() - started,
+        path,
+    )
     return values, names

@@ -10,9 +10,9 @@ one for the whole corpus). Nothing here touches the network; `cremad.fetching` d
 from __future__ import annotations
 
 import csv
-import os
 import dataclasses
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -80,7 +80,9 @@ def read_manifest(path: str | Path) -> dict[str, tuple[str, int]]:
     with open(path, newline="") as file:
         reader = csv.DictReader(file)
         if not {"filename", "sha256", "size"} <= set(reader.fieldnames or ()):
-            raise CremadError(f"manifest {path}: header must name filename,sha256,size, not {reader.fieldnames}")
+            raise CremadError(
+                f"manifest {path}: header must name filename,sha256,size, not {reader.fieldnames}"
+            )
         for line, row in enumerate(reader, start=2):
             if not re.fullmatch(r"[0-9a-f]{64}", row["sha256"] or "") or not (row["size"] or "").isdigit():
                 raise CremadError(f"manifest {path}, line {line}: bad sha256 or size in {row}")
@@ -106,8 +108,11 @@ def verify(path: Path, target: Target) -> str | None:
     if size != target.size:
         return f"{size} bytes, expected {target.size}"
     # pooch hashes in chunks; a plain git blob here is a metadata table of a few MB at most.
-    digest = (pooch.file_hash(str(path), alg="sha256") if target.algorithm == "sha256"
-              else git_blob_sha1(path.read_bytes()))
+    digest = (
+        pooch.file_hash(str(path), alg="sha256")
+        if target.algorithm == "sha256"
+        else git_blob_sha1(path.read_bytes())
+    )
     if digest != target.digest:
         return f"{target.algorithm} {digest[:16]}..., expected {target.digest[:16]}..."
     return None

@@ -41,24 +41,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", default="paper", help="experiments/NAME.toml (default: paper)")
     parser.add_argument("--epochs", type=int, help="override train.max_epochs")
     seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, help="override train.seed (fold i uses seed + i); the run goes to seed<s>/")
-    seeds.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2: one run (seed<s>/ folder) per seed")
+    seeds.add_argument(
+        "--seed", type=int, help="override train.seed (fold i uses seed + i); the run goes to seed<s>/"
+    )
+    seeds.add_argument(
+        "--seeds", help="comma-separated seeds, e.g. 0,1,2: one run (seed<s>/ folder) per seed"
+    )
     parser.add_argument("--folds", help="comma-separated test actors to run, e.g. 1001,1002")
-    parser.add_argument("--shard", help="i/n: run every n-th fold of the sorted list, starting at i (0-based)")
+    parser.add_argument(
+        "--shard", help="i/n: run every n-th fold of the sorted list, starting at i (0-based)"
+    )
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
     parser.add_argument("--ray-address", help="join this Ray cluster (default: start a local one)")
-    parser.add_argument("--gpus-per-fold", type=float, default=0.0, help="Ray: GPU share per fold (0.25 packs 4)")
+    parser.add_argument(
+        "--gpus-per-fold", type=float, default=0.0, help="Ray: GPU share per fold (0.25 packs 4)"
+    )
     parser.add_argument("--cpus-per-fold", type=float, default=1.0, help="Ray: CPUs per fold")
     parser.add_argument("--cache-dir", default="cache", help="feature cache (default: cache)")
     parser.add_argument("--no-save-models", action="store_true", help="do not write model.keras")
     parser.add_argument("--force", action="store_true", help="retrain folds that are already done")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="local backend: folds trained at once, each in its own process (default: 1). On a "
-                             "CPU, --jobs 2 with one thread each did 1.15-2.1x the work of one process on 2 cores "
-                             "(bench/bench_jobs.py)")
-    parser.add_argument("--threads", type=int,
-                        help="TensorFlow CPU threads per process (default: all cores; 1 with --jobs > 1; "
-                             "with Ray, --cpus-per-fold rounded up)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="local backend: folds trained at once, each in its own process (default: 1). On a "
+        "CPU, --jobs 2 with one thread each did 1.15-2.1x the work of one process on 2 cores "
+        "(bench/bench_jobs.py)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="TensorFlow CPU threads per process (default: all cores; 1 with --jobs > 1; "
+        "with Ray, --cpus-per-fold rounded up)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="Keras epoch bars")
 
 
@@ -92,7 +107,9 @@ def select_folds(actors: list[str], folds: str | None = None, shard: str | None 
         wanted = [actor.strip() for actor in folds.split(",") if actor.strip()]
         unknown = [actor for actor in wanted if actor not in actors]
         if unknown:
-            raise CremadError(f"--folds: no clips for actor(s) {', '.join(unknown)} (have {actors[0]}..{actors[-1]})")
+            raise CremadError(
+                f"--folds: no clips for actor(s) {', '.join(unknown)} (have {actors[0]}..{actors[-1]})"
+            )
         selected = [actor for actor in actors if actor in wanted]
     index, count = parse_shard(shard)
     return selected[index::count]
@@ -136,8 +153,17 @@ def run_folds(
             log.info("skipped fold %s: done", actor)
     if not todo:
         return []
-    jobs = [dict(test_actor=actor, out_dir=runs.fold_dir(run_dir, actor), model_id=model_id,
-                 fold_index=fold_index[actor], save_model=save_models, verbose=verbose) for actor in todo]
+    jobs = [
+        dict(
+            test_actor=actor,
+            out_dir=runs.fold_dir(run_dir, actor),
+            model_id=model_id,
+            fold_index=fold_index[actor],
+            save_model=save_models,
+            verbose=verbose,
+        )
+        for actor in todo
+    ]
     if backend == "ray":
         threads = threads or max(1, math.ceil(cpus_per_fold))
         finished = _run_ray(config, features, jobs, ray_address, gpus_per_fold, cpus_per_fold, threads)
@@ -153,9 +179,18 @@ def run_folds(
         records.append(done)
         elapsed = time.time() - started
         eta = elapsed / len(records) * (len(todo) - len(records))
-        log.info("fold %d/%d actor %s: acc %.3f (%d clips, %d epochs) %.0f s, elapsed %s, ETA %s",
-                 len(records), len(todo), done["actor"], done["accuracy"], done["n_test"], done["epochs"],
-                 done["seconds"], format_duration(elapsed), format_duration(eta))
+        log.info(
+            "fold %d/%d actor %s: acc %.3f (%d clips, %d epochs) %.0f s, elapsed %s, ETA %s",
+            len(records),
+            len(todo),
+            done["actor"],
+            done["accuracy"],
+            done["n_test"],
+            done["epochs"],
+            done["seconds"],
+            format_duration(elapsed),
+            format_duration(eta),
+        )
     return records
 
 
@@ -189,8 +224,12 @@ def fold_pool(jobs: int, threads: int | None = 1):
 
     if jobs < 1:
         raise CremadError(f"--jobs must be at least 1, got {jobs}")
-    return concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=_init_pool_worker, initargs=(threads,))
+    return concurrent.futures.ProcessPoolExecutor(
+        jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_pool_worker,
+        initargs=(threads,),
+    )
 
 
 def _run_pool(pool, config, features, jobs):
@@ -198,8 +237,9 @@ def _run_pool(pool, config, features, jobs):
     import concurrent.futures
 
     actor_of = {pool.submit(_fold_task, config, features, job): job["test_actor"] for job in jobs}
-    yield from _gather(((actor_of[future], future.result) for future in concurrent.futures.as_completed(actor_of)),
-                       Exception)
+    yield from _gather(
+        ((actor_of[future], future.result) for future in concurrent.futures.as_completed(actor_of)), Exception
+    )
 
 
 def _gather(finished, fold_error):
@@ -230,15 +270,23 @@ def start_ray(address: str | None = None, log_to_driver: bool = False):
 
     # Workers must use the driver's Keras backend, and must not grab a whole GPU each when
     # several folds share one (TensorFlow and JAX both preallocate by default).
-    env = {"KERAS_BACKEND": keras.config.backend(), "TF_FORCE_GPU_ALLOW_GROWTH": "true",
-           "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        "KERAS_BACKEND": keras.config.backend(),
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     if address:
         ray.init(address=address, runtime_env={"env_vars": env})
     else:
         package_root = str(Path(__file__).resolve().parent.parent)  # a checkout need not be installed
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        ray.init(num_cpus=os.cpu_count(), runtime_env={"env_vars": env}, include_dashboard=False,
-                 log_to_driver=log_to_driver)
+        ray.init(
+            num_cpus=os.cpu_count(),
+            runtime_env={"env_vars": env},
+            include_dashboard=False,
+            log_to_driver=log_to_driver,
+        )
     return ray
 
 
@@ -255,7 +303,9 @@ def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold, thre
     try:
         available = ray.cluster_resources().get("GPU", 0)
         if gpus_per_fold > available:  # Ray would queue such tasks forever
-            raise CremadError(f"--gpus-per-fold {gpus_per_fold:g}, but the Ray cluster has {available:g} GPU(s)")
+            raise CremadError(
+                f"--gpus-per-fold {gpus_per_fold:g}, but the Ray cluster has {available:g} GPU(s)"
+            )
         features_ref = ray.put(features)
         task = ray.remote(num_gpus=gpus_per_fold, num_cpus=cpus_per_fold, max_retries=0)(_fold_task)
         actor_of = {task.remote(config, features_ref, job, threads): job["test_actor"] for job in jobs}
@@ -278,7 +328,13 @@ def resolve_configs(args) -> list:
     config = load_experiment(args.experiment, model_id=args.model)
     if args.epochs is not None:
         config = replace(config, {"train": {"max_epochs": args.epochs}})
-    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed] if args.seed is not None else [config.train.seed]
+    seeds = (
+        parse_seeds(args.seeds)
+        if args.seeds
+        else [args.seed]
+        if args.seed is not None
+        else [config.train.seed]
+    )
     return [replace(config, {"train": {"seed": seed}}) for seed in seeds]
 
 
@@ -296,8 +352,13 @@ def run(args) -> int:
     parse_shard(args.shard)  # fail on a bad --shard before the features load
     name = model_name(args.model)
     runs.refuse_old_layout(args.runs, args.corpus, configs[0].name, name)
-    features = load_features(args.data, corpus=args.corpus, config=configs[0].features, cache_dir=args.cache_dir,
-                             **clip_options(args))
+    features = load_features(
+        args.data,
+        corpus=args.corpus,
+        config=configs[0].features,
+        cache_dir=args.cache_dir,
+        **clip_options(args),
+    )
     test_actors = select_folds(loso_actors(features.actors), args.folds, args.shard)
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(fold_pool(args.jobs, args.threads or 1)) if args.jobs > 1 else None
@@ -314,16 +375,43 @@ def run_seed(args, config, features, test_actors: list[str], pool=None) -> None:
 
     name = model_name(args.model)
     run_dir = runs.run_dir(args.runs, args.corpus, config.name, name, config.train.seed)
-    log.info("model %d, experiment %s, seed %d: %d clips, %d frames, %d of %d folds selected -> %s",
-             args.model, config.name, config.train.seed, len(features.labels), features.features.shape[1],
-             len(test_actors), len(set(features.actors)), run_dir)
-    record = runs.run_record(config, name, args.corpus, args.data, features, model_id=args.model,
-                             keras_backend=keras.config.backend())
+    log.info(
+        "model %d, experiment %s, seed %d: %d clips, %d frames, %d of %d folds selected -> %s",
+        args.model,
+        config.name,
+        config.train.seed,
+        len(features.labels),
+        features.features.shape[1],
+        len(test_actors),
+        len(set(features.actors)),
+        run_dir,
+    )
+    record = runs.run_record(
+        config,
+        name,
+        args.corpus,
+        args.data,
+        features,
+        model_id=args.model,
+        keras_backend=keras.config.backend(),
+    )
     runs.prepare_run(run_dir, record, args.force)
-    run_folds(config, features, args.model, run_dir, test_actors, force=args.force,
-              save_models=not args.no_save_models, verbose=args.verbose, backend=args.backend,
-              ray_address=args.ray_address, gpus_per_fold=args.gpus_per_fold, cpus_per_fold=args.cpus_per_fold,
-              pool=pool, threads=args.threads)
+    run_folds(
+        config,
+        features,
+        args.model,
+        run_dir,
+        test_actors,
+        force=args.force,
+        save_models=not args.no_save_models,
+        verbose=args.verbose,
+        backend=args.backend,
+        ray_address=args.ray_address,
+        gpus_per_fold=args.gpus_per_fold,
+        cpus_per_fold=args.cpus_per_fold,
+        pool=pool,
+        threads=args.threads,
+    )
     try:  # a failing summary must not cost the trained folds
         print(format_summary(summarize(run_dir)))
     except Exception as error:  # noqa: BLE001 (report and carry on; `cremad summarize` can redo it)

@@ -54,8 +54,9 @@ def compute_summary(predictions: Predictions) -> dict[str, Any]:
     counts = confusion_matrix(predictions.true, predictions.predicted, labels=labels)  # (6, 6)
     totals = counts.sum(axis=1)
     present = [emotion for emotion, total in zip(EMOTIONS, totals) if total > 0]
-    macro_f1 = 100.0 * f1_score(predictions.true, predictions.predicted, labels=present, average="macro",
-                                zero_division=0)
+    macro_f1 = 100.0 * f1_score(
+        predictions.true, predictions.predicted, labels=present, average="macro", zero_division=0
+    )
 
     folds = {}
     for actor in predictions.folds:
@@ -71,8 +72,12 @@ def compute_summary(predictions: Predictions) -> dict[str, Any]:
         if isinstance(recorded, (int, float)) and mask.any():
             # done.json may hold a fraction or a percent; either should agree with the CSV.
             if min(abs(recorded - accuracy), abs(100.0 * recorded - accuracy)) > 0.01:
-                log.warning("fold %s: done.json accuracy %s disagrees with predictions.csv (%.2f%%)",
-                            actor, recorded, accuracy)
+                log.warning(
+                    "fold %s: done.json accuracy %s disagrees with predictions.csv (%.2f%%)",
+                    actor,
+                    recorded,
+                    accuracy,
+                )
     fold_accuracy = np.array([fold["accuracy"] for fold in folds.values() if fold["accuracy"] is not None])
 
     run, model = predictions.run, predictions.model
@@ -93,8 +98,10 @@ def compute_summary(predictions: Predictions) -> dict[str, Any]:
         "n_clips": int(len(predictions.true)),
         "confusion_counts": counts.tolist(),
         "confusion_percent": row_percent(counts),
-        "recall": {emotion: _number(100.0 * counts[k, k] / totals[k]) if totals[k] else None
-                   for k, emotion in enumerate(EMOTIONS)},
+        "recall": {
+            emotion: _number(100.0 * counts[k, k] / totals[k]) if totals[k] else None
+            for k, emotion in enumerate(EMOTIONS)
+        },
         "wa": _number(100.0 * float(np.mean(predictions.true == predictions.predicted))),
         "ua": _number(unweighted_accuracy(predictions.true, predictions.predicted)),
         "chance_ua": _number(100.0 / len(present)),  # UA of a constant or random guess
@@ -152,12 +159,22 @@ def load_results(selected: dict[RunKey, Path]) -> dict[str, ModelResults]:
             log.warning("model %d: no run folder, left out", model_id)
     results = {}
     for model in sorted(by_model, key=model_order):
-        summaries = {seed: compute_summary(predictions) for seed, predictions in sorted(by_model[model].items())}
+        summaries = {
+            seed: compute_summary(predictions) for seed, predictions in sorted(by_model[model].items())
+        }
         for seed, summary in summaries.items():
             expected = summary["n_expected_folds"]
             if expected and summary["n_folds"] < expected:
-                log.warning("%s seed %d: partial run, %d of %d folds finished", model, seed, summary["n_folds"], expected)
-        results[model] = ModelResults(model, dict(sorted(by_model[model].items())), summaries, aggregate_seeds(summaries))
+                log.warning(
+                    "%s seed %d: partial run, %d of %d folds finished",
+                    model,
+                    seed,
+                    summary["n_folds"],
+                    expected,
+                )
+        results[model] = ModelResults(
+            model, dict(sorted(by_model[model].items())), summaries, aggregate_seeds(summaries)
+        )
     if not results:
         raise CremadError("no model has a finished fold; run `cremad loso` first")
     return results
@@ -183,15 +200,20 @@ def format_summary(summary: dict[str, Any]) -> str:
     clip), WA, UA beside its chance level, macro-F1, fold accuracy and the row-normalized
     confusion matrix."""
     seed = f", seed {summary['seed']}" if summary.get("seed") is not None else ""
-    lines = [f"{model_label(summary['model'])}{seed} ({summary['run_dir']}): {_fold_status(summary)}, "
-             f"{summary['n_clips']} test clips"]
+    lines = [
+        f"{model_label(summary['model'])}{seed} ({summary['run_dir']}): {_fold_status(summary)}, "
+        f"{summary['n_clips']} test clips"
+    ]
     if summary["missing_folds"]:
         lines.append(f"  not started: {', '.join(summary['missing_folds'])}")
     if summary["unfinished_folds"]:
         lines.append(f"  unfinished:  {', '.join(summary['unfinished_folds'])}")
-    recall = "  ".join(f"{EMOTION_NAMES[emotion]} {_format(summary['recall'][emotion])}"
-                       if emotion not in summary["absent_classes"] else f"{EMOTION_NAMES[emotion]} absent"
-                       for emotion in EMOTIONS)
+    recall = "  ".join(
+        f"{EMOTION_NAMES[emotion]} {_format(summary['recall'][emotion])}"
+        if emotion not in summary["absent_classes"]
+        else f"{EMOTION_NAMES[emotion]} absent"
+        for emotion in EMOTIONS
+    )
     lines.append(f"  true-positive % (recall): {recall}")
     lines.append(
         f"  WA {_format(summary['wa'])}  UA {_format(summary['ua'])} (chance {_format(summary['chance_ua'])})"
@@ -201,23 +223,33 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append("  confusion, % of true class (rows true, columns predicted):")
     lines.append("         " + "".join(f"{emotion:>7}" for emotion in EMOTIONS))
     for emotion, row in zip(EMOTIONS, summary["confusion_percent"]):
-        cells = "".join(f"{value:7.1f}" for value in row) if row is not None else "   absent (no clip of this class)"
+        cells = (
+            "".join(f"{value:7.1f}" for value in row)
+            if row is not None
+            else "   absent (no clip of this class)"
+        )
         lines.append(f"    {emotion:<5}{cells}")
     return "\n".join(lines)
 
 
 def format_seeds(summary: dict[str, Any]) -> str:
     """One line: a model's numbers as mean ± sd over its seeds."""
+
     def cell(key: str) -> str:
         return f"{_format(summary[key])} ± {_format(summary[f'{key}_sd'])}"
 
-    return (f"{model_label(summary['model'])} over {summary['n_seeds']} seeds ({', '.join(map(str, summary['seeds']))}): "
-            f"WA {cell('wa')}  UA {cell('ua')} (chance {_format(summary['chance_ua'])})  macro-F1 {cell('macro_f1')}")
+    return (
+        f"{model_label(summary['model'])} over {summary['n_seeds']} seeds "
+        f"({', '.join(map(str, summary['seeds']))}): WA {cell('wa')}  UA {cell('ua')} "
+        f"(chance {_format(summary['chance_ua'])})  macro-F1 {cell('macro_f1')}"
+    )
 
 
 def add_arguments(parser) -> None:
-    runs.add_selection_arguments(parser, "a run folder (runs/cremad/paper/model2/seed0) or any folder above run "
-                                         "folders (default: runs)")
+    runs.add_selection_arguments(
+        parser,
+        "a run folder (runs/cremad/paper/model2/seed0) or any folder above run folders (default: runs)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 

@@ -162,8 +162,7 @@ def build_model(
         raise ValueError(f"model_id must be one of {MODEL_IDS}, got {model_id!r}")
     if n_frames < 1 or n_features < 1 or n_classes < 2:
         raise ValueError(
-            f"need n_frames >= 1, n_features >= 1, n_classes >= 2; "
-            f"got {n_frames}, {n_features}, {n_classes}"
+            f"need n_frames >= 1, n_features >= 1, n_classes >= 2; got {n_frames}, {n_features}, {n_classes}"
         )
     if config.decoder_steps < 1:
         raise ValueError(f"decoder_steps must be >= 1, got {config.decoder_steps}")

@@ -19,16 +19,32 @@ import numpy as np
 from cremad import CremadError, runs
 from cremad.atomic import write_text
 from cremad.config import EMOTIONS
-from cremad.crowd import (GROUP_ATTRIBUTES, PUBLISHED_RATER_ACCURACY, compare_model, emotion_mean_shares, find_meta_file, group_accuracy,
-                          intended_labels, js_divergence, rater_accuracy, read_demographics, read_votes)
+from cremad.crowd import (
+    GROUP_ATTRIBUTES,
+    PUBLISHED_RATER_ACCURACY,
+    compare_model,
+    emotion_mean_shares,
+    find_meta_file,
+    group_accuracy,
+    intended_labels,
+    js_divergence,
+    rater_accuracy,
+    read_demographics,
+    read_votes,
+)
 from cremad.runs import Predictions
 from cremad.tables import markdown, write_csv
 
 log = logging.getLogger(__name__)
 
+
 # ---------------------------------------------------------------------------- model runs
-def load_models(root: str | Path, experiment: str | None = None, models: list[str] | None = None,
-                seeds: list[int] | None = None) -> dict[str, Predictions]:
+def load_models(
+    root: str | Path,
+    experiment: str | None = None,
+    models: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> dict[str, Predictions]:
     """{label: Predictions} of every CREMA-D run of one experiment under `root` with finished
     folds (see `cremad.runs.select_runs`); the label is cremad/<model>, with /seed<s> added when
     a model has several seeds. No CREMA-D run at all is a warning and {}."""
@@ -65,11 +81,23 @@ def build_tables(votes: dict, demographics: dict, models: dict[str, dict]) -> di
         raters_rows.append([modality, PUBLISHED_RATER_ACCURACY[modality], *accuracy.values()])
     raters_header = ["modality", "published", *accuracy.keys()]
 
-    model_keys = ["n_clips", "n_without_votes", "accuracy_intended", "agreement_majority",
-                  "raters_majority_intended", "jsd_model", "jsd_uniform", "jsd_onehot", "jsd_label_prior", "closer_than_onehot"]
+    model_keys = [
+        "n_clips",
+        "n_without_votes",
+        "accuracy_intended",
+        "agreement_majority",
+        "raters_majority_intended",
+        "jsd_model",
+        "jsd_uniform",
+        "jsd_onehot",
+        "jsd_label_prior",
+        "closer_than_onehot",
+    ]
     models_rows = [[label, *(result[key] for key in model_keys)] for label, result in models.items()]
     correlation_rows = [
-        [label, emotion, *result["correlations"][emotion]] for label, result in models.items() for emotion in EMOTIONS
+        [label, emotion, *result["correlations"][emotion]]
+        for label, result in models.items()
+        for emotion in EMOTIONS
     ]
 
     voice = votes["voice"]
@@ -80,7 +108,9 @@ def build_tables(votes: dict, demographics: dict, models: dict[str, dict]) -> di
     for attribute in GROUP_ATTRIBUTES:
         raters = group_accuracy(clip_ids, hits, counts.sum(axis=1), demographics, attribute)
         per_model = {
-            label: group_accuracy(result["clip"], result["correct"], np.ones(len(result["clip"])), demographics, attribute)
+            label: group_accuracy(
+                result["clip"], result["correct"], np.ones(len(result["clip"])), demographics, attribute
+            )
             for label, result in models.items()
         }
         for group, (n_actors, n_clips, accuracy) in raters.items():
@@ -110,11 +140,14 @@ TABLE_NOTES = {
     "votes for the intended emotion / all votes (the CREMA-D paper's measure, `published`); majority_strict: "
     "the intended emotion is the single most-voted one; majority_ties_split: 1/k for a k-way tie.",
     "models": "LOSO accuracy (%) against the intended emotion and agreement with the voice raters' majority "
-    "(1/k credit when the model's top emotion is one of k tied most-voted emotions); raters_majority_intended "
-    "is the raters' own majority against the intended emotion on the same clips. Mean Jensen-Shannon "
+    "(1/k credit when the model's top emotion is one of k tied most-voted emotions); "
+    "raters_majority_intended is the raters' own majority against the intended emotion on the same clips. "
+    "Mean Jensen-Shannon "
     "divergence (bits) from the voice vote shares of the model's probabilities, a uniform vector, the "
-    "one-hot intended label and the label prior (mean vote shares of the clips of the same intended emotion); closer_than_onehot = % of clips where the model is closer than the one-hot label.",
-    "correlations": "Per emotion, correlation over clips between the model's p_<EMO> and the share of voice votes for it.",
+    "one-hot intended label and the label prior (mean vote shares of the clips of the same intended "
+    "emotion); closer_than_onehot = % of clips where the model is closer than the one-hot label.",
+    "correlations": "Per emotion, correlation over clips between the model's p_<EMO> and the share of voice "
+    "votes for it.",
     "groups": "Accuracy (%) by the actor's sex, age band, race and ethnicity (VideoDemographics.csv): raters "
     "per response on all voice clips, models per clip on their LOSO test clips.",
 }
@@ -140,7 +173,9 @@ def plot(tables: dict, models: dict[str, dict], votes: dict, out_dir: Path) -> l
     axes = figure.subplots(2, 2)
     raters = next(dict(zip(tables["raters"][0], row)) for row in tables["raters"][1] if row[0] == "voice")
     names = ["raters\n(per response)", "raters\n(majority)"] + list(models)
-    intended = [raters["per_response"], raters["majority_ties_split"]] + [m["accuracy_intended"] for m in models.values()]
+    intended = [raters["per_response"], raters["majority_ties_split"]] + [
+        m["accuracy_intended"] for m in models.values()
+    ]
     majority = [np.nan, np.nan] + [m["agreement_majority"] for m in models.values()]
     x = np.arange(len(names))
     axes[0, 0].bar(x - 0.2, intended, 0.4, label="vs intended emotion")
@@ -156,7 +191,9 @@ def plot(tables: dict, models: dict[str, dict], votes: dict, out_dir: Path) -> l
     boxes = {
         "uniform": js_divergence(np.full_like(shares, 1 / len(EMOTIONS)), shares),
         "one-hot\nintended": js_divergence(np.eye(len(EMOTIONS))[intended_labels(voice_ids)], shares),
-        "label\nprior": js_divergence(emotion_mean_shares(votes["voice"])[intended_labels(voice_ids)], shares),
+        "label\nprior": js_divergence(
+            emotion_mean_shares(votes["voice"])[intended_labels(voice_ids)], shares
+        ),
         **{label: result["jsd_per_clip"] for label, result in models.items()},
     }
     axes[0, 1].boxplot(list(boxes.values()), showfliers=False)
@@ -167,7 +204,9 @@ def plot(tables: dict, models: dict[str, dict], votes: dict, out_dir: Path) -> l
         width = 0.8 / len(models)
         for i, label in enumerate(models):
             pearson = [models[label]["correlations"][e][0] for e in EMOTIONS]
-            axes[1, 0].bar(np.arange(len(EMOTIONS)) + i * width - 0.4 + width / 2, pearson, width, label=label)
+            axes[1, 0].bar(
+                np.arange(len(EMOTIONS)) + i * width - 0.4 + width / 2, pearson, width, label=label
+            )
         axes[1, 0].set_xticks(np.arange(len(EMOTIONS)), EMOTIONS)
         axes[1, 0].set(ylabel="Pearson r", title="(c) p_<EMO> vs vote share, per emotion")
         axes[1, 0].legend(fontsize=8)
@@ -183,7 +222,9 @@ def plot(tables: dict, models: dict[str, dict], votes: dict, out_dir: Path) -> l
         axes[1, 1].barh(y + i * height - 0.4 + height / 2, [row[column] for row in rows], height, label=label)
     axes[1, 1].set_yticks(y, groups, fontsize=7)
     axes[1, 1].invert_yaxis()
-    axes[1, 1].set(xlabel="accuracy vs intended (%)", xlim=(0, 100), title="(d) by actor group (number of actors)")
+    axes[1, 1].set(
+        xlabel="accuracy vs intended (%)", xlim=(0, 100), title="(d) by actor group (number of actors)"
+    )
     axes[1, 1].legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     paths = [out_dir / "perception.png", out_dir / "perception.pdf"]
@@ -194,12 +235,20 @@ def plot(tables: dict, models: dict[str, dict], votes: dict, out_dir: Path) -> l
 
 # ---------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", help="runs root of `cremad loso` or any folder below it; "
-                        "without it, the raters' figures alone")
-    parser.add_argument("--experiment", default=None, help="experiment (default: the only one there, else paper)")
+    parser.add_argument(
+        "--runs",
+        help="runs root of `cremad loso` or any folder below it; without it, the raters' figures alone",
+    )
+    parser.add_argument(
+        "--experiment", default=None, help="experiment (default: the only one there, else paper)"
+    )
     parser.add_argument("--models", help="comma-separated models, e.g. 1,2 (default: all there)")
     parser.add_argument("--seeds", help="comma-separated seeds (default: all there)")
-    parser.add_argument("--meta", required=True, help="CREMA-D checkout or folder with tabulatedVotes.csv and VideoDemographics.csv")
+    parser.add_argument(
+        "--meta",
+        required=True,
+        help="CREMA-D checkout or folder with tabulatedVotes.csv and VideoDemographics.csv",
+    )
     parser.add_argument("--out", default="figures/perception", help="output folder (default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
@@ -212,11 +261,17 @@ def run(args: argparse.Namespace) -> int:
     if not votes["voice"]:
         raise CremadError(f"{meta / 'tabulatedVotes.csv'}: no voice-only rows (ids 1xxxxx)")
     models = {}
-    selected = load_models(args.runs, args.experiment, *runs.parse_selection(args.models, args.seeds)) if args.runs else {}
+    selected = (
+        load_models(args.runs, args.experiment, *runs.parse_selection(args.models, args.seeds))
+        if args.runs
+        else {}
+    )
     for label, predictions in selected.items():
         result = compare_model(predictions, votes["voice"])
         if result["n_without_votes"]:
-            log.warning("%s: %d predicted clips have no voice votes, left out", label, result["n_without_votes"])
+            log.warning(
+                "%s: %d predicted clips have no voice votes, left out", label, result["n_without_votes"]
+            )
         models[label] = result
         log.info("%s: %d clips", label, result["n_clips"])
     if args.runs and not models:

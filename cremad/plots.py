@@ -24,8 +24,14 @@ log = logging.getLogger(__name__)
 
 COLUMN_WIDTH = 3.5  # inches, one column of a two-column paper
 PAGE_WIDTH = 7.16  # inches, both columns
-STYLE = {"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7,
-         "xtick.labelsize": 6, "ytick.labelsize": 6, "legend.fontsize": 6}
+STYLE = {
+    "font.size": 7,
+    "axes.titlesize": 7,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 6,
+    "ytick.labelsize": 6,
+    "legend.fontsize": 6,
+}
 
 
 def save(figure: Figure, out: Path, stem: str) -> list[Path]:
@@ -43,17 +49,34 @@ def plot_confusion(ax, summary: dict[str, Any], title: str, values_format: str =
     from sklearn.metrics import ConfusionMatrixDisplay
 
     names = [EMOTION_NAMES[emotion] for emotion in EMOTIONS]
-    percent = np.array([row if row is not None else [np.nan] * len(EMOTIONS)
-                        for row in summary["confusion_percent"]], dtype=float)  # (6, 6), NaN rows absent
+    percent = np.array(
+        [row if row is not None else [np.nan] * len(EMOTIONS) for row in summary["confusion_percent"]],
+        dtype=float,
+    )  # (6, 6), NaN rows absent
     display = ConfusionMatrixDisplay(np.nan_to_num(percent), display_labels=names)
-    display.plot(ax=ax, cmap="Blues", values_format=values_format, colorbar=False, xticks_rotation=45,
-                 im_kw={"vmin": 0.0, "vmax": 100.0}, text_kw={"fontsize": 5.5})
+    display.plot(
+        ax=ax,
+        cmap="Blues",
+        values_format=values_format,
+        colorbar=False,
+        xticks_rotation=45,
+        im_kw={"vmin": 0.0, "vmax": 100.0},
+        text_kw={"fontsize": 5.5},
+    )
     for row in np.flatnonzero(np.isnan(percent).all(axis=1)):
         ax.axhspan(row - 0.5, row + 0.5, color="0.85", zorder=2)
         for text in display.text_[row]:
             text.set_visible(False)
-        ax.text((len(EMOTIONS) - 1) / 2, row, "absent (no clip)", ha="center", va="center", fontsize=5.5,
-                color="0.35", zorder=3)
+        ax.text(
+            (len(EMOTIONS) - 1) / 2,
+            row,
+            "absent (no clip)",
+            ha="center",
+            va="center",
+            fontsize=5.5,
+            color="0.35",
+            zorder=3,
+        )
     ax.set_title(title)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("True (% of row)")
@@ -85,8 +108,10 @@ def fold_accuracy_figure(results: dict, out: Path) -> list[Path]:
     a fold's accuracy averaged over the seeds that ran it."""
     figure = Figure(figsize=(COLUMN_WIDTH, 2.4), layout="constrained")
     ax = figure.add_subplot()
-    data = [[fold["accuracy"] for fold in result.summary["folds"].values() if fold["accuracy"] is not None]
-            for result in results.values()]
+    data = [
+        [fold["accuracy"] for fold in result.summary["folds"].values() if fold["accuracy"] is not None]
+        for result in results.values()
+    ]
     ax.boxplot(data, tick_labels=[result.label for result in results.values()], showfliers=False, widths=0.5)
     jitter = np.random.default_rng(0)  # fixed jitter: the same runs give the same picture
     for position, values in enumerate(data, start=1):
@@ -131,15 +156,20 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     from cremad.features import read_clip
 
     # The run's own feature settings, so the clip is read (resampled, trimmed) as its models saw it.
-    settings = {key: value for key in ("sample_rate", "hop_length", "win_length", "trim_digital_silence")
-                if (value := run_setting(results, key)) is not None}
+    settings = {
+        key: value
+        for key in ("sample_rate", "hop_length", "win_length", "trim_digital_silence")
+        if (value := run_setting(results, key)) is not None
+    }
     features = dataclasses.replace(FeatureConfig(), **settings)
     sample_rate, hop_length = features.sample_rate, features.hop_length
     signal, _ = read_clip(audio_path, features)  # (n_samples,)
     duration = len(signal) / sample_rate
     names = [model_name(model_id) for model_id in ATTENTION_MODEL_IDS]
     curves = {name: clip_attention(results[name], actor, clip_id) for name in names if name in results}
-    n_frames = max((curve[0].shape[-1] for curve in curves.values() if curve), default=1 + len(signal) // hop_length)
+    n_frames = max(
+        (curve[0].shape[-1] for curve in curves.values() if curve), default=1 + len(signal) // hop_length
+    )
     pad_to = max(len(signal), int(run_setting(results, "pad_to") or (n_frames - 1) * hop_length))
     padded = np.pad(signal, (0, pad_to - len(signal)))  # (pad_to,)
     seconds = np.arange(pad_to) / sample_rate  # (pad_to,)
@@ -155,12 +185,17 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     ax_wave.set_ylabel("Amplitude")
     ax_wave.set_title("Raw waveform")
     # The paper locates words by sample number ("30000th to 40000th sample"); keep both scales.
-    samples_axis = ax_wave.secondary_xaxis("top", functions=(lambda t: t * sample_rate, lambda s: s / sample_rate))
+    samples_axis = ax_wave.secondary_xaxis(
+        "top", functions=(lambda t: t * sample_rate, lambda s: s / sample_rate)
+    )
     samples_axis.set_xlabel("Sample")
-    spectrum = librosa.stft(signal, n_fft=features.n_fft, hop_length=hop_length, win_length=features.win_length)
+    spectrum = librosa.stft(
+        signal, n_fft=features.n_fft, hop_length=hop_length, win_length=features.win_length
+    )
     decibels = librosa.amplitude_to_db(np.abs(spectrum), ref=np.max)  # (n_fft // 2 + 1, n_frames)
-    librosa.display.specshow(decibels, sr=sample_rate, hop_length=hop_length, x_axis="time", y_axis="hz",
-                             ax=ax_spec, cmap="magma")
+    librosa.display.specshow(
+        decibels, sr=sample_rate, hop_length=hop_length, x_axis="time", y_axis="hz", ax=ax_spec, cmap="magma"
+    )
     ax_spec.set_title("Spectrogram (dB)")
     ax_spec.set_xlabel("")
 
@@ -177,20 +212,34 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
             continue
         weights, true, predicted, seed = curve
         for step in weights:  # one curve per decoder step (the paper's models have one)
-            ax.plot(seconds, step[np.minimum(frame_of_sample, len(step) - 1)], linewidth=0.6,
-                    color="tab:red" if model_id == 1 else "tab:blue")
+            ax.plot(
+                seconds,
+                step[np.minimum(frame_of_sample, len(step) - 1)],
+                linewidth=0.6,
+                color="tab:red" if model_id == 1 else "tab:blue",
+            )
         # Dotted: uniform attention (1 / n_frames), the level of a model that attends to nothing.
         uniform = 1.0 / weights.shape[-1]
         ax.axhline(uniform, linestyle=":", linewidth=0.6, color="grey")
         ax.set_ylim(0.0, 1.3 * max(weights.max(), uniform))  # from zero, headroom for the note
         verdict = "correct" if predicted == true else "wrong"
         seed_note = f", seed {seed}" if len(results[name].predictions) > 1 else ""
-        ax.set_title(f"Model {model_id} ({kind}) attention: predicted {EMOTION_NAMES[predicted]} ({verdict}){seed_note}")
+        ax.set_title(
+            f"Model {model_id} ({kind}) attention: "
+            f"predicted {EMOTION_NAMES[predicted]} ({verdict}){seed_note}"
+        )
         # Softmax mass on the zero padding is off the axis; say how much there is.
         on_padding = 1.0 - float(weights[:, first_frame:last_frame].sum() / weights.sum())
         if on_padding > 0.005:
-            ax.text(0.99, 0.95, f"{100 * on_padding:.1f}% on padding", transform=ax.transAxes,
-                    ha="right", va="top", fontsize=5.5)
+            ax.text(
+                0.99,
+                0.95,
+                f"{100 * on_padding:.1f}% on padding",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=5.5,
+            )
     ax_attention[-1].set_xlabel("Time (s)")
     for ax in (ax_wave, ax_spec, *ax_attention):
         ax.set_xlim(0.0, duration)

@@ -69,11 +69,15 @@ def load_trained_model(model_file: str | Path) -> TrainedModel:
     if not model_file.is_file():
         raise FileNotFoundError(f"--model {model_file}: no such file")
     if not sidecar_file.is_file():
-        raise CremadError(f"{sidecar_file}: missing; `cremad train` writes it beside {model_file.name} "
-                          "(it holds the feature settings and standardization the model needs)")
+        raise CremadError(
+            f"{sidecar_file}: missing; `cremad train` writes it beside {model_file.name} "
+            "(it holds the feature settings and standardization the model needs)"
+        )
     sidecar = json.loads(sidecar_file.read_text())
     if sidecar.get("format") != SIDECAR_FORMAT or sidecar.get("emotions") != list(EMOTIONS):
-        raise CremadError(f"{sidecar_file}: not a {SIDECAR_FORMAT} sidecar with classes {', '.join(EMOTIONS)}")
+        raise CremadError(
+            f"{sidecar_file}: not a {SIDECAR_FORMAT} sidecar with classes {', '.join(EMOTIONS)}"
+        )
     model = load_model(model_file)
     model_id = int(sidecar["model_id"])
     return TrainedModel(
@@ -109,24 +113,40 @@ def predict_file(path: str | Path, trained: TrainedModel) -> Prediction:
     signal, _ = read_clip(path, features_config)  # mono float32, as training read its clips
     starts = window_starts(len(signal), trained.pad_to)
     if len(starts) > 1:
-        log.warning("%s: %.2f s is longer than the model's %.2f s; averaging %d windows with 50 %% overlap",
-                    path, len(signal) / features_config.sample_rate, trained.pad_to / features_config.sample_rate,
-                    len(starts))
+        log.warning(
+            "%s: %.2f s is longer than the model's %.2f s; averaging %d windows with 50 %% overlap",
+            path,
+            len(signal) / features_config.sample_rate,
+            trained.pad_to / features_config.sample_rate,
+            len(starts),
+        )
     mfcc = np.stack([extract_mfcc(signal[start:], features_config, trained.pad_to) for start in starts])
     # Each window's own frames, as in training (only a clip shorter than the model is padded).
     n_own = [n_frames(min(len(signal) - start, trained.pad_to), features_config) for start in starts]
     frame_mask = speech_mask(np.minimum(n_own, mfcc.shape[1]), mfcc.shape[1], features_config.pad_side)
-    inputs = prepare_inputs(mfcc, trained.mean, trained.std, trained.config.train.padding_value,
-                            frame_mask, trained.config.train.utterance_normalization)  # (windows, n_frames, 13)
+    inputs = prepare_inputs(
+        mfcc,
+        trained.mean,
+        trained.std,
+        trained.config.train.padding_value,
+        frame_mask,
+        trained.config.train.utterance_normalization,
+    )  # (windows, n_frames, 13)
     probabilities = trained.model.predict(inputs, verbose=0).mean(axis=0)  # (6,)
     attention = None
     if trained.attention is not None:
         weights = trained.attention.predict(inputs, verbose=0).mean(axis=1)  # (windows, n_frames)
         # With start padding a short clip's samples sit after pad_to - n zeros: shift them back.
-        placed = [start - max(0, trained.pad_to - (len(signal) - start)) if features_config.pad_side == "start"
-                  else start for start in starts]
+        placed = [
+            start - max(0, trained.pad_to - (len(signal) - start))
+            if features_config.pad_side == "start"
+            else start
+            for start in starts
+        ]
         attention = place_windows(weights, placed, len(signal), features_config.hop_length)
-    return Prediction(str(path), probabilities, len(starts), len(signal) / features_config.sample_rate, signal, attention)
+    return Prediction(
+        str(path), probabilities, len(starts), len(signal) / features_config.sample_rate, signal, attention
+    )
 
 
 def place_windows(weights: np.ndarray, starts: list[int], n_samples: int, hop_length: int) -> np.ndarray:
@@ -161,9 +181,20 @@ def expand_paths(paths: list[str]) -> list[Path]:
 def write_predictions(predictions: list[Prediction], out_file: Path) -> None:
     """The probabilities of every file, one row each, as CSV."""
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(out_file, ["path", "top", *(f"p_{emotion}" for emotion in EMOTIONS), "seconds", "windows"],
-              [[item.path, item.top, *(f"{p:.6f}" for p in item.probabilities), f"{item.seconds:.3f}", item.windows]
-               for item in predictions])
+    write_csv(
+        out_file,
+        ["path", "top", *(f"p_{emotion}" for emotion in EMOTIONS), "seconds", "windows"],
+        [
+            [
+                item.path,
+                item.top,
+                *(f"{p:.6f}" for p in item.probabilities),
+                f"{item.seconds:.3f}",
+                item.windows,
+            ]
+            for item in predictions
+        ],
+    )
 
 
 def plot_attention(predictions: list[Prediction], out_file: Path, sample_rate: int, hop_length: int) -> None:
@@ -191,9 +222,13 @@ def plot_attention(predictions: list[Prediction], out_file: Path, sample_rate: i
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="WAV files or folders of them")
-    parser.add_argument("--model", required=True, help="a .keras file written by `cremad train` (sidecar .json beside it)")
+    parser.add_argument(
+        "--model", required=True, help="a .keras file written by `cremad train` (sidecar .json beside it)"
+    )
     parser.add_argument("--csv", help="write the probabilities to this CSV file")
-    parser.add_argument("--plot", help="attention curves over the waveforms (models 1 and 2) to this image file")
+    parser.add_argument(
+        "--plot", help="attention curves over the waveforms (models 1 and 2) to this image file"
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
@@ -221,10 +256,18 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.plot and trained.attention is None:
         log.warning("model %d has no attention; no plot written", trained.model_id)
     elif args.plot and predictions:
-        plot_attention(predictions, Path(args.plot), trained.config.features.sample_rate, trained.config.features.hop_length)
+        plot_attention(
+            predictions,
+            Path(args.plot),
+            trained.config.features.sample_rate,
+            trained.config.features.hop_length,
+        )
         log.info("wrote %s", args.plot)
     if failed:
-        print(f"cremad predict: {len(failed)} of {len(paths)} file(s) could not be read: "
-              + ", ".join(map(str, failed)), file=sys.stderr)
+        print(
+            f"cremad predict: {len(failed)} of {len(paths)} file(s) could not be read: "
+            + ", ".join(map(str, failed)),
+            file=sys.stderr,
+        )
         return 1
     return 0

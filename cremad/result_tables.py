@@ -29,7 +29,7 @@ ABSENT = "absent"
 
 
 def with_sd(value: float | None, sd: float | None) -> str:
-    """"45.20 ± 1.30" over several seeds, "45.20" for one, "n/a" without a value."""
+    """ "45.20 ± 1.30" over several seeds, "45.20" for one, "n/a" without a value."""
     if value is None:
         return "n/a"
     return f"{value:.2f}" if sd is None else f"{value:.2f} ± {sd:.2f}"
@@ -40,51 +40,98 @@ def table_ii(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     among the models given, beside the paper's values; differences are ours minus the paper's,
     in points. Ties go to the lower model number. Models other than the paper's are left out; an
     emotion no model has a clip of is marked absent."""
-    paper = {paper_model_id(name): summary for name, summary in summaries.items() if paper_model_id(name) is not None}
+    paper = {
+        paper_model_id(name): summary
+        for name, summary in summaries.items()
+        if paper_model_id(name) is not None
+    }
     rows = []
     for emotion in EMOTIONS:
         (paper_best_model, paper_best), (paper_worst_model, paper_worst) = PAPER_TABLE_II[emotion]
-        row = {"emotion": EMOTION_NAMES[emotion], "paper_best_model": paper_best_model, "paper_best_percent": paper_best,
-               "paper_worst_model": paper_worst_model, "paper_worst_percent": paper_worst}
-        scores = [(model_id, summary["recall"][emotion], summary.get("recall_sd", {}).get(emotion))
-                  for model_id, summary in sorted(paper.items()) if summary["recall"][emotion] is not None]
+        row = {
+            "emotion": EMOTION_NAMES[emotion],
+            "paper_best_model": paper_best_model,
+            "paper_best_percent": paper_best,
+            "paper_worst_model": paper_worst_model,
+            "paper_worst_percent": paper_worst,
+        }
+        scores = [
+            (model_id, summary["recall"][emotion], summary.get("recall_sd", {}).get(emotion))
+            for model_id, summary in sorted(paper.items())
+            if summary["recall"][emotion] is not None
+        ]
         if not scores:
-            rows.append({**row, "best_model": None, "best_percent": None, "best_sd": None, "worst_model": None,
-                         "worst_percent": None, "worst_sd": None, "best_difference": None, "worst_difference": None})
+            rows.append(
+                {
+                    **row,
+                    "best_model": None,
+                    "best_percent": None,
+                    "best_sd": None,
+                    "worst_model": None,
+                    "worst_percent": None,
+                    "worst_sd": None,
+                    "best_difference": None,
+                    "worst_difference": None,
+                }
+            )
             continue
         best = max(scores, key=lambda item: (item[1], -item[0]))
         worst = min(scores, key=lambda item: (item[1], item[0]))
-        rows.append({
-            **row,
-            "best_model": best[0], "best_percent": round(best[1], 2), "best_sd": best[2],
-            "worst_model": worst[0], "worst_percent": round(worst[1], 2), "worst_sd": worst[2],
-            "best_difference": round(best[1] - float(paper_best), 2),
-            "worst_difference": round(worst[1] - float(paper_worst), 2),
-        })
+        rows.append(
+            {
+                **row,
+                "best_model": best[0],
+                "best_percent": round(best[1], 2),
+                "best_sd": best[2],
+                "worst_model": worst[0],
+                "worst_percent": round(worst[1], 2),
+                "worst_sd": worst[2],
+                "best_difference": round(best[1] - float(paper_best), 2),
+                "worst_difference": round(worst[1] - float(paper_worst), 2),
+            }
+        )
     return rows
 
 
 def table_ii_markdown(rows: list[dict[str, Any]]) -> str:
     """Table II in the paper's layout ("Model 2 – 75.6"), the paper's columns beside ours."""
-    header = ["Emotion", "Best classified (%)", "Worst classified (%)", "Paper best (%)", "Paper worst (%)",
-              "Δ best", "Δ worst"]
+    header = [
+        "Emotion",
+        "Best classified (%)",
+        "Worst classified (%)",
+        "Paper best (%)",
+        "Paper worst (%)",
+        "Δ best",
+        "Δ worst",
+    ]
     lines = []
     for row in rows:
         absent = row["best_model"] is None
-        lines.append([
-            row["emotion"],
-            ABSENT if absent else f"Model {row['best_model']} – {with_sd(row['best_percent'], row['best_sd'])}",
-            ABSENT if absent else f"Model {row['worst_model']} – {with_sd(row['worst_percent'], row['worst_sd'])}",
-            f"Model {row['paper_best_model']} – {row['paper_best_percent']}",
-            f"Model {row['paper_worst_model']} – {row['paper_worst_percent']}",
-            "" if absent else f"{row['best_difference']:+.2f}",
-            "" if absent else f"{row['worst_difference']:+.2f}",
-        ])
+        lines.append(
+            [
+                row["emotion"],
+                ABSENT
+                if absent
+                else f"Model {row['best_model']} – {with_sd(row['best_percent'], row['best_sd'])}",
+                ABSENT
+                if absent
+                else f"Model {row['worst_model']} – {with_sd(row['worst_percent'], row['worst_sd'])}",
+                f"Model {row['paper_best_model']} – {row['paper_best_percent']}",
+                f"Model {row['paper_worst_model']} – {row['paper_worst_percent']}",
+                "" if absent else f"{row['best_difference']:+.2f}",
+                "" if absent else f"{row['worst_difference']:+.2f}",
+            ]
+        )
     return markdown(header, lines)
 
 
-FULL_COLUMNS = {"wa": "WA", "ua": "UA", "macro_f1": "Macro-F1", "fold_accuracy_mean": "Fold acc. mean",
-                "fold_accuracy_std": "Fold acc. std"}
+FULL_COLUMNS = {
+    "wa": "WA",
+    "ua": "UA",
+    "macro_f1": "Macro-F1",
+    "fold_accuracy_mean": "Fold acc. mean",
+    "fold_accuracy_std": "Fold acc. std",
+}
 
 
 def full_table(summaries: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[Any]], str]:
@@ -100,22 +147,42 @@ def full_table(summaries: dict[str, dict[str, Any]]) -> tuple[list[str], list[li
         seeds = ",".join(map(str, summary["seeds"]))
         recall_sd = summary.get("recall_sd", {})
         row = [name, seeds, folds]
-        row += [value for emotion in EMOTIONS for value in (summary["recall"][emotion], recall_sd.get(emotion))]
+        row += [
+            value for emotion in EMOTIONS for value in (summary["recall"][emotion], recall_sd.get(emotion))
+        ]
         row += [value for column in FULL_COLUMNS for value in (summary[column], summary.get(f"{column}_sd"))]
         csv_rows.append(row + [summary["chance_ua"]])
         cells = [model_label(name), seeds, folds]
-        cells += [ABSENT if emotion in summary["absent_classes"]
-                  else with_sd(summary["recall"][emotion], recall_sd.get(emotion)) for emotion in EMOTIONS]
+        cells += [
+            ABSENT
+            if emotion in summary["absent_classes"]
+            else with_sd(summary["recall"][emotion], recall_sd.get(emotion))
+            for emotion in EMOTIONS
+        ]
         cells += [with_sd(summary[column], summary.get(f"{column}_sd")) for column in FULL_COLUMNS]
         markdown_rows.append(cells + [with_sd(summary["chance_ua"], None)])
-    markdown_header = (["Model", "Seeds", "Folds", *(EMOTION_NAMES[emotion] for emotion in EMOTIONS),
-                        *FULL_COLUMNS.values(), "UA chance"])
+    markdown_header = [
+        "Model",
+        "Seeds",
+        "Folds",
+        *(EMOTION_NAMES[emotion] for emotion in EMOTIONS),
+        *FULL_COLUMNS.values(),
+        "UA chance",
+    ]
     return header, csv_rows, markdown(markdown_header, markdown_rows)
 
 
-SIGNIFICANCE_HEADERS = {"model_a": "A", "model_b": "B", "paired_folds": "Folds", "ua_difference": "UA A−B (mean)",
-                        "wilcoxon_p": "Wilcoxon p", "paired_clips": "Clips", "only_a_correct": "Only A right",
-                        "only_b_correct": "Only B right", "mcnemar_p": "McNemar p"}
+SIGNIFICANCE_HEADERS = {
+    "model_a": "A",
+    "model_b": "B",
+    "paired_folds": "Folds",
+    "ua_difference": "UA A−B (mean)",
+    "wilcoxon_p": "Wilcoxon p",
+    "paired_clips": "Clips",
+    "only_a_correct": "Only A right",
+    "only_b_correct": "Only B right",
+    "mcnemar_p": "McNemar p",
+}
 
 
 def _cell(key: str, value: Any) -> str:
@@ -141,20 +208,40 @@ def write_tables(results: dict, out: Path, corpus: str, experiment: str) -> list
     models = ", ".join(model_label(name) for name in summaries if paper_model_id(name) is not None)
     spread = "; mean ± sd over seeds" if len(seeds) > 1 else ""
     tables = {
-        "table2": (f"Table II: true-positive % per emotion, best and worst of {models} ({where}){spread}; "
-                   f"Δ = ours minus the paper's, in points", table_ii_markdown(rows), list(rows[0]),
-                   [list(row.values()) for row in rows]),
-        "table_full": (f"Per-class recall, WA, UA (chance = 1 / classes present), macro-F1 and per-fold accuracy "
-                       f"(mean, sample std), % ({where}){spread}", full_markdown, full_header, full_rows),
-        "significance": (f"Model-vs-model tests ({where}): Wilcoxon signed-rank on per-fold UA, exact McNemar on "
-                         f"pooled predictions; two-sided, unadjusted p-values"
-                         + (f" (Bonferroni threshold for {len(tests)} pairs: 0.05/{len(tests)})" if tests else
-                            "; one model only, nothing to compare")
-                         + ("; several seeds: per-fold UA averaged, clip predictions voted over seeds"
-                            if len(seeds) > 1 else ""),
-                         markdown(list(SIGNIFICANCE_HEADERS.values()),
-                                  [[_cell(key, row[key]) for key in SIGNIFICANCE_HEADERS] for row in tests]),
-                         list(SIGNIFICANCE_HEADERS), [[row[key] for key in SIGNIFICANCE_HEADERS] for row in tests]),
+        "table2": (
+            f"Table II: true-positive % per emotion, best and worst of {models} ({where}){spread}; "
+            f"Δ = ours minus the paper's, in points",
+            table_ii_markdown(rows),
+            list(rows[0]),
+            [list(row.values()) for row in rows],
+        ),
+        "table_full": (
+            f"Per-class recall, WA, UA (chance = 1 / classes present), macro-F1 and per-fold accuracy "
+            f"(mean, sample std), % ({where}){spread}",
+            full_markdown,
+            full_header,
+            full_rows,
+        ),
+        "significance": (
+            f"Model-vs-model tests ({where}): Wilcoxon signed-rank on per-fold UA, exact McNemar on "
+            f"pooled predictions; two-sided, unadjusted p-values"
+            + (
+                f" (Bonferroni threshold for {len(tests)} pairs: 0.05/{len(tests)})"
+                if tests
+                else "; one model only, nothing to compare"
+            )
+            + (
+                "; several seeds: per-fold UA averaged, clip predictions voted over seeds"
+                if len(seeds) > 1
+                else ""
+            ),
+            markdown(
+                list(SIGNIFICANCE_HEADERS.values()),
+                [[_cell(key, row[key]) for key in SIGNIFICANCE_HEADERS] for row in tests],
+            ),
+            list(SIGNIFICANCE_HEADERS),
+            [[row[key] for key in SIGNIFICANCE_HEADERS] for row in tests],
+        ),
     }
     written = []
     for stem, (title, markdown_table, csv_header, csv_rows) in tables.items():

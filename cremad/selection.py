@@ -45,15 +45,18 @@ def selection_split(actors: np.ndarray, outer_actor: str, seed: int) -> tuple[np
     if outer_actor not in set(actors):
         raise ValueError(f"outer actor {outer_actor!r} has no clips")
     if len(inner) < 2:
-        raise ValueError("selection needs at least 3 actors: the outer one, a selection one and one to train on")
+        raise ValueError(
+            "selection needs at least 3 actors: the outer one, a selection one and one to train on"
+        )
     selection_actor = inner[(zlib.crc32(outer_actor.encode()) + seed) % len(inner)]
     train_rows = np.flatnonzero((actors != outer_actor) & (actors != selection_actor))
     selection_rows = np.flatnonzero(actors == selection_actor)
     return train_rows, selection_rows, selection_actor
 
 
-def validation_curve(config: ExperimentConfig, model_id: int, features, outer_actor: str, seed: int,
-                     epochs: int) -> dict[str, Any]:
+def validation_curve(
+    config: ExperimentConfig, model_id: int, features, outer_actor: str, seed: int, epochs: int
+) -> dict[str, Any]:
     """Train `model_id` with `config`'s recipe on the inner training actors of `outer_actor`'s
     fold for `epochs` epochs, logging UA on the selection actor after each. Returns a record
     with the curve (`ua`, one value per epoch)."""
@@ -66,12 +69,24 @@ def validation_curve(config: ExperimentConfig, model_id: int, features, outer_ac
     frame_mask = features.speech_mask() if config.train.needs_frame_mask else None  # (clips, frames)
     x = model_inputs(config, features, frame_mask)[rows]  # as run_fold starts from them
     started = time.time()
-    result = train_model(config, model_id, x, np.asarray(features.labels)[rows],
-                         validation=np.isin(rows, selection_rows), seed=seed,
-                         frame_mask=None if frame_mask is None else frame_mask[rows])
-    return {"experiment": config.name, "model": model_id, "outer": outer_actor, "selection": selection_actor,
-            "seed": seed, "ua": [float(value) for value in result.history["val_ua"]],
-            "seconds": round(time.time() - started, 1)}
+    result = train_model(
+        config,
+        model_id,
+        x,
+        np.asarray(features.labels)[rows],
+        validation=np.isin(rows, selection_rows),
+        seed=seed,
+        frame_mask=None if frame_mask is None else frame_mask[rows],
+    )
+    return {
+        "experiment": config.name,
+        "model": model_id,
+        "outer": outer_actor,
+        "selection": selection_actor,
+        "seed": seed,
+        "ua": [float(value) for value in result.history["val_ua"]],
+        "seconds": round(time.time() - started, 1),
+    }
 
 
 def outer_actors(actors: np.ndarray, count: int | None) -> list[str]:
@@ -92,9 +107,16 @@ def summarize_curves(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (experiment, models), curves in sorted(groups.items()):
         length = min(len(curve) for curve in curves)
         mean = np.mean([curve[:length] for curve in curves], axis=0)  # (epochs,)
-        rows.append({"experiment": experiment, "models": models, "curves": len(curves),
-                     "at": {epoch: float(mean[epoch - 1]) for epoch in REPORT_EPOCHS if epoch <= length},
-                     "best_epoch": int(np.argmax(mean)) + 1, "best_ua": float(mean.max())})
+        rows.append(
+            {
+                "experiment": experiment,
+                "models": models,
+                "curves": len(curves),
+                "at": {epoch: float(mean[epoch - 1]) for epoch in REPORT_EPOCHS if epoch <= length},
+                "best_epoch": int(np.argmax(mean)) + 1,
+                "best_ua": float(mean.max()),
+            }
+        )
     return rows
 
 
@@ -103,8 +125,10 @@ def format_curves(rows: list[dict[str, Any]]) -> str:
     lines = ["experiment | models | curves | " + " | ".join(f"UA@{e}" for e in epochs) + " | best epoch (UA)"]
     for row in rows:
         values = " | ".join(f"{100 * row['at'][e]:.1f}" if e in row["at"] else "" for e in epochs)
-        lines.append(f"{row['experiment']} | {row['models']} | {row['curves']} | {values} | "
-                     f"{row['best_epoch']} ({100 * row['best_ua']:.1f})")
+        lines.append(
+            f"{row['experiment']} | {row['models']} | {row['curves']} | {values} | "
+            f"{row['best_epoch']} ({100 * row['best_ua']:.1f})"
+        )
     return "\n".join(lines)
 
 
@@ -112,13 +136,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="corpus folder")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     add_clip_arguments(parser)
-    parser.add_argument("--experiments", required=True,
-                        help="comma-separated candidate recipes: names in experiments/candidates/ or "
-                             "experiments/, or paths to TOML files")
+    parser.add_argument(
+        "--experiments",
+        required=True,
+        help="comma-separated candidate recipes: names in experiments/candidates/ or "
+        "experiments/, or paths to TOML files",
+    )
     parser.add_argument("--models", default="1,2,3,4", help="comma-separated paper models (default: 1,2,3,4)")
     parser.add_argument("--outer", type=int, help="how many outer folds (default: all)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
-    parser.add_argument("--epochs", type=int, default=40, help="length of each validation curve (default: 40)")
+    parser.add_argument(
+        "--epochs", type=int, default=40, help="length of each validation curve (default: 40)"
+    )
     parser.add_argument("--out", required=True, help="results JSON (resumed when it exists)")
     parser.add_argument("--cache-dir", default="cache")
     parser.add_argument("--threads", type=int, help="TensorFlow CPU threads (default: all cores)")
@@ -151,9 +180,15 @@ def run(args) -> int:
     records = json.loads(out.read_text()) if out.is_file() else []
     done = {(r["experiment"], r["model"], r["outer"], r["seed"]) for r in records}
     jobs = []
-    for (text, model_id), config in configs.items():
-        features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir,
-                                 progress=False, **clip_options(args))
+    for (_, model_id), config in configs.items():
+        features = load_features(
+            args.data,
+            corpus=args.corpus,
+            config=config.features,
+            cache_dir=args.cache_dir,
+            progress=False,
+            **clip_options(args),
+        )
         for seed in seeds:
             for actor in outer_actors(features.actors, args.outer):
                 if (config.name, model_id, actor, seed) in done:
@@ -166,8 +201,20 @@ def run(args) -> int:
         records.append(record)
         write_json(out, records)
         eta = (time.time() - started) / count * (len(jobs) - count)
-        log.info("curve %d/%d: %s model %d outer %s (selection %s) seed %d: UA at the end %.1f %%, best %.1f %%"
-                 " (%.0f s, ETA %.0f min)", count, len(jobs), config.name, model_id, actor, record["selection"],
-                 seed, 100 * record["ua"][-1], 100 * max(record["ua"]), record["seconds"], eta / 60)
+        log.info(
+            "curve %d/%d: %s model %d outer %s (selection %s) seed %d: UA at the end %.1f %%, best %.1f %%"
+            " (%.0f s, ETA %.0f min)",
+            count,
+            len(jobs),
+            config.name,
+            model_id,
+            actor,
+            record["selection"],
+            seed,
+            100 * record["ua"][-1],
+            100 * max(record["ua"]),
+            record["seconds"],
+            eta / 60,
+        )
     print(format_curves(summarize_curves(records)))
     return 0

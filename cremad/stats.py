@@ -35,7 +35,9 @@ AGGREGATED = ("wa", "ua", "macro_f1", "fold_accuracy_mean", "fold_accuracy_std")
 
 def row_percent(counts: np.ndarray) -> list[list[float] | None]:
     """Rows of a confusion matrix (rows = true) as % of the row; None for an absent class."""
-    return [[round(100.0 * float(value) / row.sum(), 4) for value in row] if row.sum() else None for row in counts]
+    return [
+        [round(100.0 * float(value) / row.sum(), 4) for value in row] if row.sum() else None for row in counts
+    ]
 
 
 def mean_sd(values) -> tuple[float | None, float | None]:
@@ -43,7 +45,9 @@ def mean_sd(values) -> tuple[float | None, float | None]:
     values = [float(value) for value in values if value is not None]
     if not values:
         return None, None
-    return round(float(np.mean(values)), 4), round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None
+    return round(float(np.mean(values)), 4), round(float(np.std(values, ddof=1)), 4) if len(
+        values
+    ) > 1 else None
 
 
 def aggregate_seeds(summaries: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -54,14 +58,19 @@ def aggregate_seeds(summaries: dict[int, dict[str, Any]]) -> dict[str, Any]:
     counts = np.sum([item["confusion_counts"] for item in items], axis=0)  # (6, 6)
     absent = [emotion for emotion, total in zip(EMOTIONS, counts.sum(axis=1)) if total == 0]
     aggregated = {key: first[key] for key in ("model", "model_id", "experiment", "corpus", "emotions")}
-    aggregated.update({
-        "seeds": seeds, "n_seeds": len(seeds), "absent_classes": absent,
-        "n_folds": min(item["n_folds"] for item in items),
-        "n_expected_folds": max((item["n_expected_folds"] or 0 for item in items), default=0) or None,
-        "n_clips": int(counts.sum()),
-        "confusion_counts": counts.tolist(), "confusion_percent": row_percent(counts),
-        "chance_ua": round(100.0 / (len(EMOTIONS) - len(absent)), 4),
-    })
+    aggregated.update(
+        {
+            "seeds": seeds,
+            "n_seeds": len(seeds),
+            "absent_classes": absent,
+            "n_folds": min(item["n_folds"] for item in items),
+            "n_expected_folds": max((item["n_expected_folds"] or 0 for item in items), default=0) or None,
+            "n_clips": int(counts.sum()),
+            "confusion_counts": counts.tolist(),
+            "confusion_percent": row_percent(counts),
+            "chance_ua": round(100.0 / (len(EMOTIONS) - len(absent)), 4),
+        }
+    )
     recall = {emotion: mean_sd(item["recall"][emotion] for item in items) for emotion in EMOTIONS}
     aggregated["recall"] = {emotion: recall[emotion][0] for emotion in EMOTIONS}
     aggregated["recall_sd"] = {emotion: recall[emotion][1] for emotion in EMOTIONS}
@@ -70,9 +79,11 @@ def aggregate_seeds(summaries: dict[int, dict[str, Any]]) -> dict[str, Any]:
     folds = {}
     for actor in sorted({actor for item in items for actor in item["folds"]}):
         runs_of_fold = [item["folds"][actor] for item in items if actor in item["folds"]]
-        folds[actor] = {"n_seeds": len(runs_of_fold),
-                        "accuracy": mean_sd(fold["accuracy"] for fold in runs_of_fold)[0],
-                        "ua": mean_sd(fold["ua"] for fold in runs_of_fold)[0]}
+        folds[actor] = {
+            "n_seeds": len(runs_of_fold),
+            "accuracy": mean_sd(fold["accuracy"] for fold in runs_of_fold)[0],
+            "ua": mean_sd(fold["ua"] for fold in runs_of_fold)[0],
+        }
     aggregated["folds"] = folds
     return aggregated
 
@@ -102,9 +113,14 @@ def significance(results: dict) -> list[dict[str, Any]]:
     rows = []
     for a, b in itertools.combinations(results, 2):
         folds_a, folds_b = results[a].summary["folds"], results[b].summary["folds"]
-        actors = [actor for actor in folds_a
-                  if folds_a[actor]["ua"] is not None and folds_b.get(actor, {}).get("ua") is not None]
-        difference = np.array([folds_a[actor]["ua"] - folds_b[actor]["ua"] for actor in actors])  # (n_paired,)
+        actors = [
+            actor
+            for actor in folds_a
+            if folds_a[actor]["ua"] is not None and folds_b.get(actor, {}).get("ua") is not None
+        ]
+        difference = np.array(
+            [folds_a[actor]["ua"] - folds_b[actor]["ua"] for actor in actors]
+        )  # (n_paired,)
         if not actors:
             wilcoxon_p = None
         elif np.allclose(difference, 0.0):
@@ -118,15 +134,17 @@ def significance(results: dict) -> list[dict[str, Any]]:
         right_b = np.array([voted_b[clip][0] == voted_b[clip][1] for clip in clips], dtype=bool)
         only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
         mcnemar_p = float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
-        rows.append({
-            "model_a": a,
-            "model_b": b,
-            "paired_folds": len(actors),
-            "ua_difference": round(float(difference.mean()), 2) if actors else None,
-            "wilcoxon_p": wilcoxon_p,  # unrounded: 3e-12 must not become 0; tables format it
-            "paired_clips": len(clips),
-            "only_a_correct": only_a,
-            "only_b_correct": only_b,
-            "mcnemar_p": mcnemar_p,
-        })
+        rows.append(
+            {
+                "model_a": a,
+                "model_b": b,
+                "paired_folds": len(actors),
+                "ua_difference": round(float(difference.mean()), 2) if actors else None,
+                "wilcoxon_p": wilcoxon_p,  # unrounded: 3e-12 must not become 0; tables format it
+                "paired_clips": len(clips),
+                "only_a_correct": only_a,
+                "only_b_correct": only_b,
+                "mcnemar_p": mcnemar_p,
+            }
+        )
     return rows

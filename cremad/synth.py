@@ -41,16 +41,30 @@ class Prosody:
 # Chosen so that pairs share cues: ANG/HAP are both high and loud (tilt and jitter differ),
 # SAD/DIS both slow and low (energy and breath differ), FEA/HAP both high (range differs).
 PROSODY = {
-    "NEU": Prosody(pitch=0.0, pitch_range=1.0, energy_db=0.0, tempo=1.0, tilt_db=0.0, jitter=0.004, breath=0.05),
-    "ANG": Prosody(pitch=3.0, pitch_range=1.4, energy_db=7.0, tempo=1.12, tilt_db=3.0, jitter=0.012, breath=0.04),
-    "HAP": Prosody(pitch=4.0, pitch_range=1.9, energy_db=4.0, tempo=1.1, tilt_db=0.5, jitter=0.004, breath=0.06),
-    "FEA": Prosody(pitch=5.0, pitch_range=0.6, energy_db=-1.0, tempo=1.2, tilt_db=-1.0, jitter=0.02, breath=0.2),
-    "SAD": Prosody(pitch=-2.5, pitch_range=0.5, energy_db=-6.0, tempo=0.78, tilt_db=-3.0, jitter=0.006, breath=0.14),
-    "DIS": Prosody(pitch=-1.5, pitch_range=1.2, energy_db=1.0, tempo=0.85, tilt_db=-1.5, jitter=0.016, breath=0.08),
+    "NEU": Prosody(
+        pitch=0.0, pitch_range=1.0, energy_db=0.0, tempo=1.0, tilt_db=0.0, jitter=0.004, breath=0.05
+    ),
+    "ANG": Prosody(
+        pitch=3.0, pitch_range=1.4, energy_db=7.0, tempo=1.12, tilt_db=3.0, jitter=0.012, breath=0.04
+    ),
+    "HAP": Prosody(
+        pitch=4.0, pitch_range=1.9, energy_db=4.0, tempo=1.1, tilt_db=0.5, jitter=0.004, breath=0.06
+    ),
+    "FEA": Prosody(
+        pitch=5.0, pitch_range=0.6, energy_db=-1.0, tempo=1.2, tilt_db=-1.0, jitter=0.02, breath=0.2
+    ),
+    "SAD": Prosody(
+        pitch=-2.5, pitch_range=0.5, energy_db=-6.0, tempo=0.78, tilt_db=-3.0, jitter=0.006, breath=0.14
+    ),
+    "DIS": Prosody(
+        pitch=-1.5, pitch_range=1.2, energy_db=1.0, tempo=0.85, tilt_db=-1.5, jitter=0.016, breath=0.08
+    ),
 }
 LEVEL_INTENSITY = {"LO": 0.45, "MD": 0.7, "HI": 1.0, "XX": 0.8}
 # (F1, F2, F3) in Hz of a few vowels for a neutral adult voice.
-VOWELS = np.array([[730, 1090, 2440], [270, 2290, 3010], [530, 1840, 2480], [570, 840, 2410], [300, 870, 2240]])
+VOWELS = np.array(
+    [[730, 1090, 2440], [270, 2290, 3010], [530, 1840, 2480], [570, 840, 2410], [300, 870, 2240]]
+)
 
 
 def _rng(seed: int, *parts: str) -> np.random.Generator:
@@ -87,7 +101,9 @@ def _envelope(frequencies: np.ndarray, formants: np.ndarray, tilt_db: float) -> 
     return gain * 10 ** ((tilt_db - 6.0) * octaves / 20)
 
 
-def synthesize_clip(seed: int, actor: str, sentence: str, emotion: str, level: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def synthesize_clip(
+    seed: int, actor: str, sentence: str, emotion: str, level: str, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
     """One clip as float32 in [-1, 1]."""
     rng = _rng(seed, actor, sentence, emotion, level)
     voice = actor_voice(seed, actor)
@@ -114,8 +130,14 @@ def synthesize_clip(seed: int, actor: str, sentence: str, emotion: str, level: s
         t = np.arange(n) / sample_rate
         progress = (position + t / (n / sample_rate)) / len(plan)
         # Declination over the sentence, an accent on each syllable, excursion scaled by range.
-        contour = -2.0 * progress + pitch_range * 2.5 * np.sin(np.pi * t / t[-1]) * (1 if position % 2 else 0.5)
-        f0 = f0_base * 2 ** (contour / 12) * (1 + jitter * rng.standard_normal(n).cumsum() / np.sqrt(np.arange(1, n + 1)))
+        contour = -2.0 * progress + pitch_range * 2.5 * np.sin(np.pi * t / t[-1]) * (
+            1 if position % 2 else 0.5
+        )
+        f0 = (
+            f0_base
+            * 2 ** (contour / 12)
+            * (1 + jitter * rng.standard_normal(n).cumsum() / np.sqrt(np.arange(1, n + 1)))
+        )
         phase = 2 * np.pi * np.cumsum(f0) / sample_rate
         formants = VOWELS[vowel] * voice["formant_scale"] * rng.uniform(0.95, 1.05)
         harmonics = np.arange(1, int(sample_rate / 2 / f0.max()))
@@ -171,7 +193,14 @@ def write_corpus(out_dir: str | Path, actors: int = 6, seed: int = 0, sample_rat
         with atomic_path(path) as temporary:
             temporary.write_bytes(data)
         written += 1
-    log.info("synth: %d clips (%d new) for actors %s..%s in %s", actors * 82, written, actor_ids[0], actor_ids[-1], folder)
+    log.info(
+        "synth: %d clips (%d new) for actors %s..%s in %s",
+        actors * 82,
+        written,
+        actor_ids[0],
+        actor_ids[-1],
+        folder,
+    )
     return folder
 
 

@@ -42,8 +42,9 @@ def sidecar_path(model_file: str | Path) -> Path:
     return Path(model_file).with_suffix(".json")
 
 
-def train_on_all_actors(config: ExperimentConfig, features, model_id: int, out_file: str | Path,
-                        verbose: int = 0) -> dict:
+def train_on_all_actors(
+    config: ExperimentConfig, features, model_id: int, out_file: str | Path, verbose: int = 0
+) -> dict:
     """Train `model_id` on every actor of `features` (a FeatureSet), the validation actors
     watching early stopping. Writes the model, its sidecar JSON and history; returns the sidecar."""
     from cremad.folds import validation_mask
@@ -56,15 +57,24 @@ def train_on_all_actors(config: ExperimentConfig, features, model_id: int, out_f
     if len(set(actors)) < 2:
         raise CremadError("training needs at least 2 actors (one of them for early stopping)")
     if config.train.speaker_normalization:
-        raise CremadError(f"experiment {config.name}: train.speaker_normalization needs each speaker's own "
-                          "statistics, which `cremad predict` cannot know for a new recording; train without it")
+        raise CremadError(
+            f"experiment {config.name}: train.speaker_normalization needs each speaker's own "
+            "statistics, which `cremad predict` cannot know for a new recording; train without it"
+        )
     train = config.train
     validation = None  # without early stopping every actor trains for train.max_epochs
     if train.early_stopping:
         validation = validation_mask(actors, train.validation_fraction, train.seed)  # (n_clips,) bool
-    result = train_model(config, model_id, features.features, np.asarray(features.labels), validation=validation,
-                         seed=train.seed, verbose=verbose,
-                         frame_mask=features.speech_mask() if train.needs_frame_mask else None)
+    result = train_model(
+        config,
+        model_id,
+        features.features,
+        np.asarray(features.labels),
+        validation=validation,
+        seed=train.seed,
+        verbose=verbose,
+        frame_mask=features.speech_mask() if train.needs_frame_mask else None,
+    )
     held_out = np.zeros(len(actors), bool) if validation is None else validation
     scaler_actors = sorted(set(actors if result.refit_history is not None else actors[~held_out]))
     sidecar = {
@@ -77,8 +87,12 @@ def train_on_all_actors(config: ExperimentConfig, features, model_id: int, out_f
         "n_frames": int(features.features.shape[1]),
         # The statistics the final model was trained with: of the fit actors, or of every actor
         # when train.refit retrained the model on all of them.
-        "scaler": {"mean": result.mean.tolist(), "std": result.std.tolist(), "actors": scaler_actors,
-                   "refit": result.refit_history is not None},
+        "scaler": {
+            "mean": result.mean.tolist(),
+            "std": result.std.tolist(),
+            "actors": scaler_actors,
+            "refit": result.refit_history is not None,
+        },
         "feature_cache_key": features.cache_key,
         "n_clips": len(features.clips),
         "actors": sorted(set(actors.tolist())),
@@ -86,8 +100,11 @@ def train_on_all_actors(config: ExperimentConfig, features, model_id: int, out_f
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
         "epochs_trained": result.epochs_trained,
-        "best_val_accuracy": (float(result.history["val_accuracy"][result.best_epoch - 1])
-                              if "val_accuracy" in result.history else None),
+        "best_val_accuracy": (
+            float(result.history["val_accuracy"][result.best_epoch - 1])
+            if "val_accuracy" in result.history
+            else None
+        ),
         "versions": runs.library_versions(),
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -103,12 +120,18 @@ def train_on_all_actors(config: ExperimentConfig, features, model_id: int, out_f
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=int, choices=MODEL_IDS, default=2, help="paper model (default: %(default)s)")
+    parser.add_argument(
+        "--model", type=int, choices=MODEL_IDS, default=2, help="paper model (default: %(default)s)"
+    )
     parser.add_argument("--data", required=True, help="corpus root or its audio folder")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     add_clip_arguments(parser)
-    parser.add_argument("--experiment", default="paper", help="experiments/<NAME>.toml (default: %(default)s)")
-    parser.add_argument("--out", help="model file (default: models/model<k>.keras); the sidecar .json goes beside it")
+    parser.add_argument(
+        "--experiment", default="paper", help="experiments/<NAME>.toml (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out", help="model file (default: models/model<k>.keras); the sidecar .json goes beside it"
+    )
     parser.add_argument("--epochs", type=int, help="override train.max_epochs")
     parser.add_argument("--cache-dir", default="cache")
     parser.add_argument("--jobs", type=int, default=-1, help="feature extraction workers (-1: all cores)")
@@ -125,18 +148,34 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         config = replace(config, {"train": {"max_epochs": args.epochs}})
     out_file = Path(args.out or f"models/{model_name(args.model)}.keras")
-    features = load_features(args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir,
-                             jobs=args.jobs, **clip_options(args))
-    log.info("model %d, experiment %s: %d clips of %d actors, %d frames", args.model, config.name,
-             len(features.clips), len(set(features.actors)), features.n_frames)
+    features = load_features(
+        args.data,
+        corpus=args.corpus,
+        config=config.features,
+        cache_dir=args.cache_dir,
+        jobs=args.jobs,
+        **clip_options(args),
+    )
+    log.info(
+        "model %d, experiment %s: %d clips of %d actors, %d frames",
+        args.model,
+        config.name,
+        len(features.clips),
+        len(set(features.actors)),
+        features.n_frames,
+    )
     sidecar = train_on_all_actors(config, features, args.model, out_file, verbose=args.verbose)
     scaler = sidecar["scaler"]
     if sidecar["validation_actors"]:
-        how = (f"early stopping on {', '.join(sidecar['validation_actors'])}: {sidecar['epochs']} epochs, best "
-               f"{sidecar['best_epoch']} (validation accuracy {sidecar['best_val_accuracy']:.3f})"
-               + (f"; refit on all actors for {sidecar['best_epoch']} epochs" if scaler["refit"] else ""))
+        how = (
+            f"early stopping on {', '.join(sidecar['validation_actors'])}: {sidecar['epochs']} epochs, best "
+            f"{sidecar['best_epoch']} (validation accuracy {sidecar['best_val_accuracy']:.3f})"
+            + (f"; refit on all actors for {sidecar['best_epoch']} epochs" if scaler["refit"] else "")
+        )
     else:
         how = f"every actor, {sidecar['epochs']} epochs, no early stopping"
-    print(f"model {args.model} trained on {sidecar['n_clips']} clips of {len(sidecar['actors'])} actors ({how})")
+    print(
+        f"model {args.model} trained on {sidecar['n_clips']} clips of {len(sidecar['actors'])} actors ({how})"
+    )
     print(f"wrote {out_file} and {sidecar_path(out_file)}")
     return 0

@@ -58,11 +58,14 @@ def limit_threads(threads: int | None) -> None:
 def history_table(history: dict[str, list[float]]) -> tuple[list[str], list[list[float]]]:
     """A Keras history as a table: the header (epoch, then the logs by name) and a row per epoch."""
     keys = sorted(history)
-    return ["epoch", *keys], [[epoch, *map(float, values)] for epoch, values in enumerate(zip(*(history[key] for key in keys)))]
+    return ["epoch", *keys], [
+        [epoch, *map(float, values)] for epoch, values in enumerate(zip(*(history[key] for key in keys)))
+    ]
 
 
-def fit_scaler(features: np.ndarray, enabled: bool = True, frame_mask: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+def fit_scaler(
+    features: np.ndarray, enabled: bool = True, frame_mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-coefficient mean and std over the frames of `features` (n_clips, n_frames, n_mfcc):
     every frame, padding included (the padded input as the paper feeds it), or with
     `frame_mask` (n_clips, n_frames) only the frames it marks (each clip's own audio).
@@ -77,8 +80,9 @@ def fit_scaler(features: np.ndarray, enabled: bool = True, frame_mask: np.ndarra
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def normalize_groups(features: np.ndarray, groups: np.ndarray, frame_mask: np.ndarray | None = None,
-                     scale: bool = True) -> np.ndarray:
+def normalize_groups(
+    features: np.ndarray, groups: np.ndarray, frame_mask: np.ndarray | None = None, scale: bool = True
+) -> np.ndarray:
     """Z-score the clips of `features` (n_clips, ...) group by group (`groups`, one id per clip),
     each with its own group's per-coefficient statistics (`fit_scaler`, over the frames
     `frame_mask` marks, or all frames); with `scale=False` only subtract the group's mean."""
@@ -105,8 +109,14 @@ def normalize_utterances(x: np.ndarray, frame_mask: np.ndarray | None, mode: str
     return normalize_groups(x, np.arange(len(x)), frame_mask, scale=mode == "meanvar")
 
 
-def prepare_inputs(x: np.ndarray, mean: np.ndarray, std: np.ndarray, padding_value: str = "floor",
-                   frame_mask: np.ndarray | None = None, utterance: str = "none") -> np.ndarray:
+def prepare_inputs(
+    x: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    padding_value: str = "floor",
+    frame_mask: np.ndarray | None = None,
+    utterance: str = "none",
+) -> np.ndarray:
     """The model's input: `x` (n_clips, n_frames, n_mfcc) normalized per clip (`utterance`, see
     normalize_utterances), then z-scored with `mean`/`std`; with padding_value "zero" the frames
     `frame_mask` leaves out (pure padding) are set to 0."""
@@ -170,8 +180,17 @@ def SpeechFrameNoise(stddev: float, seed: int):  # noqa: N802 (a Keras layer fac
     return _SpeechFrameNoise(name="speech_frame_noise")
 
 
-def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validation, callbacks,
-              verbose: int = 0, epochs: int | None = None):
+def fit_model(
+    config: ExperimentConfig,
+    model_id: int,
+    seed: int,
+    x,
+    y,
+    validation,
+    callbacks,
+    verbose: int = 0,
+    epochs: int | None = None,
+):
     """Build, compile (optimizer and learning rate from config.train, sparse categorical
     cross-entropy) and fit model `model_id` from seed `seed` on arrays already standardized.
     With `validation` data and train.early_stopping, early stopping (best weights restored) and
@@ -186,8 +205,9 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
     train = config.train
     keras.backend.clear_session()  # drop the previous model's graphs; many folds share a process
     keras.utils.set_random_seed(seed)
-    model = build_model(model_id, n_frames=x.shape[1], n_features=x.shape[2], n_classes=len(EMOTIONS),
-                        config=config.model)
+    model = build_model(
+        model_id, n_frames=x.shape[1], n_features=x.shape[2], n_classes=len(EMOTIONS), config=config.model
+    )
     epochs = epochs or train.max_epochs
     learning_rate = train.learning_rate
     if train.lr_schedule == "cosine":  # from learning_rate to 0 over every batch of the run
@@ -199,33 +219,55 @@ def fit_model(config: ExperimentConfig, model_id: int, seed: int, x, y, validati
     optimizer = keras.optimizers.get({"class_name": train.optimizer, "config": settings})
     fitted = model  # what model.fit runs: the paper's model, or it behind the training-only noise
     if train.input_noise > 0:
-        fitted = keras.Sequential([keras.Input(shape=x.shape[1:]), SpeechFrameNoise(train.input_noise, seed), model],
-                                  name=f"{model.name}_with_noise")
+        fitted = keras.Sequential(
+            [keras.Input(shape=x.shape[1:]), SpeechFrameNoise(train.input_noise, seed), model],
+            name=f"{model.name}_with_noise",
+        )
     fitted.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     early_stopping = None
     callbacks = list(callbacks)
     if validation is not None and not train.early_stopping:
         callbacks.append(UnweightedAccuracy(*validation))
     elif validation is not None:
-        early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience,
-                                                       restore_best_weights=True)
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=train.patience, restore_best_weights=True
+        )
         callbacks = [early_stopping, *callbacks]
         if train.reduce_lr_patience > 0:
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                                               patience=train.reduce_lr_patience))
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_loss", factor=0.5, patience=train.reduce_lr_patience
+                )
+            )
     if train.ema_momentum > 0 and validation is not None:
         # Validate, log and early-stop on the averaged weights, the ones fit leaves in the model:
         # this swaps them in at every epoch's end, before the other callbacks run.
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    history = fitted.fit(x, y, validation_data=validation, epochs=epochs,
-                        batch_size=train.batch_size, class_weight=class_weights(y, train.class_weight),
-                        shuffle=True, callbacks=callbacks, verbose=1 if verbose else 0)
+    history = fitted.fit(
+        x,
+        y,
+        validation_data=validation,
+        epochs=epochs,
+        batch_size=train.batch_size,
+        class_weight=class_weights(y, train.class_weight),
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=1 if verbose else 0,
+    )
     return model, history.history, early_stopping
 
 
-def train_model(config: ExperimentConfig, model_id: int, x: np.ndarray, y: np.ndarray,
-                validation: np.ndarray | None = None, seed: int = 0, callbacks=(), verbose: int = 0,
-                frame_mask: np.ndarray | None = None) -> TrainResult:
+def train_model(
+    config: ExperimentConfig,
+    model_id: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    validation: np.ndarray | None = None,
+    seed: int = 0,
+    callbacks=(),
+    verbose: int = 0,
+    frame_mask: np.ndarray | None = None,
+) -> TrainResult:
     """Train paper model `model_id` on raw MFCCs `x` (n_clips, n_frames, n_mfcc) with labels `y`
     (EMOTIONS indices).
 
@@ -244,8 +286,10 @@ def train_model(config: ExperimentConfig, model_id: int, x: np.ndarray, y: np.nd
     train = config.train
     y = np.asarray(y)
     if train.needs_frame_mask and frame_mask is None:
-        raise ValueError("train.standardize_frames 'speech' / padding_value 'zero' / utterance_normalization "
-                         "need frame_mask")
+        raise ValueError(
+            "train.standardize_frames 'speech' / padding_value 'zero' / utterance_normalization "
+            "need frame_mask"
+        )
     if frame_mask is not None and frame_mask.shape != x.shape[:2]:
         raise ValueError(f"frame_mask has shape {frame_mask.shape}, expected {x.shape[:2]}")
     scaler_mask = frame_mask if train.standardize_frames == "speech" else None
@@ -255,12 +299,16 @@ def train_model(config: ExperimentConfig, model_id: int, x: np.ndarray, y: np.nd
         return fit_scaler(x[rows], train.standardize, None if scaler_mask is None else scaler_mask[rows])
 
     def inputs_of(rows, mean, std):
-        return prepare_inputs(x[rows], mean, std, train.padding_value, None if frame_mask is None else frame_mask[rows])
+        return prepare_inputs(
+            x[rows], mean, std, train.padding_value, None if frame_mask is None else frame_mask[rows]
+        )
 
     every = np.ones(len(x), dtype=bool)
     if validation is None:
         mean, std = scaler_of(every)
-        model, history, _ = fit_model(config, model_id, seed, inputs_of(every, mean, std), y, None, callbacks, verbose)
+        model, history, _ = fit_model(
+            config, model_id, seed, inputs_of(every, mean, std), y, None, callbacks, verbose
+        )
         epochs = len(history["loss"])
         return TrainResult(model, mean, std, history, None, epochs, epochs)
 
@@ -270,8 +318,9 @@ def train_model(config: ExperimentConfig, model_id: int, x: np.ndarray, y: np.nd
     mean, std = scaler_of(~validation)  # fit rows only
     x_fit, y_fit = inputs_of(~validation, mean, std), y[~validation]  # (n_fit, frames, 13)
     x_validation, y_validation = inputs_of(validation, mean, std), y[validation]
-    model, history, early_stopping = fit_model(config, model_id, seed, x_fit, y_fit, (x_validation, y_validation),
-                                               callbacks, verbose)
+    model, history, early_stopping = fit_model(
+        config, model_id, seed, x_fit, y_fit, (x_validation, y_validation), callbacks, verbose
+    )
     epochs = len(history["loss"])
     best_epoch = early_stopping.best_epoch + 1 if early_stopping is not None else epochs
     refit_history = None
@@ -283,8 +332,20 @@ def train_model(config: ExperimentConfig, model_id: int, x: np.ndarray, y: np.nd
         learning_rates = [float(rate) for rate in logged[:best_epoch]]
         mean, std = scaler_of(every)
         # A cosine schedule is not replayed: the refit decays over its own best_epoch epochs.
-        replay = [] if train.lr_schedule == "cosine" else [
-            keras.callbacks.LearningRateScheduler(lambda epoch: learning_rates[epoch])]
-        model, refit_history, _ = fit_model(config, model_id, seed, inputs_of(every, mean, std), y, None,
-                                            [*callbacks, *replay], verbose, epochs=best_epoch)
+        replay = (
+            []
+            if train.lr_schedule == "cosine"
+            else [keras.callbacks.LearningRateScheduler(lambda epoch: learning_rates[epoch])]
+        )
+        model, refit_history, _ = fit_model(
+            config,
+            model_id,
+            seed,
+            inputs_of(every, mean, std),
+            y,
+            None,
+            [*callbacks, *replay],
+            verbose,
+            epochs=best_epoch,
+        )
     return TrainResult(model, mean, std, history, refit_history, epochs, best_epoch)

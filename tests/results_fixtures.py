@@ -59,40 +59,76 @@ def clip_rows(model_id: int, correct=None) -> dict[str, list[tuple[str, str, str
     return rows
 
 
-def write_fold(run_dir: Path, actor: str, rows: list[tuple[str, str, str]], model_id: int, done: bool = True) -> None:
+def write_fold(
+    run_dir: Path, actor: str, rows: list[tuple[str, str, str]], model_id: int, done: bool = True
+) -> None:
     """fold-<actor>/ of `run_dir` with predictions (0.9 on the predicted emotion), attention for
     models 1 and 2, and, when `done`, confusion.csv, config.json and done.json."""
     folder = runs.start_fold(runs.fold_dir(run_dir, actor))
     clips = [row[0] for row in rows]
     labels = [EMOTIONS.index(true) for _, true, _ in rows]
-    probabilities = np.array([[0.9 if emotion == predicted else 0.02 for emotion in EMOTIONS] for _, _, predicted in rows])
+    probabilities = np.array(
+        [[0.9 if emotion == predicted else 0.02 for emotion in EMOTIONS] for _, _, predicted in rows]
+    )
     if model_id in ATTENTION_MODEL_IDS:
         # A bump of attention over frames 10-30 (0.1-0.3 s), the rest near zero, summing to 1.
         frames = np.arange(N_FRAMES)
         centre = 20 if model_id == 1 else 25
         curve = np.exp(-0.5 * ((frames - centre) / 4.0) ** 2) + 1e-4
-        runs.write_attention(folder, clips, np.tile(curve / curve.sum(), (len(rows), 1, 1)))  # (n_clips, 1, n_frames)
+        runs.write_attention(
+            folder, clips, np.tile(curve / curve.sum(), (len(rows), 1, 1))
+        )  # (n_clips, 1, n_frames)
     if done:
-        runs.finish_fold(folder, clips, [actor] * len(rows), labels, probabilities, {"test_actor": actor},
-                         epochs=2, seconds=1.0)
+        runs.finish_fold(
+            folder,
+            clips,
+            [actor] * len(rows),
+            labels,
+            probabilities,
+            {"test_actor": actor},
+            epochs=2,
+            seconds=1.0,
+        )
     else:
         runs.write_predictions(folder, clips, [actor] * len(rows), labels, probabilities)
 
 
-def write_model(root: Path, model_id: int, actors=ACTORS, listed=None, data_dir: Path | None = None,
-                run_json: bool = True, seed: int = 0, correct=None, corpus: str = "cremad",
-                experiment: str = "paper") -> Path:
+def write_model(
+    root: Path,
+    model_id: int,
+    actors=ACTORS,
+    listed=None,
+    data_dir: Path | None = None,
+    run_json: bool = True,
+    seed: int = 0,
+    correct=None,
+    corpus: str = "cremad",
+    experiment: str = "paper",
+) -> Path:
     """The run folder <root>/<corpus>/<experiment>/model<k>/seed<seed>/ with run.json (listing
     `listed` actors, default `actors`) and one finished fold per actor in `actors`; returns it."""
     run_dir = runs.run_dir(root, corpus, experiment, model_name(model_id), seed)
     run_dir.mkdir(parents=True)
     if run_json:
-        runs.prepare_run(run_dir, {
-            "experiment": experiment, "model": model_name(model_id), "model_id": model_id, "corpus": corpus,
-            "seed": seed, "data_dir": str(data_dir) if data_dir else None,
-            "config": {"features": {"sample_rate": SAMPLE_RATE, "hop_length": HOP_LENGTH}, "train": {"seed": seed}},
-            "n_frames": N_FRAMES, "pad_to": PAD_TO, "actors": list(listed or actors),
-        }, force=False)
+        runs.prepare_run(
+            run_dir,
+            {
+                "experiment": experiment,
+                "model": model_name(model_id),
+                "model_id": model_id,
+                "corpus": corpus,
+                "seed": seed,
+                "data_dir": str(data_dir) if data_dir else None,
+                "config": {
+                    "features": {"sample_rate": SAMPLE_RATE, "hop_length": HOP_LENGTH},
+                    "train": {"seed": seed},
+                },
+                "n_frames": N_FRAMES,
+                "pad_to": PAD_TO,
+                "actors": list(listed or actors),
+            },
+            force=False,
+        )
     rows = clip_rows(model_id, correct)
     for actor in actors:
         write_fold(run_dir, actor, rows[actor], model_id)
@@ -110,7 +146,9 @@ def write_corpus(root: Path, clip_ids=("1001_DFA_ANG_XX",)) -> Path:
     return root
 
 
-def write_runs(root: Path, models=(1, 2, 3, 4), data_dir: Path | None = None, experiment: str = "paper") -> Path:
+def write_runs(
+    root: Path, models=(1, 2, 3, 4), data_dir: Path | None = None, experiment: str = "paper"
+) -> Path:
     """A seed-0 run of each model, as `cremad loso --runs root` would leave them; returns
     root/cremad (a folder `--runs` takes)."""
     for model_id in models:

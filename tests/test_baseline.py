@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from cremad import CremadError, baseline
+from cremad import baseline
 from cremad.atomic import write_json
 from cremad.cli import main
 from cremad.config import EMOTIONS, FeatureConfig
@@ -27,14 +27,25 @@ def test_functionals_of_a_ramp_and_a_constant():
     ramp = 1.0 + 2.0 * np.arange(101) * FRAME_SECONDS  # 1 -> 3 over one second: slope 2 per second
     row = functionals(np.column_stack([ramp, np.full(101, 5.0)]), FRAME_SECONDS)
     assert row.shape == (2 * len(STATISTICS),)
-    expected = {"mean": 2.0, "min": 1.0, "max": 3.0, "range": 2.0, "q25": 1.5, "median": 2.0, "q75": 2.5,
-                "slope": 2.0, "delta_mean": 0.02, "delta_std": 0.0}  # delta: change per frame
+    expected = {
+        "mean": 2.0,
+        "min": 1.0,
+        "max": 3.0,
+        "range": 2.0,
+        "q25": 1.5,
+        "median": 2.0,
+        "q75": 2.5,
+        "slope": 2.0,
+        "delta_mean": 0.02,
+        "delta_std": 0.0,
+    }  # delta: change per frame
     for name, value in expected.items():
         assert statistic(row, 0, name) == pytest.approx(value, abs=1e-9), name
     assert statistic(row, 0, "std") == pytest.approx(np.std(ramp))
     for name in STATISTICS:  # a constant has no spread, slope or change
-        assert statistic(row, 1, name) == pytest.approx(5.0 if name in ("mean", "min", "max", "q25", "median", "q75")
-                                                        else 0.0, abs=1e-9), name
+        assert statistic(row, 1, name) == pytest.approx(
+            5.0 if name in ("mean", "min", "max", "q25", "median", "q75") else 0.0, abs=1e-9
+        ), name
 
 
 def test_functionals_of_very_short_clips():
@@ -62,10 +73,17 @@ def test_functionals_do_not_depend_on_the_padding(tmp_path, kind):
     write_tones(tmp_path / "AudioWAV")
     rows = []
     for pad_to in (19_200, 48_000):
-        features = load_features(tmp_path, config=FeatureConfig(pad_to=pad_to), cache_dir=tmp_path / "cache",
-                                 jobs=1, progress=False)
+        features = load_features(
+            tmp_path,
+            config=FeatureConfig(pad_to=pad_to),
+            cache_dir=tmp_path / "cache",
+            jobs=1,
+            progress=False,
+        )
         values, names = load_functionals(features, kind, tmp_path / "cache", jobs=1)
-        assert values.shape == (3, len(names)) and len(names) == (13 if kind == "mfcc" else 20) * len(STATISTICS)
+        assert values.shape == (3, len(names)) and len(names) == (13 if kind == "mfcc" else 20) * len(
+            STATISTICS
+        )
         rows.append(values)
     np.testing.assert_allclose(rows[0], rows[1], rtol=1e-5, atol=1e-4)
     # Counted as frames, 2.5 s of padding would drag the mean of c0 down towards the floor (-632).
@@ -104,7 +122,9 @@ def test_functionals_cache_is_keyed_and_reused(tmp_path, monkeypatch):
     monkeypatch.setattr("cremad.functionals.mfcc_functionals", lambda _: pytest.fail("recomputed"))
     again, _ = load_functionals(features, "mfcc", tmp_path / "c")
     np.testing.assert_array_equal(first, again)
-    other = load_features(tmp_path, config=FeatureConfig(n_mels=26), cache_dir=tmp_path / "c", jobs=1, progress=False)
+    other = load_features(
+        tmp_path, config=FeatureConfig(n_mels=26), cache_dir=tmp_path / "c", jobs=1, progress=False
+    )
     monkeypatch.undo()
     load_functionals(other, "mfcc", tmp_path / "c")
     assert len(list((tmp_path / "c").glob("functionals-mfcc-*.npz"))) == 2  # new key, old cache kept
@@ -135,7 +155,7 @@ class RecordingScaler(baseline.StandardScaler):
 
     fitted: list[set[int]] = []
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None):  # noqa: N803 (scikit-learn's argument name)
         RecordingScaler.fitted.append({int(round(value)) for value in X[:, 0]})
         return super().fit(X, y, sample_weight)
 
@@ -145,9 +165,10 @@ class RecordingSearch(baseline.GridSearchCV):
 
     calls: list[dict] = []
 
-    def fit(self, X, y=None, **params):
-        RecordingSearch.calls.append({"clips": set(X[:, 0].astype(int)), "groups": set(params["groups"]),
-                                      "splits": list(self.cv)})
+    def fit(self, X, y=None, **params):  # noqa: N803 (scikit-learn's argument name)
+        RecordingSearch.calls.append(
+            {"clips": set(X[:, 0].astype(int)), "groups": set(params["groups"]), "splits": list(self.cv)}
+        )
         return super().fit(X, y, **params)
 
 
@@ -189,10 +210,14 @@ def test_one_training_actor_is_refused():
 def test_parallel_folds_match_serial_ones():
     values, labels, actors = separable()
     serial = {r["test_actor"]: r for r in baseline.fold_results(values, labels, actors, list(ACTORS), jobs=1)}
-    parallel = {r["test_actor"]: r for r in baseline.fold_results(values, labels, actors, list(ACTORS), jobs=2)}
+    parallel = {
+        r["test_actor"]: r for r in baseline.fold_results(values, labels, actors, list(ACTORS), jobs=2)
+    }
     assert set(serial) == set(parallel) == set(ACTORS)
     for actor in ACTORS:
-        np.testing.assert_allclose(serial[actor]["probabilities"], parallel[actor]["probabilities"], atol=1e-9)
+        np.testing.assert_allclose(
+            serial[actor]["probabilities"], parallel[actor]["probabilities"], atol=1e-9
+        )
 
 
 # --- the command: run folders like a model's --------------------------------------------------
@@ -202,7 +227,15 @@ def test_parallel_folds_match_serial_ones():
 def baseline_run(tiny_corpus, tmp_path_factory):
     """`cremad baseline` on the tiny synthetic corpus (3 actors); returns (command, runs root)."""
     root = tmp_path_factory.mktemp("baseline")
-    command = ["baseline", "--data", str(tiny_corpus), "--runs", str(root / "runs"), "--cache-dir", str(root / "cache")]
+    command = [
+        "baseline",
+        "--data",
+        str(tiny_corpus),
+        "--runs",
+        str(root / "runs"),
+        "--cache-dir",
+        str(root / "cache"),
+    ]
     assert main(command) == 0
     return command, root / "runs"
 
@@ -213,7 +246,11 @@ def test_baseline_command_writes_model_like_folds_and_resumes(baseline_run, caps
     command, root = baseline_run
     run_dir = runs.run_dir(root, "cremad", "paper", "svm", 0)
     predictions = runs.load_predictions(run_dir)
-    assert predictions.folds == ["1001", "1002", "1003"] and not predictions.unfinished and not predictions.missing
+    assert (
+        predictions.folds == ["1001", "1002", "1003"]
+        and not predictions.unfinished
+        and not predictions.missing
+    )
     assert predictions.model == "svm" and predictions.run["baseline"]["features"] == "mfcc"
     assert len(predictions.clip_ids) == 3 * 82
     np.testing.assert_allclose(predictions.probabilities.sum(axis=1), 1.0, atol=1e-4)
@@ -255,10 +292,17 @@ def test_summarize_figures_and_perception_treat_the_baseline_as_a_model(baseline
     assert "svm" not in (out / "table2.csv").read_text()  # Table II compares the paper's models
     meta = write_meta(tmp_path / "meta")  # votes on four DFA clips of actors 1001 and 1002
     capsys.readouterr()
-    assert main(["perception", "--runs", str(root), "--meta", str(meta), "--out", str(tmp_path / "people")]) == 0
+    assert (
+        main(["perception", "--runs", str(root), "--meta", str(meta), "--out", str(tmp_path / "people")]) == 0
+    )
     models_table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| cremad/")]
     assert [line.split("|")[1].strip() for line in models_table[:5]] == [
-        "cremad/model1", "cremad/model2", "cremad/model3", "cremad/model4", "cremad/svm"]
+        "cremad/model1",
+        "cremad/model2",
+        "cremad/model3",
+        "cremad/model4",
+        "cremad/svm",
+    ]
 
 
 def test_baseline_command_errors_name_the_argument(tmp_path, capsys):
@@ -275,6 +319,8 @@ def test_emodb_scores_well_above_chance(emodb_dir, tmp_path):
     features = load_features(emodb_dir, corpus="emodb", cache_dir=tmp_path, progress=False)
     values, _ = load_functionals(features, "mfcc", tmp_path)
     predicted = np.empty(len(values), dtype=int)
-    for result in baseline.fold_results(values, features.labels, features.actors, sorted(set(features.actors))):
+    for result in baseline.fold_results(
+        values, features.labels, features.actors, sorted(set(features.actors))
+    ):
         predicted[result["test_index"]] = result["probabilities"].argmax(axis=1)
     assert 100 * balanced_accuracy_score(features.labels, predicted) > 55

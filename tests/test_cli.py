@@ -29,12 +29,16 @@ def test_folder_without_wavs(tmp_path):
 def test_bad_audio_exit_status_and_skip(tmp_path):
     folder = tmp_path / "AudioWAV"
     folder.mkdir()
-    soundfile.write(folder / "1001_DFA_ANG_XX.wav", np.sin(np.arange(8000) / 5).astype(np.float32) * 0.3, 16_000)
+    soundfile.write(
+        folder / "1001_DFA_ANG_XX.wav", np.sin(np.arange(8000) / 5).astype(np.float32) * 0.3, 16_000
+    )
     (folder / "1002_DFA_ANG_XX.wav").write_bytes(b"")
     cache = tmp_path / "cache"
     result = cremad("features", "--data", str(tmp_path), "--cache-dir", str(cache), "--jobs", "1")
     assert result.returncode == 2 and "1002_DFA_ANG_XX.wav: empty file" in result.stderr
-    result = cremad("features", "--data", str(tmp_path), "--cache-dir", str(cache), "--jobs", "1", "--skip-bad")
+    result = cremad(
+        "features", "--data", str(tmp_path), "--cache-dir", str(cache), "--jobs", "1", "--skip-bad"
+    )
     assert result.returncode == 0, result.stderr
     assert "1 clips x 51 frames x 13 MFCCs" in result.stdout
     assert "excluded 1002_DFA_ANG_XX.wav: empty file" in result.stderr
@@ -52,7 +56,12 @@ def test_strict_rejects_bad_names(tmp_path):
 def test_synth_then_features(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "demo"), "--actors", "1", "--seed", "1"]) == 0
     assert len(list((tmp_path / "demo" / "AudioWAV").glob("*.wav"))) == 82
-    assert main(["features", "--data", str(tmp_path / "demo"), "--cache-dir", str(tmp_path / "c"), "--jobs", "1"]) == 0
+    assert (
+        main(
+            ["features", "--data", str(tmp_path / "demo"), "--cache-dir", str(tmp_path / "c"), "--jobs", "1"]
+        )
+        == 0
+    )
     assert "82 clips x" in capsys.readouterr().out
 
 
@@ -70,7 +79,9 @@ def test_tensorflow_start_up_lines_are_hidden(tmp_path):
     soundfile.write(wav, np.zeros(1600, np.float32), 16_000)
     result = cremad("predict", str(wav), "--model", str(tmp_path / "missing.keras"))
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"cremad predict: error: --model {tmp_path / 'missing.keras'}: no such file"]
+    assert result.stderr.splitlines() == [
+        f"cremad predict: error: --model {tmp_path / 'missing.keras'}: no such file"
+    ]
     assert not any(word in result.stderr for word in NOISE)
 
 
@@ -90,12 +101,28 @@ def test_loso_skips_bad_audio_from_the_same_cache_as_features(tmp_path):
     rng = np.random.default_rng(0)
     for actor in ("1001", "1002", "1003"):
         for emotion in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD"):
-            soundfile.write(folder / f"{actor}_DFA_{emotion}_XX.wav", rng.uniform(-0.3, 0.3, 4000).astype(np.float32),
-                            16_000)
+            soundfile.write(
+                folder / f"{actor}_DFA_{emotion}_XX.wav",
+                rng.uniform(-0.3, 0.3, 4000).astype(np.float32),
+                16_000,
+            )
     (folder / "1002_IEO_ANG_HI.wav").write_bytes(b"RIFF")
     common = ["--data", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]
-    loso = ["loso", "--model", "3", *common, "--runs", str(tmp_path / "runs"), "--folds", "1001", "--epochs", "1",
-            "--no-save-models", "--threads", "1"]
+    loso = [
+        "loso",
+        "--model",
+        "3",
+        *common,
+        "--runs",
+        str(tmp_path / "runs"),
+        "--folds",
+        "1001",
+        "--epochs",
+        "1",
+        "--no-save-models",
+        "--threads",
+        "1",
+    ]
     result = cremad(*loso)
     assert result.returncode == 2 and "1002_IEO_ANG_HI.wav" in result.stderr and "--skip-bad" in result.stderr
     assert not (tmp_path / "runs").exists()

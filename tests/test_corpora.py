@@ -19,7 +19,9 @@ from cremad.folds import class_weights
 def write_wav(path, seconds=0.3, frequency=220.0, rate=16_000):
     path.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(int(seconds * rate)) / rate
-    soundfile.write(path, (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), rate, subtype="PCM_16")
+    soundfile.write(
+        path, (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), rate, subtype="PCM_16"
+    )
 
 
 def write_manifest(path, lines):
@@ -44,7 +46,16 @@ def casia_tree(tmp_path):
 
 def test_emotion_labels_match_case_insensitively():
     labels = ("Anger", "ANGRY", " happy ", "Joy", "fearful", "Sadness", "neutral", "disgust")
-    assert [emotion_code(label) for label in labels] == ["ANG", "ANG", "HAP", "HAP", "FEA", "SAD", "NEU", "DIS"]
+    assert [emotion_code(label) for label in labels] == [
+        "ANG",
+        "ANG",
+        "HAP",
+        "HAP",
+        "FEA",
+        "SAD",
+        "NEU",
+        "DIS",
+    ]
     assert all(emotion_code(code) == code for code in EMOTIONS)
     assert [emotion_code(label) for label in ("surprise", "boredom", "calm", "")] == [None] * 4
 
@@ -53,8 +64,15 @@ def test_casia_layout_gives_unique_ids_and_drops_surprise(casia_tree, caplog):
     with caplog.at_level(logging.INFO):
         clips, rejected = scan(casia_tree, "casia")
     assert [clip.clip_id for clip in clips] == [
-        "liuchanhg_angry_201", "liuchanhg_angry_202", "liuchanhg_sad_201", "liuchanhg_sad_202",
-        "wangzhe_angry_201", "wangzhe_angry_202", "wangzhe_sad_201", "wangzhe_sad_202"]
+        "liuchanhg_angry_201",
+        "liuchanhg_angry_202",
+        "liuchanhg_sad_201",
+        "liuchanhg_sad_202",
+        "wangzhe_angry_201",
+        "wangzhe_angry_202",
+        "wangzhe_sad_201",
+        "wangzhe_sad_202",
+    ]
     assert {clip.actor for clip in clips} == {"liuchanhg", "wangzhe"}
     assert [clip.emotion for clip in clips[:4]] == ["ANG", "ANG", "SAD", "SAD"]
     assert clips[0].sentence == "201" and clips[0].path == str(casia_tree / "liuchanhg" / "angry" / "201.wav")
@@ -90,24 +108,42 @@ def test_moved_corpus_reuses_its_cache(casia_tree, tmp_path):
 def test_manifest_paths_are_relative_to_it_and_extras_kept(tmp_path):
     write_wav(tmp_path / "data" / "audio" / "s1" / "a.wav")
     write_wav(tmp_path / "data" / "audio" / "s2" / "b.wav")
-    manifest = write_manifest(tmp_path / "data" / "corpus.csv", [
-        "path,speaker,emotion,gender", "audio/s1/a.wav,s1,Angry,f", "audio/s2/b.wav, s2 ,HAPPINESS,m"])
+    manifest = write_manifest(
+        tmp_path / "data" / "corpus.csv",
+        ["path,speaker,emotion,gender", "audio/s1/a.wav,s1,Angry,f", "audio/s2/b.wav, s2 ,HAPPINESS,m"],
+    )
     clips, rejected = scan(manifest, "manifest")
     assert rejected == []
     assert [(clip.clip_id, clip.actor, clip.emotion, clip.extra) for clip in clips] == [
-        ("audio_s1_a", "s1", "ANG", {"gender": "f"}), ("audio_s2_b", "s2", "HAP", {"gender": "m"})]
+        ("audio_s1_a", "s1", "ANG", {"gender": "f"}),
+        ("audio_s2_b", "s2", "HAP", {"gender": "m"}),
+    ]
     assert clips[0].path == str(tmp_path / "data" / "audio" / "s1" / "a.wav")
 
 
 def test_manifest_unknown_label_dropped_and_missing_files_listed(tmp_path, caplog):
     for name in ("a", "b", "c", "d"):
         write_wav(tmp_path / f"{name}.wav")
-    manifest = write_manifest(tmp_path / "corpus.csv", [
-        "path,speaker,emotion,clip", "a.wav,1,sad,a", "b.wav,1,surprise,b", "c.wav,2,calm,c", "d.wav,2,neutral,d",
-        "gone1.wav,2,fear,g1", "gone2.wav,1,fear,g2", "gone3.wav,1,Surprise,g3"])
+    manifest = write_manifest(
+        tmp_path / "corpus.csv",
+        [
+            "path,speaker,emotion,clip",
+            "a.wav,1,sad,a",
+            "b.wav,1,surprise,b",
+            "c.wav,2,calm,c",
+            "d.wav,2,neutral,d",
+            "gone1.wav,2,fear,g1",
+            "gone2.wav,1,fear,g2",
+            "gone3.wav,1,Surprise,g3",
+        ],
+    )
     with pytest.raises(CorpusError, match="2 problem") as error:
         scan(manifest, "manifest")
-    assert "gone1.wav" in str(error.value) and "gone2.wav" in str(error.value) and "--skip-bad" in str(error.value)
+    assert (
+        "gone1.wav" in str(error.value)
+        and "gone2.wav" in str(error.value)
+        and "--skip-bad" in str(error.value)
+    )
     assert "gone3.wav" not in str(error.value)  # dropped for its label before its file is looked for
     with caplog.at_level(logging.INFO):
         clips, _ = scan(manifest, "manifest", skip_bad=True)
@@ -119,11 +155,14 @@ def test_manifest_unknown_label_dropped_and_missing_files_listed(tmp_path, caplo
 def test_manifest_duplicates_are_an_error(tmp_path):
     write_wav(tmp_path / "a.wav")
     write_wav(tmp_path / "b.wav")
-    manifest = write_manifest(tmp_path / "dup.csv",
-                              ["path,speaker,emotion", "a.wav,1,sad", "./a.wav,2,sad", "b.wav,2,sad"])
+    manifest = write_manifest(
+        tmp_path / "dup.csv", ["path,speaker,emotion", "a.wav,1,sad", "./a.wav,2,sad", "b.wav,2,sad"]
+    )
     with pytest.raises(CorpusError, match=r"path .*a\.wav is listed more than once"):
         scan(manifest, "manifest")
-    same_id = write_manifest(tmp_path / "ids.csv", ["path,speaker,emotion,clip", "a.wav,1,sad,x", "b.wav,2,sad,x"])
+    same_id = write_manifest(
+        tmp_path / "ids.csv", ["path,speaker,emotion,clip", "a.wav,1,sad,x", "b.wav,2,sad,x"]
+    )
     with pytest.raises(CorpusError, match="clip x is listed more than once"):
         scan(same_id, "manifest")
 
@@ -135,8 +174,9 @@ def test_manifest_missing_columns_and_empty_cells(tmp_path):
         scan(manifest, "manifest")
     with pytest.raises(CorpusError, match="no such manifest"):
         scan(tmp_path / "none.csv", "manifest")
-    manifest = write_manifest(tmp_path / "e.csv",
-                              ["path,speaker,emotion", "a.wav,1,sad", "a.wav,,sad", "a.wav,1,sad,x"])
+    manifest = write_manifest(
+        tmp_path / "e.csv", ["path,speaker,emotion", "a.wav,1,sad", "a.wav,,sad", "a.wav,1,sad,x"]
+    )
     with pytest.raises(CorpusError, match="2 bad row") as error:
         scan(manifest, "manifest")
     assert "line 3: empty speaker" in str(error.value) and "line 4: more fields" in str(error.value)
@@ -156,8 +196,11 @@ def test_manifest_of_a_preset_reads_back_the_same_clips(corpus, casia_tree, tmp_
         data = casia_tree
     else:
         data = tmp_path / corpus
-        names = (["03a01Wa.wav", "03a01La.wav", "10b02Fb.wav"] if corpus == "emodb"
-                 else ["1001_DFA_ANG_XX.wav", "1002_IEO_HAP_HI.wav"])
+        names = (
+            ["03a01Wa.wav", "03a01La.wav", "10b02Fb.wav"]
+            if corpus == "emodb"
+            else ["1001_DFA_ANG_XX.wav", "1002_IEO_HAP_HI.wav"]
+        )
         for name in names:
             write_wav(data / ("wav" if corpus == "emodb" else "AudioWAV") / name)
     out = tmp_path / "lists" / "corpus.csv"
@@ -166,15 +209,21 @@ def test_manifest_of_a_preset_reads_back_the_same_clips(corpus, casia_tree, tmp_
     monkeypatch.chdir(tmp_path)
     assert main(["manifest", "--corpus", corpus, "--data", str(data)]) == 0
     (tmp_path / "stdout.csv").write_text(capsys.readouterr().out)
-    expected = [(clip.clip_id, clip.actor, clip.emotion, clip.sentence, clip.level, os.path.realpath(clip.path))
-                for clip in scan(data, corpus)[0]]
+    expected = [
+        (clip.clip_id, clip.actor, clip.emotion, clip.sentence, clip.level, os.path.realpath(clip.path))
+        for clip in scan(data, corpus)[0]
+    ]
     for manifest in (out, tmp_path / "stdout.csv"):
         assert not os.path.isabs(manifest.read_text().splitlines()[1].split(",")[0])
         clips, _ = scan(manifest, "manifest")
-        assert [(clip.clip_id, clip.actor, clip.emotion, clip.sentence, clip.level, os.path.realpath(clip.path))
-                for clip in clips] == expected
+        assert [
+            (clip.clip_id, clip.actor, clip.emotion, clip.sentence, clip.level, os.path.realpath(clip.path))
+            for clip in clips
+        ] == expected
     if corpus == "emodb":
-        assert "../emodb/wav/03a01La.wav,03,boredom,03a01La,a01,a\n" in out.read_text()  # dropped on reading only
+        assert (
+            "../emodb/wav/03a01La.wav,03,boredom,03a01La,a01,a\n" in out.read_text()
+        )  # dropped on reading only
 
 
 def test_every_corpus_option_takes_its_choices_from_corpus_corpora():
@@ -192,7 +241,12 @@ def test_every_corpus_option_takes_its_choices_from_corpus_corpora():
 
 def test_bad_manifest_is_a_one_line_cli_error(tmp_path, capsys):
     manifest = write_manifest(tmp_path / "m.csv", ["file,speaker,emotion", "a.wav,1,sad"])
-    assert main(["features", "--corpus", "manifest", "--data", str(manifest), "--cache-dir", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            ["features", "--corpus", "manifest", "--data", str(manifest), "--cache-dir", str(tmp_path / "c")]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert "m.csv: missing column(s) path" in error and "Traceback" not in error
     assert not (tmp_path / "c").exists()
@@ -215,6 +269,12 @@ def test_real_casia(casia_dir, caplog):
     assert sorted({clip.actor for clip in clips}) == ["ZhaoZuoxiang", "liuchanhg", "wangzhe", "zhaoquanyin"]
     assert "dropped 200 clips whose emotion has no CREMA-D class (surprise 200)" in caplog.text
     counts = np.bincount([clip.label for clip in clips], minlength=len(EMOTIONS))
-    assert dict(zip(EMOTIONS, counts.tolist())) == {"ANG": 200, "DIS": 0, "FEA": 200, "HAP": 200, "NEU": 200,
-                                                    "SAD": 200}
+    assert dict(zip(EMOTIONS, counts.tolist())) == {
+        "ANG": 200,
+        "DIS": 0,
+        "FEA": 200,
+        "HAP": 200,
+        "NEU": 200,
+        "SAD": 200,
+    }
     assert len({clip.clip_id for clip in clips}) == 1000

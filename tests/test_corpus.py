@@ -2,12 +2,25 @@ import logging
 
 import pytest
 
-from cremad.corpus import CorpusError, audio_dir, check_against_published, parse_cremad_name, parse_emodb_name, scan
+from cremad.corpus import (
+    CorpusError,
+    audio_dir,
+    check_against_published,
+    parse_cremad_name,
+    parse_emodb_name,
+    scan,
+)
 
 
 def test_parse_cremad_name():
     clip = parse_cremad_name("/data/AudioWAV/1015_DFA_ANG_XX.wav")
-    assert (clip.clip_id, clip.actor, clip.sentence, clip.emotion, clip.level) == ("1015_DFA_ANG_XX", "1015", "DFA", "ANG", "XX")
+    assert (clip.clip_id, clip.actor, clip.sentence, clip.emotion, clip.level) == (
+        "1015_DFA_ANG_XX",
+        "1015",
+        "DFA",
+        "ANG",
+        "XX",
+    )
     assert clip.label == 0
 
 

@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from cremad import CremadError, cli
+from cremad import CremadError, cli, lfs
 from cremad import download as dl
-from cremad import lfs
 from cremad.corpus import parse_cremad_name
 from cremad.fetching import Retry
 
@@ -27,9 +26,17 @@ FIXTURES = Path(__file__).parent / "fixtures" / "cremad-meta"
 REAL_POINTERS = Path(__file__).resolve().parents[2] / "shared" / "cremad-meta" / "AudioWAV-lfs-pointers.csv"
 REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "cremad-samples" / "AudioWAV"
 # What GitHub answers for CREMA-D's LFS objects since March 2025 (the corpus's issue #15).
-BUDGET_TEXT = ("This repository exceeded its LFS budget. The account responsible for the budget should "
-               "increase it to restore access.")
-CLIPS = ["1001_DFA_ANG_XX.wav", "1001_IEO_HAP_LO.wav", "1002_TIE_NEU_XX.wav", "1040_ITH_SAD_XX.wav", "1076_MTI_SAD_XX.wav"]
+BUDGET_TEXT = (
+    "This repository exceeded its LFS budget. The account responsible for the budget should "
+    "increase it to restore access."
+)
+CLIPS = [
+    "1001_DFA_ANG_XX.wav",
+    "1001_IEO_HAP_LO.wav",
+    "1002_TIE_NEU_XX.wav",
+    "1040_ITH_SAD_XX.wav",
+    "1076_MTI_SAD_XX.wav",
+]
 NO_WAIT = Retry(attempts=3, first_delay=0.0, sleep=lambda seconds: None)
 REPO = dl.GITHUB_REPO
 
@@ -56,7 +63,9 @@ class FakeServer:
     def __init__(self):
         self.files = {f"AudioWAV/{name}": synthetic_wav(name) for name in CLIPS}
         self.files.update({path: (FIXTURES / Path(path).name).read_bytes() for path in dl.METADATA_FILES})
-        self.lfs = {path for path in self.files if path.endswith(".wav")} | {"processedResults/tabulatedVotes.csv"}
+        self.lfs = {path for path in self.files if path.endswith(".wav")} | {
+            "processedResults/tabulatedVotes.csv"
+        }
         self.routes: dict[str, bytes] = {}
         self.faults: dict[str, list[str]] = collections.defaultdict(list)
         self.media_answer: tuple[int, str] | None = None  # (status, body) for every /media/ request
@@ -72,11 +81,15 @@ class FakeServer:
         trees = collections.defaultdict(list)
         for path, blob in blobs.items():
             folder, _, name = path.rpartition("/")
-            trees[folder].append({"path": name, "type": "blob", "sha": lfs.git_blob_sha1(blob), "size": len(blob)})
+            trees[folder].append(
+                {"path": name, "type": "blob", "sha": lfs.git_blob_sha1(blob), "size": len(blob)}
+            )
         trees[""] += [{"path": folder, "type": "tree", "sha": f"tree-{folder}"} for folder in trees if folder]
         api = f"/api/repos/{REPO}/git/trees"
-        self.routes = {f"{api}/{'master' if not folder else 'tree-' + folder}": json.dumps({"tree": tree}).encode()
-                       for folder, tree in trees.items()}
+        self.routes = {
+            f"{api}/{'master' if not folder else 'tree-' + folder}": json.dumps({"tree": tree}).encode()
+            for folder, tree in trees.items()
+        }
         for path, data in self.files.items():
             self.routes[f"/raw/{REPO}/master/{path}"] = blobs[path]
             self.routes[f"/media/{REPO}/master/{path}"] = data
@@ -115,9 +128,13 @@ class FakeServer:
         return Handler
 
     def source(self, mirror: bool = False, fallback: bool = False) -> dl.Source:
-        return dl.Source(api=f"{self.url}/api", raw=f"{self.url}/raw", media=f"{self.url}/media",
-                         mirror=f"{self.url}/mirror" if mirror else None,
-                         fallback=f"{self.url}/mirror" if fallback else None)
+        return dl.Source(
+            api=f"{self.url}/api",
+            raw=f"{self.url}/raw",
+            media=f"{self.url}/media",
+            mirror=f"{self.url}/mirror" if mirror else None,
+            fallback=f"{self.url}/mirror" if fallback else None,
+        )
 
     def count(self, prefix: str) -> int:
         return sum(count for path, count in self.requests.items() if path.startswith(prefix))
@@ -142,17 +159,29 @@ def test_git_blob_ids_and_lfs_pointers():
     assert lfs.git_blob_sha1(b"") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"  # git hash-object /dev/null
     assert lfs.git_blob_sha1(b"hello world\n") == "3b18e512dba79e4c8300dd08aeb37f8e728b8dad"
     # The pointer of AudioWAV/1064_WSI_SAD_XX.wav as the CREMA-D repository stores it.
-    text = ("version https://git-lfs.github.com/spec/v1\n"
-            "oid sha256:726fd59c4d63a2eef755d0b05dd83bc2d9ef7fd2be6c89e3b39146b432f7605c\nsize 71582\n")
-    assert lfs.parse_pointer(text) == ("726fd59c4d63a2eef755d0b05dd83bc2d9ef7fd2be6c89e3b39146b432f7605c", 71582)
+    text = (
+        "version https://git-lfs.github.com/spec/v1\n"
+        "oid sha256:726fd59c4d63a2eef755d0b05dd83bc2d9ef7fd2be6c89e3b39146b432f7605c\nsize 71582\n"
+    )
+    assert lfs.parse_pointer(text) == (
+        "726fd59c4d63a2eef755d0b05dd83bc2d9ef7fd2be6c89e3b39146b432f7605c",
+        71582,
+    )
     assert lfs.format_pointer(*lfs.parse_pointer(text)) == text
-    for not_a_pointer in (b"RIFF....WAVEfmt ", text.replace("sha256:726f", "sha256:zz6f"), text.split("size")[0]):
+    for not_a_pointer in (
+        b"RIFF....WAVEfmt ",
+        text.replace("sha256:726f", "sha256:zz6f"),
+        text.split("size")[0],
+    ):
         with pytest.raises(ValueError):
             lfs.parse_pointer(not_a_pointer)
 
 
 def test_manifest_round_trip_and_bad_rows(tmp_path):
-    rows = {"AudioWAV/1001_DFA_ANG_XX.wav": ("a" * 64, 10), "processedResults/tabulatedVotes.csv": ("b" * 64, 20)}
+    rows = {
+        "AudioWAV/1001_DFA_ANG_XX.wav": ("a" * 64, 10),
+        "processedResults/tabulatedVotes.csv": ("b" * 64, 20),
+    }
     lfs.write_manifest(tmp_path / "manifest.csv", rows)
     assert lfs.read_manifest(tmp_path / "manifest.csv") == rows
     (tmp_path / "bare.csv").write_text(f"filename,sha256,size\n1001_DFA_ANG_XX.wav,{'a' * 64},10\n")
@@ -162,7 +191,9 @@ def test_manifest_round_trip_and_bad_rows(tmp_path):
         lfs.read_manifest(tmp_path / "bad.csv")
 
 
-@pytest.mark.skipif(not REAL_POINTERS.is_file(), reason="needs ../shared/cremad-meta/AudioWAV-lfs-pointers.csv")
+@pytest.mark.skipif(
+    not REAL_POINTERS.is_file(), reason="needs ../shared/cremad-meta/AudioWAV-lfs-pointers.csv"
+)
 def test_real_pointer_table():
     rows = lfs.read_manifest(REAL_POINTERS)
     assert len(rows) == 7442
@@ -184,9 +215,13 @@ def test_full_download_then_a_rerun_fetches_nothing(server, tmp_path):
         assert (tmp_path / path).read_bytes() == data
     assert not list(tmp_path.rglob("*.part"))
     assert server.count("/media/") == 6  # five WAVs and tabulatedVotes.csv, an LFS object here
-    assert server.requests[f"/raw/{REPO}/master/processedResults/summaryTable.csv"] == 1  # over 1 kB: no pointer check
+    assert (
+        server.requests[f"/raw/{REPO}/master/processedResults/summaryTable.csv"] == 1
+    )  # over 1 kB: no pointer check
     manifest = lfs.read_manifest(tmp_path / "manifest.csv")
-    assert manifest == {path: (hashlib.sha256(data).hexdigest(), len(data)) for path, data in server.files.items()}
+    assert manifest == {
+        path: (hashlib.sha256(data).hexdigest(), len(data)) for path, data in server.files.items()
+    }
     assert any("1076_MTI_SAD_XX.wav holds no sound (peak exactly zero)" in note for note in report.notes)
     assert "downloaded 9, already present 0, failed 0" in report.summary()
 
@@ -249,15 +284,28 @@ def test_a_pointer_that_does_not_match_the_tree_is_refused(server, tmp_path):
 
 
 def test_cli_with_mirror_and_manifest_exits_1_on_a_404(server, tmp_path, capsys):
-    # No GitHub at all: checksums from a manifest (the AudioWAV-lfs-pointers.csv format), bytes from the mirror.
+    # No GitHub at all: checksums from a manifest (the AudioWAV-lfs-pointers.csv format), bytes from
+    # the mirror.
     manifest = tmp_path / "pointers.csv"
-    lfs.write_manifest(manifest, {path: (hashlib.sha256(data).hexdigest(), len(data))
-                                 for path, data in server.files.items()})
+    lfs.write_manifest(
+        manifest, {path: (hashlib.sha256(data).hexdigest(), len(data)) for path, data in server.files.items()}
+    )
     missing = "AudioWAV/1002_TIE_NEU_XX.wav"
     del server.routes[f"/mirror/{missing}"]
     dest = tmp_path / "CREMA-D"
-    status = cli.main(["download", "--dest", str(dest), "--jobs", "2", "--mirror", f"{server.url}/mirror",
-                       "--manifest", str(manifest)])
+    status = cli.main(
+        [
+            "download",
+            "--dest",
+            str(dest),
+            "--jobs",
+            "2",
+            "--mirror",
+            f"{server.url}/mirror",
+            "--manifest",
+            str(manifest),
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 1
     assert f"FAILED {missing}: HTTP 404" in out and f"{server.url}/mirror/{missing}" in out
@@ -266,7 +314,7 @@ def test_cli_with_mirror_and_manifest_exits_1_on_a_404(server, tmp_path, capsys)
     assert "downloaded 8, already present 0, failed 1" in out
 
 
-def test_mirror_with_the_older_name_1040_ITH_SAD_X(server, tmp_path):
+def test_mirror_with_the_older_name_1040_ith_sad_x(server, tmp_path):
     official, older = "AudioWAV/1040_ITH_SAD_XX.wav", "AudioWAV/1040_ITH_SAD_X.wav"
     server.routes[f"/mirror/{older}"] = server.routes.pop(f"/mirror/{official}")
     report = dl.download(tmp_path, server.source(mirror=True), jobs=4, retry=NO_WAIT, progress=False)
@@ -326,7 +374,10 @@ def test_a_refusing_media_host_sends_the_audio_to_the_fallback(server, tmp_path,
     assert all(server.requests[f"/mirror/{path}"] == 1 for path in lfs_paths)
     assert server.count("/mirror/") == len(lfs_paths)
     assert all(server.requests[f"/raw/{REPO}/master/{path}"] == 1 for path in lfs_paths)
-    assert report.served == {"GitHub": len(server.files) - len(lfs_paths), f"{server.url}/mirror": len(lfs_paths)}
+    assert report.served == {
+        "GitHub": len(server.files) - len(lfs_paths),
+        f"{server.url}/mirror": len(lfs_paths),
+    }
     source_lines = [line for line in report.summary().splitlines() if line.startswith("source:")]
     assert source_lines == [report.source_line()]
     assert f"3 files from GitHub, 6 files from {server.url}/mirror" in source_lines[0]
@@ -371,20 +422,33 @@ def test_cli_refuses_a_source_that_is_not_a_url(tmp_path, capsys, option, value)
 # ---- the 30 real CREMA-D clips against the official pointers -------------------------------------
 
 
-@pytest.mark.skipif(not (REAL_POINTERS.is_file() and REAL_CLIPS.is_dir()),
-                    reason="needs ../shared/cremad-meta and ../shared/cremad-samples")
+@pytest.mark.skipif(
+    not (REAL_POINTERS.is_file() and REAL_CLIPS.is_dir()),
+    reason="needs ../shared/cremad-meta and ../shared/cremad-samples",
+)
 def test_real_clips_verify_against_the_official_pointers(tmp_path):
     pointers = lfs.read_manifest(REAL_POINTERS)
     clips = sorted(REAL_CLIPS.glob("*.wav"))
     assert len(clips) == 30
-    targets = [lfs.Target(f"AudioWAV/{clip.name}", pointers[f"AudioWAV/{clip.name}"][1],
-                          pointers[f"AudioWAV/{clip.name}"][0], "sha256", lfs=True) for clip in clips]
+    targets = [
+        lfs.Target(
+            f"AudioWAV/{clip.name}",
+            pointers[f"AudioWAV/{clip.name}"][1],
+            pointers[f"AudioWAV/{clip.name}"][0],
+            "sha256",
+            lfs=True,
+        )
+        for clip in clips
+    ]
     for clip, target in zip(clips, targets):
         assert lfs.verify(clip, target) is None, clip.name
     # The paper's Fig. 2 clip, its pointer as the repository stores it.
     fig2 = REAL_CLIPS / "1015_DFA_ANG_XX.wav"
     sha256, size = pointers["AudioWAV/1015_DFA_ANG_XX.wav"]
-    assert lfs.parse_pointer(lfs.format_pointer(sha256, size)) == (hashlib.sha256(fig2.read_bytes()).hexdigest(), size)
+    assert lfs.parse_pointer(lfs.format_pointer(sha256, size)) == (
+        hashlib.sha256(fig2.read_bytes()).hexdigest(),
+        size,
+    )
     flipped, short = tmp_path / "flipped.wav", tmp_path / "short.wav"
     data = fig2.read_bytes()
     flipped.write_bytes(data[:1000] + bytes([data[1000] ^ 1]) + data[1001:])
@@ -394,8 +458,10 @@ def test_real_clips_verify_against_the_official_pointers(tmp_path):
     assert lfs.verify(short, target) == f"{size - 2} bytes, expected {size}"
 
 
-@pytest.mark.skipif(not (REAL_POINTERS.is_file() and REAL_CLIPS.is_dir()),
-                    reason="needs ../shared/cremad-meta and ../shared/cremad-samples")
+@pytest.mark.skipif(
+    not (REAL_POINTERS.is_file() and REAL_CLIPS.is_dir()),
+    reason="needs ../shared/cremad-meta and ../shared/cremad-samples",
+)
 def test_real_clips_downloaded_through_the_fallback(server, tmp_path):
     # The real clips behind a refusing GitHub and a mirror; the checksums: the official pointer table.
     pointers = lfs.read_manifest(REAL_POINTERS)
@@ -405,8 +471,14 @@ def test_real_clips_downloaded_through_the_fallback(server, tmp_path):
     server.media_answer = (403, BUDGET_TEXT)
     manifest = tmp_path / "pointers.csv"
     lfs.write_manifest(manifest, {path: pointers[path] for path in server.files})
-    report = dl.download(tmp_path / "CREMA-D", server.source(fallback=True), jobs=4, manifest=manifest,
-                         retry=NO_WAIT, progress=False)
+    report = dl.download(
+        tmp_path / "CREMA-D",
+        server.source(fallback=True),
+        jobs=4,
+        manifest=manifest,
+        retry=NO_WAIT,
+        progress=False,
+    )
     assert report.failed == {} and len(report.downloaded) == 30
     assert report.served == {f"{server.url}/mirror": 30}
     for path, data in server.files.items():
@@ -415,13 +487,19 @@ def test_real_clips_downloaded_through_the_fallback(server, tmp_path):
 
 def test_cli_falls_back_by_itself_and_says_so_in_one_line(server, tmp_path, capsys, monkeypatch):
     # The command as a newcomer types it; only GitHub's three hosts are the local server's.
-    monkeypatch.setattr(dl, "Source", functools.partial(dl.Source, api=f"{server.url}/api", raw=f"{server.url}/raw",
-                                                        media=f"{server.url}/media"))
+    monkeypatch.setattr(
+        dl,
+        "Source",
+        functools.partial(
+            dl.Source, api=f"{server.url}/api", raw=f"{server.url}/raw", media=f"{server.url}/media"
+        ),
+    )
     monkeypatch.setattr(dl, "GITLAB_MIRROR", f"{server.url}/mirror")
     server.media_answer = (403, BUDGET_TEXT)
     assert cli.main(["download", "--dest", str(tmp_path / "CREMA-D"), "--jobs", "1"]) == 0
     out = capsys.readouterr().out
     assert [line for line in out.splitlines() if line.startswith("source:")] == [
         f"source: 3 files from GitHub, 6 files from {server.url}/mirror (GitHub's LFS media host refused: "
-        f'HTTP 403 Forbidden from {server.url}{media("AudioWAV/1001_DFA_ANG_XX.wav")}: "{BUDGET_TEXT}")']
+        f'HTTP 403 Forbidden from {server.url}{media("AudioWAV/1001_DFA_ANG_XX.wav")}: "{BUDGET_TEXT}")'
+    ]
     assert "downloaded 9, already present 0, failed 0" in out

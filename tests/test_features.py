@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from cremad.config import FeatureConfig
 from cremad.audio import BadAudioError, load_audio, trim_digital_silence
+from cremad.config import FeatureConfig
 from cremad.features import extract_mfcc, load_features, n_frames, read_clip
 
 CONFIG = FeatureConfig()
@@ -21,7 +21,9 @@ def tone(seconds: float, rate: int = 16_000, frequency: float = 440.0, channels:
 def write_corpus(folder, names, seconds=0.5, rate=16_000):
     folder.mkdir(parents=True, exist_ok=True)
     for index, name in enumerate(names):
-        soundfile.write(folder / name, tone(seconds + 0.1 * index, rate, 200 + 50 * index), rate, subtype="PCM_16")
+        soundfile.write(
+            folder / name, tone(seconds + 0.1 * index, rate, 200 + 50 * index), rate, subtype="PCM_16"
+        )
 
 
 def test_frame_count_of_cremads_longest_clip():
@@ -45,7 +47,9 @@ def test_padding_appends_silence_frames_and_keeps_the_clip():
     # Frames up to the clip's end see the same samples; frames well past it are pure padding.
     np.testing.assert_allclose(padded[: len(short)], short, atol=1e-3)
     silence = padded[-1]
-    np.testing.assert_allclose(padded[len(short) + 3 :], np.tile(silence, (len(padded) - len(short) - 3, 1)), atol=1e-4)
+    np.testing.assert_allclose(
+        padded[len(short) + 3 :], np.tile(silence, (len(padded) - len(short) - 3, 1)), atol=1e-4
+    )
 
 
 def test_resampling_22050_and_48000(tmp_path):
@@ -74,7 +78,13 @@ def test_bad_audio_names_the_file(tmp_path):
     (tmp_path / "garbage.wav").write_bytes(b"RIFF not really a wave file at all")
     (tmp_path / "header.wav").write_bytes(data[:44])
     soundfile.write(tmp_path / "nosamples.wav", np.zeros(0, np.float32), 16_000)
-    cases = [("empty", "empty file"), ("truncated", "truncated"), ("garbage", "unreadable"), ("header", "truncated"), ("nosamples", "no audio")]
+    cases = [
+        ("empty", "empty file"),
+        ("truncated", "truncated"),
+        ("garbage", "unreadable"),
+        ("header", "truncated"),
+        ("nosamples", "no audio"),
+    ]
     for name, reason in cases:
         with pytest.raises(BadAudioError, match=f"{name}.wav.*{reason}"):
             load_audio(tmp_path / f"{name}.wav")
@@ -98,7 +108,9 @@ def test_silent_clip_is_excluded_unless_kept(tmp_path):
     folder = tmp_path / "AudioWAV"
     write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1002_DFA_SAD_XX.wav"])
     # Like CREMA-D's 1076_MTI_SAD_XX.wav: a valid file that holds no sound.
-    soundfile.write(folder / "1076_MTI_SAD_XX.wav", np.full(16_000, 1e-5, np.float32), 16_000, subtype="PCM_16")
+    soundfile.write(
+        folder / "1076_MTI_SAD_XX.wav", np.full(16_000, 1e-5, np.float32), 16_000, subtype="PCM_16"
+    )
     features = load_features(tmp_path, cache_dir=tmp_path / "c", jobs=1, progress=False)
     assert "1076_MTI_SAD_XX" not in features.clip_ids
     assert "silent" in features.excluded[0][1]
@@ -108,7 +120,9 @@ def test_silent_clip_is_excluded_unless_kept(tmp_path):
 
 def test_every_clip_is_padded_to_the_longest(tmp_path):
     folder = tmp_path / "AudioWAV"
-    write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1001_DFA_SAD_XX.wav", "1002_IEO_HAP_HI.wav"])  # 0.5, 0.6, 0.7 s
+    write_corpus(
+        folder, ["1001_DFA_ANG_XX.wav", "1001_DFA_SAD_XX.wav", "1002_IEO_HAP_HI.wav"]
+    )  # 0.5, 0.6, 0.7 s
     features = load_features(tmp_path, cache_dir=tmp_path / "c", jobs=1, progress=False)
     assert features.pad_to == int(0.7 * 16_000)
     assert features.features.shape == (3, n_frames(features.pad_to), 13)
@@ -164,7 +178,11 @@ def test_start_padding_puts_the_zeros_before_the_clip():
     assert padded.shape == (n_frames(32_000), 13)
     # The clip's frames now end the sequence; the first frames are pure padding.
     np.testing.assert_allclose(padded[-len(short) + 1 :], short[1:], atol=1e-3)
-    np.testing.assert_allclose(padded[: len(padded) - len(short) - 3], np.tile(padded[0], (len(padded) - len(short) - 3, 1)), atol=1e-4)
+    np.testing.assert_allclose(
+        padded[: len(padded) - len(short) - 3],
+        np.tile(padded[0], (len(padded) - len(short) - 3, 1)),
+        atol=1e-4,
+    )
     with pytest.raises(ValueError, match="pad_side"):
         FeatureConfig(pad_side="middle")
 
@@ -182,8 +200,9 @@ def test_lengths_and_speech_mask_follow_the_pad_side(tmp_path):
     folder = tmp_path / "AudioWAV"
     write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1002_IEO_HAP_HI.wav"])  # 0.5 s and 0.6 s
     for side in ("end", "start"):
-        features = load_features(tmp_path, config=FeatureConfig(pad_side=side), cache_dir=tmp_path / "c",
-                                 jobs=1, progress=False)
+        features = load_features(
+            tmp_path, config=FeatureConfig(pad_side=side), cache_dir=tmp_path / "c", jobs=1, progress=False
+        )
         assert list(features.lengths) == [8000, 9600]
         assert list(features.frame_counts) == [51, 61]
         mask = features.speech_mask()  # (2, 61)
@@ -199,9 +218,15 @@ def test_lengths_and_speech_mask_follow_the_pad_side(tmp_path):
 def test_pad_side_and_floor_change_the_cache_key(tmp_path):
     folder = tmp_path / "AudioWAV"
     write_corpus(folder, ["1001_DFA_ANG_XX.wav", "1002_DFA_SAD_XX.wav"])
-    keys = {load_features(tmp_path, config=config, cache_dir=tmp_path / "c", jobs=1, progress=False).cache_key
-            for config in (FeatureConfig(pad_side="end"), FeatureConfig(pad_side="start"), FeatureConfig(log_floor_db=-80.0),
-                           FeatureConfig(trim_digital_silence=True))}
+    keys = {
+        load_features(tmp_path, config=config, cache_dir=tmp_path / "c", jobs=1, progress=False).cache_key
+        for config in (
+            FeatureConfig(pad_side="end"),
+            FeatureConfig(pad_side="start"),
+            FeatureConfig(log_floor_db=-80.0),
+            FeatureConfig(trim_digital_silence=True),
+        )
+    }
     assert len(keys) == 4
     assert len(list((tmp_path / "c").glob("*.npz"))) == 4
 
@@ -213,7 +238,9 @@ def test_trim_digital_silence_cuts_only_runs_of_a_window_or_more():
     both = np.concatenate([np.zeros(400, np.float32), speech, np.zeros(400, np.float32)])
     np.testing.assert_array_equal(trim_digital_silence(both, min_run=320), speech)
     silent = np.zeros(1000, np.float32)
-    assert len(trim_digital_silence(silent, min_run=320)) == 1000  # nothing to keep: left for the silence check
+    assert (
+        len(trim_digital_silence(silent, min_run=320)) == 1000
+    )  # nothing to keep: left for the silence check
 
 
 def test_corpus_appended_zeros_become_our_padding(tmp_path):
@@ -223,13 +250,19 @@ def test_corpus_appended_zeros_become_our_padding(tmp_path):
     folder = tmp_path / "AudioWAV"
     folder.mkdir()
     speech = tone(0.5, rate, 300)
-    soundfile.write(folder / "1001_DFA_ANG_XX.wav", np.concatenate([speech, np.zeros(rate // 2, np.float32)]), rate,
-                    subtype="PCM_16")
+    soundfile.write(
+        folder / "1001_DFA_ANG_XX.wav",
+        np.concatenate([speech, np.zeros(rate // 2, np.float32)]),
+        rate,
+        subtype="PCM_16",
+    )
     soundfile.write(folder / "1002_DFA_SAD_XX.wav", tone(1.0, rate, 200), rate, subtype="PCM_16")
     config = FeatureConfig(trim_digital_silence=True)
     features = load_features(tmp_path, config=config, cache_dir=tmp_path / "c", jobs=1, progress=False)
     assert features.pad_to == 16_000  # the longest clip as stored
-    assert abs(int(features.lengths[0]) - 8000) <= 32  # resampling rings for a few samples and features.lengths[1] == 16_000
+    assert (
+        abs(int(features.lengths[0]) - 8000) <= 32
+    )  # resampling rings for a few samples and features.lengths[1] == 16_000
     # The trimmed clip sits after the padding, as a 0.5 s clip without the zeros would.
     assert features.frame_counts[0] in (50, 51) and features.speech_mask()[0, -1]
     plain = load_features(tmp_path, config=FeatureConfig(), cache_dir=tmp_path / "c", jobs=1, progress=False)

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from results_fixtures import CLIP_SECONDS, HAND_TABLE_II, write_corpus, write_runs
 from scipy.stats import binomtest
 
 from cremad import CremadError, cli
@@ -15,7 +16,6 @@ from cremad.plots import attention_figure
 from cremad.result_tables import table_ii
 from cremad.runs import select_runs
 from cremad.stats import significance
-from results_fixtures import CLIP_SECONDS, HAND_TABLE_II, write_corpus, write_runs
 
 CLIP = "1001_DFA_ANG_XX"
 
@@ -33,7 +33,10 @@ def drawn(tmp_path_factory):
 def test_table_ii_equals_the_hand_computed_table(tmp_path):
     results = load_results(select_runs(write_runs(tmp_path)))
     rows = table_ii({name: result.summary for name, result in results.items()})
-    got = {row["emotion"]: ((row["best_model"], row["best_percent"]), (row["worst_model"], row["worst_percent"])) for row in rows}
+    got = {
+        row["emotion"]: ((row["best_model"], row["best_percent"]), (row["worst_model"], row["worst_percent"]))
+        for row in rows
+    }
     assert got == HAND_TABLE_II
     anger = rows[0]
     assert (anger["paper_best_model"], anger["paper_best_percent"]) == (2, "75.6")
@@ -44,7 +47,10 @@ def test_table_ii_equals_the_hand_computed_table(tmp_path):
 def test_table_ii_files_in_the_papers_layout(drawn):
     root, _, _ = drawn
     markdown = (root / "figures" / "table2.md").read_text()
-    assert "| Anger | Model 2 – 100.00 | Model 1 – 50.00 | Model 2 – 75.6 | Model 1 – 63.25 | +24.40 | -13.25 |" in markdown
+    assert (
+        "| Anger | Model 2 – 100.00 | Model 1 – 50.00 | Model 2 – 75.6 | Model 1 – 63.25 | +24.40 | -13.25 |"
+        in markdown
+    )
     with open(root / "figures" / "table2.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["emotion"] for row in rows] == ["Anger", "Disgust", "Fear", "Happy", "Neutral", "Sad"]
@@ -56,7 +62,9 @@ def test_table_ii_files_in_the_papers_layout(drawn):
 def test_every_figure_exists_and_is_not_blank(drawn):
     root, _, written = drawn
     names = {path.name for path in written}
-    expected = {"fig2_1001_DFA_ANG_XX", "fig3_confusion_all", "fold_accuracy"} | {f"fig3_confusion_model{k}" for k in (1, 2, 3, 4)}
+    expected = {"fig2_1001_DFA_ANG_XX", "fig3_confusion_all", "fold_accuracy"} | {
+        f"fig3_confusion_model{k}" for k in (1, 2, 3, 4)
+    }
     for stem in expected:
         assert f"{stem}.png" in names and f"{stem}.pdf" in names
         image = imread(root / "figures" / f"{stem}.png")
@@ -148,7 +156,10 @@ def test_one_run_tree_with_several_experiments_and_seeds_gives_figures_for_each(
     write_model(root, 2, experiment="tuned")
 
     assert cli.main(["figures", "--runs", str(root / "cremad"), "--out", str(tmp_path / "paper")]) == 0
-    assert cli.main(["figures", "--runs", str(root), "--experiment", "tuned", "--out", str(tmp_path / "tuned")]) == 0
+    assert (
+        cli.main(["figures", "--runs", str(root), "--experiment", "tuned", "--out", str(tmp_path / "tuned")])
+        == 0
+    )
     paper = (tmp_path / "paper" / "table_full.md").read_text()
     tuned = (tmp_path / "tuned" / "table_full.md").read_text()
     assert "(cremad, paper, seeds 0, 1)" in paper and "(cremad, tuned, seed 0)" in tuned
@@ -158,12 +169,15 @@ def test_one_run_tree_with_several_experiments_and_seeds_gives_figures_for_each(
     assert model1.startswith("| Model 1 | 0,1 | 2/2 | 75.00 ± 35.36 | 75.00 ± 0.00 |")
     assert "| 75.00 ± 5.89 |" in model1
     assert next(line for line in tuned.splitlines() if line.startswith("| Model 1 |")).startswith(
-        "| Model 1 | 0 | 2/2 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 100.00 |")
+        "| Model 1 | 0 | 2/2 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 100.00 |"
+    )
     table2 = (tmp_path / "paper" / "table2.md").read_text()
     assert "| Anger | Model 2 – 100.00 ± 0.00 | Model 1 – 75.00 ± 35.36 |" in table2
     with open(tmp_path / "paper" / "table_full.csv") as handle:
         rows = {row["model"]: row for row in csv.DictReader(handle)}
-    assert float(rows["model1"]["ANG"]) == 75.0 and float(rows["model1"]["ANG_sd"]) == pytest.approx(35.3553, abs=1e-4)
+    assert float(rows["model1"]["ANG"]) == 75.0 and float(rows["model1"]["ANG_sd"]) == pytest.approx(
+        35.3553, abs=1e-4
+    )
     for out in ("paper", "tuned"):
         assert (tmp_path / out / "fig3_confusion_all.png").is_file()
 
@@ -173,20 +187,33 @@ def test_seed_vote_counts_each_clip_once():
     from cremad.stats import seed_vote
 
     def run(predicted, probabilities):
-        return Predictions(run_dir=None, run={}, clip_ids=np.array(["c"]), actors=np.array(["1001"]),
-                           true=np.array(["ANG"]), predicted=np.array([predicted]),
-                           probabilities=np.array([probabilities]), folds=["1001"], missing=[], unfinished=[], done={})
+        return Predictions(
+            run_dir=None,
+            run={},
+            clip_ids=np.array(["c"]),
+            actors=np.array(["1001"]),
+            true=np.array(["ANG"]),
+            predicted=np.array([predicted]),
+            probabilities=np.array([probabilities]),
+            folds=["1001"],
+            missing=[],
+            unfinished=[],
+            done={},
+        )
 
     anger, disgust = (0.6, 0.4, 0, 0, 0, 0), (0.1, 0.9, 0, 0, 0, 0)
-    assert seed_vote({0: run("ANG", anger), 1: run("DIS", disgust), 2: run("ANG", anger)}) == {"c": ("ANG", "ANG")}
+    assert seed_vote({0: run("ANG", anger), 1: run("DIS", disgust), 2: run("ANG", anger)}) == {
+        "c": ("ANG", "ANG")
+    }
     # One vote each: the higher mean probability wins (DIS (0.4 + 0.9) / 2 over ANG (0.6 + 0.1) / 2).
     assert seed_vote({0: run("ANG", anger), 1: run("DIS", disgust)}) == {"c": ("ANG", "DIS")}
 
 
 def test_an_absent_class_is_shown_as_absent_not_zero(tmp_path):
     """A corpus without disgust (CASIA): Table II, the full table and Fig. 3 say "absent"."""
-    from cremad.plots import plot_confusion
     from results_fixtures import ACTORS, clip_rows, write_fold, write_model
+
+    from cremad.plots import plot_confusion
 
     for model_id in (1, 2):
         run_dir = write_model(tmp_path, model_id, actors=(), listed=ACTORS)
@@ -197,7 +224,9 @@ def test_an_absent_class_is_shown_as_absent_not_zero(tmp_path):
     disgust = next(row for row in rows if row["emotion"] == "Disgust")
     assert disgust["best_model"] is None and disgust["best_percent"] is None
     make_figures(tmp_path, tmp_path / "figures")
-    assert "| Disgust | absent | absent | Model 2 – 48.46 |" in (tmp_path / "figures" / "table2.md").read_text()
+    assert (
+        "| Disgust | absent | absent | Model 2 – 48.46 |" in (tmp_path / "figures" / "table2.md").read_text()
+    )
     full = (tmp_path / "figures" / "table_full.md").read_text()
     model1 = next(line for line in full.splitlines() if line.startswith("| Model 1 |"))
     # Model 1 without disgust: recall 50, 25, 100, 100, 75 -> UA 70, chance 1/5.
@@ -209,4 +238,6 @@ def test_an_absent_class_is_shown_as_absent_not_zero(tmp_path):
     ax = Figure().add_subplot()
     plot_confusion(ax, results["model1"].summary, "Model 1")
     assert "absent (no clip)" in [text.get_text() for text in ax.texts]
-    assert not any(text.get_visible() and text.get_text() == "0.0" for text in ax.texts if text.get_position()[1] == 1)
+    assert not any(
+        text.get_visible() and text.get_text() == "0.0" for text in ax.texts if text.get_position()[1] == 1
+    )

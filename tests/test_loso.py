@@ -24,8 +24,10 @@ ACTORS = ("1001", "1002", "1003", "1004", "1005")
 N_FRAMES = 20
 # Early stopping on, so the tests below see all three roles (fit, validation, test); the default
 # recipe (no early stopping) has its own test.
-TINY = replace(ExperimentConfig(), {"train": {"max_epochs": 2, "batch_size": 16, "validation_fraction": 0.25,
-                                              "early_stopping": True}})
+TINY = replace(
+    ExperimentConfig(),
+    {"train": {"max_epochs": 2, "batch_size": 16, "validation_fraction": 0.25, "early_stopping": True}},
+)
 
 
 def tiny_features(actors=ACTORS, clips_per_emotion: int = 2, seed: int = 0) -> FeatureSet:
@@ -43,8 +45,14 @@ def tiny_features(actors=ACTORS, clips_per_emotion: int = 2, seed: int = 0) -> F
                 frames[:, 0] = float(actor)
                 frames[:, 1] += emotion_index
                 rows.append(frames)
-    return FeatureSet(np.stack(rows), clips, TINY.features, pad_to=N_FRAMES * 160, cache_key="tiny",
-                      lengths=np.full(len(clips), N_FRAMES * 160))  # nothing padded
+    return FeatureSet(
+        np.stack(rows),
+        clips,
+        TINY.features,
+        pad_to=N_FRAMES * 160,
+        cache_key="tiny",
+        lengths=np.full(len(clips), N_FRAMES * 160),
+    )  # nothing padded
 
 
 def actors_of(x: np.ndarray, scaler) -> set[str]:
@@ -94,8 +102,16 @@ def features() -> FeatureSet:
 def local_run(tmp_path_factory, features):
     """Model 1, two folds, run once for several tests."""
     model_dir = runs.run_dir(tmp_path_factory.mktemp("runs"), "cremad", "paper", "model1", 0)
-    prepare_run(model_dir, {"experiment": "paper", "model_id": 1, "config": TINY.to_dict(),
-                                "actors": loso_actors(features.actors)}, force=False)
+    prepare_run(
+        model_dir,
+        {
+            "experiment": "paper",
+            "model_id": 1,
+            "config": TINY.to_dict(),
+            "actors": loso_actors(features.actors),
+        },
+        force=False,
+    )
     records = run_folds(TINY, features, 1, model_dir, test_actors=["1001", "1002"])
     return model_dir, records
 
@@ -107,14 +123,22 @@ def test_every_actor_is_tested_once_and_never_trained_on(features):
     assert loso_actors(features.actors) == list(ACTORS)
     for actor in ACTORS:
         split = split_fold(features.actors, actor, validation_fraction=0.25, seed=0)
-        used = {name: set(features.actors[index]) for name, index in
-                [("fit", split.fit_index), ("validation", split.validation_index), ("test", split.test_index)]}
+        used = {
+            name: set(features.actors[index])
+            for name, index in [
+                ("fit", split.fit_index),
+                ("validation", split.validation_index),
+                ("test", split.test_index),
+            ]
+        }
         assert used["test"] == {actor}
         assert actor not in used["fit"] | used["validation"]
         assert not used["fit"] & used["validation"]
         assert used["fit"] | used["validation"] == set(ACTORS) - {actor}
         assert len(split.validation_actors) == 1  # 25 % of 4 training actors
-        assert len(split.fit_index) + len(split.validation_index) + len(split.test_index) == len(features.actors)
+        assert len(split.fit_index) + len(split.validation_index) + len(split.test_index) == len(
+            features.actors
+        )
 
 
 def test_validation_actors_depend_only_on_seed_and_test_actor():
@@ -127,8 +151,9 @@ def test_validation_actors_depend_only_on_seed_and_test_actor():
 
 
 def test_scaler_statistics_ignore_an_extreme_test_actor(features):
-    planted = FeatureSet(features.features.copy(), features.clips, features.config, features.pad_to,
-                         lengths=features.lengths)
+    planted = FeatureSet(
+        features.features.copy(), features.clips, features.config, features.pad_to, lengths=features.lengths
+    )
     planted.features[planted.actors == "1001", :, 2] = 1e6
     split = split_fold(planted.actors, "1001", 0.25, seed=0)
     mean, std = fit_scaler(planted.features[split.fit_index])
@@ -146,7 +171,9 @@ def test_speaker_normalization_uses_each_actors_own_clips_only(features):
         np.testing.assert_allclose(frames.mean(axis=0), 0, atol=1e-4)
         np.testing.assert_allclose(frames.std(axis=0)[1:], 1, atol=1e-3)  # [0]: constant actor id
     others = features.actors != "1001"
-    np.testing.assert_array_equal(normalized[others], normalize_speakers(features.features, features.actors)[others])
+    np.testing.assert_array_equal(
+        normalized[others], normalize_speakers(features.features, features.actors)[others]
+    )
 
 
 @pytest.mark.slow
@@ -154,8 +181,9 @@ def test_speaker_normalization_uses_each_actors_own_clips_only(features):
 def test_fit_validation_and_test_arrays_come_from_the_right_actors(tmp_path, monkeypatch, features, refit):
     """Record what model.fit and model.predict actually receive, and read the actors back."""
     seen = record_fit_and_predict(monkeypatch)
-    planted = FeatureSet(features.features.copy(), features.clips, features.config, features.pad_to,
-                         lengths=features.lengths)
+    planted = FeatureSet(
+        features.features.copy(), features.clips, features.config, features.pad_to, lengths=features.lengths
+    )
     planted.features[planted.actors == "1003", :, 2] = 1e6  # would wreck the scaler if it leaked
     config = replace(TINY, {"train": {"max_epochs": 1, "refit": refit}})
     run_fold(config, planted, "1003", tmp_path, model_id=1, save_model=False)
@@ -193,19 +221,25 @@ def test_default_recipe_fits_every_training_actor_and_no_validation(tmp_path, mo
 
 
 @pytest.mark.slow
-def test_utterance_normalization_reaches_the_test_actor_as_it_reached_training(tmp_path, monkeypatch, features):
+def test_utterance_normalization_reaches_the_test_actor_as_it_reached_training(
+    tmp_path, monkeypatch, features
+):
     """With per-clip normalization the scaler describes normalized clips, and the held-out
     actor's clips get the same two steps (their own per-clip statistics, then that scaler)."""
     from cremad.training import normalize_utterances, prepare_inputs
 
     seen = record_fit_and_predict(monkeypatch)
-    config = replace(ExperimentConfig(), {"train": {"max_epochs": 1, "batch_size": 16,
-                                                    "utterance_normalization": "meanvar"}})
+    config = replace(
+        ExperimentConfig(),
+        {"train": {"max_epochs": 1, "batch_size": 16, "utterance_normalization": "meanvar"}},
+    )
     run_fold(config, features, "1003", tmp_path, model_id=3, save_model=False)
     mask = features.speech_mask()
     train_rows, test_rows = features.actors != "1003", features.actors == "1003"
-    mean, std = fit_scaler(normalize_utterances(features.features[train_rows], mask[train_rows], "meanvar"),
-                           frame_mask=mask[train_rows])
+    mean, std = fit_scaler(
+        normalize_utterances(features.features[train_rows], mask[train_rows], "meanvar"),
+        frame_mask=mask[train_rows],
+    )
     with np.load(tmp_path / runs.SCALER) as scaler:
         np.testing.assert_allclose(scaler["mean"], mean, atol=1e-4)
         np.testing.assert_allclose(scaler["std"], std, rtol=1e-4)
@@ -221,8 +255,16 @@ def test_fold_folder_holds_every_artefact(local_run, features):
     model_dir, records = local_run
     assert [record["actor"] for record in records] == ["1001", "1002"]
     fold_dir = runs.fold_dir(model_dir, "1001")
-    for name in (runs.PREDICTIONS, runs.ATTENTION, runs.HISTORY, runs.CONFUSION, runs.FOLD_CONFIG,
-                 runs.SCALER, runs.MODEL_FILE, DONE):
+    for name in (
+        runs.PREDICTIONS,
+        runs.ATTENTION,
+        runs.HISTORY,
+        runs.CONFUSION,
+        runs.FOLD_CONFIG,
+        runs.SCALER,
+        runs.MODEL_FILE,
+        DONE,
+    ):
         assert (fold_dir / name).is_file(), name
     assert not list(fold_dir.glob(".*tmp*"))
     rows = read_predictions(fold_dir / runs.PREDICTIONS)
@@ -248,7 +290,11 @@ def test_summary_numbers_match_the_saved_predictions(local_run):
 
     model_dir, _ = local_run
     summary = summarize(model_dir)
-    rows = [row for fold in ("1001", "1002") for row in read_predictions(runs.fold_dir(model_dir, fold) / runs.PREDICTIONS)]
+    rows = [
+        row
+        for fold in ("1001", "1002")
+        for row in read_predictions(runs.fold_dir(model_dir, fold) / runs.PREDICTIONS)
+    ]
     true, predicted = [row["true"] for row in rows], [row["predicted"] for row in rows]
     assert summary["n_folds"] == 2 and summary["n_clips"] == 24
     assert summary["wa"] == pytest.approx(100 * np.mean(np.array(true) == np.array(predicted)), abs=1e-3)
@@ -262,7 +308,9 @@ def test_same_seed_gives_identical_predictions(tmp_path, local_run, features):
     model_dir, _ = local_run
     # Fold 1002 alone, in a fresh folder, with the seed it had inside the two-fold run.
     run_fold(TINY, features, "1002", tmp_path, model_id=1, fold_index=1, save_model=False)
-    assert (tmp_path / runs.PREDICTIONS).read_text() == (runs.fold_dir(model_dir, "1002") / runs.PREDICTIONS).read_text()
+    assert (tmp_path / runs.PREDICTIONS).read_text() == (
+        runs.fold_dir(model_dir, "1002") / runs.PREDICTIONS
+    ).read_text()
 
 
 @pytest.mark.slow
@@ -297,7 +345,12 @@ def test_resume_skips_done_folds_and_a_killed_fold_leaves_no_done(tmp_path, monk
 
 
 def test_a_run_folder_of_another_config_is_not_mixed(tmp_path):
-    record = {"experiment": "paper", "model_id": 2, "config": ExperimentConfig().to_dict(), "actors": list(ACTORS)}
+    record = {
+        "experiment": "paper",
+        "model_id": 2,
+        "config": ExperimentConfig().to_dict(),
+        "actors": list(ACTORS),
+    }
     prepare_run(tmp_path, record, force=False)
     prepare_run(tmp_path, dict(record, command="again"), force=False)  # same run: fine
     runs.fold_dir(tmp_path, "1001").mkdir()
@@ -307,7 +360,9 @@ def test_a_run_folder_of_another_config_is_not_mixed(tmp_path):
     (tmp_path / runs.RUN_JSON).write_text(json.dumps(older))
     prepare_run(tmp_path, record, force=False)
     changed = dict(record, config=TINY.to_dict())
-    with pytest.raises(CremadError, match=rf"train.max_epochs {ExperimentConfig().train.max_epochs} -> 2.*--force"):
+    with pytest.raises(
+        CremadError, match=rf"train.max_epochs {ExperimentConfig().train.max_epochs} -> 2.*--force"
+    ):
         prepare_run(tmp_path, changed, force=False)
     prepare_run(tmp_path, changed, force=True)
     assert json.loads((tmp_path / runs.RUN_JSON).read_text())["config"] == TINY.to_dict()
@@ -347,8 +402,22 @@ def test_cremad_loso_on_the_demo_corpus(tmp_path, capsys):
     from cremad.synth import write_corpus
 
     write_corpus(tmp_path / "demo", actors=3, seed=0)
-    argv = ["loso", "--model", "2", "--data", str(tmp_path / "demo"), "--runs", str(tmp_path / "runs"),
-            "--cache-dir", str(tmp_path / "cache"), "--epochs", "2", "--folds", "1001,1003", "--no-save-models"]
+    argv = [
+        "loso",
+        "--model",
+        "2",
+        "--data",
+        str(tmp_path / "demo"),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--epochs",
+        "2",
+        "--folds",
+        "1001,1003",
+        "--no-save-models",
+    ]
     assert main(argv) == 0
     model_dir = runs.run_dir(tmp_path / "runs", "cremad", "paper", "model2", 0)
     run = json.loads((model_dir / runs.RUN_JSON).read_text())
@@ -380,8 +449,22 @@ def test_cremad_loso_runs_each_seed_into_its_own_folder(tmp_path, capsys):
     from cremad.synth import write_corpus
 
     write_corpus(tmp_path / "demo", actors=3, seed=0)
-    argv = ["loso", "--model", "3", "--data", str(tmp_path / "demo"), "--runs", str(tmp_path / "runs"),
-            "--cache-dir", str(tmp_path / "cache"), "--epochs", "1", "--folds", "1002", "--no-save-models"]
+    argv = [
+        "loso",
+        "--model",
+        "3",
+        "--data",
+        str(tmp_path / "demo"),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--epochs",
+        "1",
+        "--folds",
+        "1002",
+        "--no-save-models",
+    ]
     assert main(argv + ["--seeds", "0,1"]) == 0
     for seed in (0, 1):
         run_dir = runs.run_dir(tmp_path / "runs", "cremad", "paper", "model3", seed)
@@ -403,7 +486,9 @@ def test_cremad_loso_runs_each_seed_into_its_own_folder(tmp_path, capsys):
 def test_ray_backend_writes_the_same_folds(tmp_path, local_run, features):
     pytest.importorskip("ray")
     model_dir, _ = local_run
-    records = run_folds(TINY, features, 1, tmp_path, test_actors=["1001", "1002"], backend="ray", cpus_per_fold=1)
+    records = run_folds(
+        TINY, features, 1, tmp_path, test_actors=["1001", "1002"], backend="ray", cpus_per_fold=1
+    )
     assert sorted(record["actor"] for record in records) == ["1001", "1002"]
     for actor in ("1001", "1002"):
         assert (runs.fold_dir(tmp_path, actor) / DONE).is_file()
@@ -461,7 +546,9 @@ def test_a_failed_fold_does_not_stop_the_others_and_is_named_at_the_end():
 
 
 @pytest.mark.parametrize("cpus_per_fold, threads, expected", [(1.0, None, 1), (2.5, None, 3), (1.0, 4, 4)])
-def test_ray_tasks_get_their_cpu_share_of_threads(tmp_path, monkeypatch, features, cpus_per_fold, threads, expected):
+def test_ray_tasks_get_their_cpu_share_of_threads(
+    tmp_path, monkeypatch, features, cpus_per_fold, threads, expected
+):
     """--threads reaches each Ray task; without it a task runs on its --cpus-per-fold, rounded up
     (TensorFlow's default, every core, would oversubscribe a node running one task per core)."""
     import cremad.loso as loso
@@ -469,8 +556,16 @@ def test_ray_tasks_get_their_cpu_share_of_threads(tmp_path, monkeypatch, feature
 
     sent, limited = [], []
     monkeypatch.setattr(loso, "_run_ray", lambda *args: sent.append(args[-1]) or iter(()))
-    run_folds(TINY, features, 1, tmp_path, test_actors=["1001"], backend="ray", cpus_per_fold=cpus_per_fold,
-              threads=threads)
+    run_folds(
+        TINY,
+        features,
+        1,
+        tmp_path,
+        test_actors=["1001"],
+        backend="ray",
+        cpus_per_fold=cpus_per_fold,
+        threads=threads,
+    )
     assert sent == [expected]
     # ... and the task applies it before training its fold.
     monkeypatch.setattr(training, "limit_threads", limited.append)

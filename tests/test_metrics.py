@@ -5,12 +5,12 @@ import json
 
 import numpy as np
 import pytest
+from results_fixtures import ACTORS, HAND_CORRECT, write_fold, write_model, write_runs
 
 from cremad import CremadError, cli, runs
 from cremad.config import EMOTIONS
 from cremad.metrics import format_summary, summarize
 from cremad.runs import load_predictions
-from results_fixtures import ACTORS, HAND_CORRECT, write_fold, write_model, write_runs
 
 
 def recompute_from_csv(model_dir):
@@ -71,7 +71,9 @@ def test_macro_f1_is_sklearns(tmp_path):
 
 def test_missing_and_unfinished_folds_are_reported_and_not_counted(tmp_path):
     model_dir = write_model(tmp_path, 2, actors=ACTORS, listed=ACTORS + ("1003", "1004"))
-    write_fold(model_dir, "1003", [("1003_DFA_ANG_XX", "ANG", "SAD")], model_id=2, done=False)  # killed mid-fold
+    write_fold(
+        model_dir, "1003", [("1003_DFA_ANG_XX", "ANG", "SAD")], model_id=2, done=False
+    )  # killed mid-fold
 
     predictions = load_predictions(model_dir)
     assert predictions.folds == ["1001", "1002"]

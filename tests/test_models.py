@@ -81,8 +81,14 @@ def test_bad_arguments_raise_value_error():
 def test_layers_carry_the_names_of_fig_1(model_id):
     names = {layer.name for layer in build_model(model_id, 10).layers}
     assert {"mfcc", "pre_lstm", "dropout", "post_lstm", "output"} <= names
-    attention = {"attention_repeat", "attention_concat", "attention_energy", "attention_score",
-                 "attention_weights", "attention_context"}
+    attention = {
+        "attention_repeat",
+        "attention_concat",
+        "attention_energy",
+        "attention_score",
+        "attention_weights",
+        "attention_context",
+    }
     assert attention <= names if model_id in (1, 2) else not attention & names
 
 
@@ -125,8 +131,10 @@ def test_keras_file_round_trips_with_identical_predictions(model_id, tmp_path):
     clips = random_mfcc(3, 20)
     np.testing.assert_array_equal(model.predict(clips, verbose=0), loaded.predict(clips, verbose=0))
     if model_id in (1, 2):
-        np.testing.assert_array_equal(attention_model(model).predict(clips, verbose=0),
-                                      attention_model(loaded).predict(clips, verbose=0))
+        np.testing.assert_array_equal(
+            attention_model(model).predict(clips, verbose=0),
+            attention_model(loaded).predict(clips, verbose=0),
+        )
 
 
 def _load_gpu_check():
@@ -230,8 +238,10 @@ def test_model_1_attention_learns_to_ignore_padded_silence(demo_clips):
     untrained = silence_mass()
     model.fit(x[train], y[train], epochs=20, batch_size=32, verbose=0)
     trained = silence_mass()
-    print(f"attention mass on padded frames (held-out actor): {untrained:.3f} untrained, "
-          f"{trained:.3f} trained; padded share of frames {padded[~train].mean():.3f}")
+    print(
+        f"attention mass on padded frames (held-out actor): {untrained:.3f} untrained, "
+        f"{trained:.3f} trained; padded share of frames {padded[~train].mean():.3f}"
+    )
     assert untrained > 0.25  # untrained attention is close to uniform
     assert trained < SILENCE_MASS_BOUND
     assert trained < untrained / 2
@@ -242,9 +252,27 @@ def test_jobs_benchmark_times_each_configuration(tmp_path):
     """bench/bench_jobs.py (the --jobs throughput figure in the README) runs and records every
     process's epoch times."""
     out = tmp_path / "jobs.json"
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "bench_jobs.py"), "--model", "3", "--clips", "32",
-                             "--frames", "20", "--epochs", "3", "--jobs", "2", "--out", str(out)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench_jobs.py"),
+            "--model",
+            "3",
+            "--clips",
+            "32",
+            "--frames",
+            "20",
+            "--epochs",
+            "3",
+            "--jobs",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["rows"]
     assert [(row["processes"], row["threads"]) for row in rows] == [(1, "default"), (1, 1), (2, 1)]
@@ -257,11 +285,29 @@ def test_loso_benchmark_times_a_default_recipe_fold(tmp_path):
     """bench/bench_loso.py (make bench, make table2's projection) trains one small fold of the
     default recipe on CREMA-D-shaped random features and projects the 91 folds from it."""
     out = tmp_path / "loso.json"
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "bench_loso.py"), "--models", "3", "--actors", "3",
-                             "--clips-per-actor", "6", "--epochs", "2", "--out", str(out)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench_loso.py"),
+            "--models",
+            "3",
+            "--actors",
+            "3",
+            "--clips-per-actor",
+            "6",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     measured = json.loads(out.read_text())["models"][0]
     assert measured["epochs_run"] == 2 and measured["epoch_seconds"] > 0
-    assert measured["n_fit"] == 12 and measured["n_validation"] == 0  # 2 training actors x 6 clips, no early stopping
+    assert (
+        measured["n_fit"] == 12 and measured["n_validation"] == 0
+    )  # 2 training actors x 6 clips, no early stopping
     assert measured["projected_hours"] > 0

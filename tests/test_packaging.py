@@ -36,7 +36,9 @@ def test_experiments_by_name_and_by_path(tmp_path):
     assert load_experiment(str(recipe), model_id=1).model.pre_units == ModelConfig().pre_units
     with pytest.raises(ValueError, match="experiment file .*missing.toml does not exist"):
         load_experiment(str(tmp_path / "missing.toml"))
-    with pytest.raises(ValueError, match="unknown experiment 'tunde'.*known: demo, paper, speakernorm, tuned"):
+    with pytest.raises(
+        ValueError, match="unknown experiment 'tunde'.*known: demo, paper, speakernorm, tuned"
+    ):
         load_experiment("tunde")
 
 
@@ -49,25 +51,54 @@ def test_the_wheel_holds_every_module_and_the_experiments(tmp_path):
         shutil.copy(ROOT / name, source / name)
     for folder in ("cremad", "experiments"):
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(source),
-                    "-w", str(tmp_path / "wheel")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(source),
+            "-w",
+            str(tmp_path / "wheel"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = (tmp_path / "wheel").glob("cremad-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {path.relative_to(ROOT).as_posix() for path in (ROOT / "cremad").rglob("*.py")}
-    expected |= {f"cremad/experiments/{path.relative_to(EXPERIMENTS_DIR).as_posix()}" for path in EXPERIMENTS_DIR.rglob("*.toml")}
+    expected |= {
+        f"cremad/experiments/{path.relative_to(EXPERIMENTS_DIR).as_posix()}"
+        for path in EXPERIMENTS_DIR.rglob("*.toml")
+    }
     assert expected - names == set()
     assert "cremad/experiments/tuned.toml" in names
 
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
-    check = ("import cremad.config as c; print(c.EXPERIMENTS_DIR); "
-             "print(c.list_experiments(), c.load_experiment('tuned').train.refit)")
-    result = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True,
-                            env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    check = (
+        "import cremad.config as c; print(c.EXPERIMENTS_DIR); "
+        "print(c.list_experiments(), c.load_experiment('tuned').train.refit)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [str(target / "cremad" / "experiments"),
-                                          "['demo', 'paper', 'speakernorm', 'tuned'] True"]
+    assert result.stdout.splitlines() == [
+        str(target / "cremad" / "experiments"),
+        "['demo', 'paper', 'speakernorm', 'tuned'] True",
+    ]
 
 
 def python_floor() -> tuple[int, int]:
@@ -90,8 +121,9 @@ def floor_interpreter() -> str | None:
     candidates = [found] if found else []
     candidates += sorted(glob.glob(str(Path.home() / f".pyenv/versions/{major}.{minor}.*/bin/python")))
     for candidate in candidates:
-        version = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
-                                 capture_output=True, text=True).stdout.strip()
+        version = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+        ).stdout.strip()
         if version == str((major, minor)):
             return candidate
     return None
@@ -103,10 +135,12 @@ def test_the_code_compiles_on_the_floor_python():
     interpreter = floor_interpreter()
     if interpreter is None:
         pytest.skip(f"no Python {'.'.join(map(str, python_floor()))} on this machine")
-    script = ("import pathlib, sys\n"
-              "for path in sorted(pathlib.Path(sys.argv[1]).rglob('*.py')):\n"
-              "    compile(path.read_text(), str(path), 'exec')\n"
-              "print('ok', sys.version_info[:2])\n")
+    script = (
+        "import pathlib, sys\n"
+        "for path in sorted(pathlib.Path(sys.argv[1]).rglob('*.py')):\n"
+        "    compile(path.read_text(), str(path), 'exec')\n"
+        "print('ok', sys.version_info[:2])\n"
+    )
     result = subprocess.run([interpreter, "-c", script, str(ROOT / "cremad")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"ok {python_floor()}"

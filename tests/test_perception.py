@@ -9,7 +9,14 @@ import pytest
 
 from cremad import CremadError, cli, runs
 from cremad.config import EMOTIONS
-from cremad.crowd import compare_model, js_divergence, plurality_credit, rater_accuracy, read_demographics, read_votes
+from cremad.crowd import (
+    compare_model,
+    js_divergence,
+    plurality_credit,
+    rater_accuracy,
+    read_demographics,
+    read_votes,
+)
 from cremad.perception import build_tables, load_models
 
 # Header lines copied from CREMA-D's processedResults/tabulatedVotes.csv and VideoDemographics.csv.
@@ -30,10 +37,10 @@ VOTES = [
     '"200002",0,0,0,3,0,1,"1001_DFA_SAD_XX",4,0.75,"H"',  # face: 1 of 4
     '"300001",2,0,0,0,2,0,"1001_DFA_ANG_XX",4,0.5,"A:N"',  # audio-visual: 2 of 4
 ]
-DEMOGRAPHICS = '''"ActorID","Age","Sex","Race","Ethnicity"
+DEMOGRAPHICS = """"ActorID","Age","Sex","Race","Ethnicity"
 1001,51,"Male","Caucasian","Not Hispanic"
 1002,21,"Female","African American","Hispanic"
-'''
+"""
 # clip: (true, predicted, probabilities ANG..SAD); the JS divergence from the vote shares is in the comment.
 PREDICTIONS = {
     "1001": {
@@ -63,7 +70,9 @@ def write_fold(run_dir: Path, actor: str, rows: dict, done: bool = True) -> None
     clips = list(rows)
     labels = [EMOTIONS.index(true) for true, _, _ in rows.values()]
     probabilities = np.array([probabilities for _, _, probabilities in rows.values()], dtype=float)
-    assert [EMOTIONS[int(p.argmax())] for p in probabilities] == [predicted for _, predicted, _ in rows.values()]
+    assert [EMOTIONS[int(p.argmax())] for p in probabilities] == [
+        predicted for _, predicted, _ in rows.values()
+    ]
     if done:
         runs.finish_fold(folder, clips, [actor] * len(clips), labels, probabilities, {"test_actor": actor})
     else:
@@ -90,7 +99,11 @@ def entropy_bits(p: np.ndarray) -> float:
 
 def test_read_votes_splits_modalities_in_emotion_order(tmp_path):
     votes = read_votes(write_meta(tmp_path) / "tabulatedVotes.csv")
-    assert {modality: len(clips) for modality, clips in votes.items()} == {"voice": 4, "face": 2, "audiovisual": 1}
+    assert {modality: len(clips) for modality, clips in votes.items()} == {
+        "voice": 4,
+        "face": 2,
+        "audiovisual": 1,
+    }
     assert votes["voice"]["1002_DFA_NEU_XX"].tolist() == [0, 0, 0, 1, 2, 1]  # A D F H N S = EMOTIONS order
 
 
@@ -104,7 +117,12 @@ def test_read_votes_names_the_bad_line(tmp_path):
 
 def test_demographics_age_bands(tmp_path):
     actors = read_demographics(write_meta(tmp_path) / "VideoDemographics.csv")
-    assert actors["1001"] == {"sex": "Male", "age_band": "50-59", "race": "Caucasian", "ethnicity": "Not Hispanic"}
+    assert actors["1001"] == {
+        "sex": "Male",
+        "age_band": "50-59",
+        "race": "Caucasian",
+        "ethnicity": "Not Hispanic",
+    }
     assert actors["1002"]["age_band"] == "20-29"
 
 
@@ -152,7 +170,9 @@ def test_model_against_votes_by_hand(tmp_path, runs_root):
     assert result["jsd_onehot"] == pytest.approx((0.1379254 + 0.3112781 + 1 + 0.3112781) / 4, abs=1e-6)
     shares = np.stack([voice[c] / 4 for c in sorted(voice)])
     uniform = np.full(6, 1 / 6)
-    expected_uniform = np.mean([entropy_bits((uniform + q) / 2) - (entropy_bits(uniform) + entropy_bits(q)) / 2 for q in shares])
+    expected_uniform = np.mean(
+        [entropy_bits((uniform + q) / 2) - (entropy_bits(uniform) + entropy_bits(q)) / 2 for q in shares]
+    )
     assert result["jsd_uniform"] == pytest.approx(expected_uniform)
     assert result["jsd_label_prior"] == pytest.approx(0, abs=1e-12)  # one clip per emotion: its own votes
     assert result["closer_than_onehot"] == pytest.approx(75.0)  # all but the HAP clip (1 = 1)
@@ -162,7 +182,10 @@ def test_model_against_votes_by_hand(tmp_path, runs_root):
 
 def test_groups_by_hand(tmp_path, runs_root):
     meta = write_meta(tmp_path / "meta")
-    votes, demographics = read_votes(meta / "tabulatedVotes.csv"), read_demographics(meta / "VideoDemographics.csv")
+    votes, demographics = (
+        read_votes(meta / "tabulatedVotes.csv"),
+        read_demographics(meta / "VideoDemographics.csv"),
+    )
     models = {label: compare_model(p, votes["voice"]) for label, p in load_models(runs_root).items()}
     header, rows = build_tables(votes, demographics, models)["groups"]
     table = {(row[0], row[1]): dict(zip(header, row)) for row in rows}
@@ -176,7 +199,15 @@ def test_groups_by_hand(tmp_path, runs_root):
 def test_command_writes_tables_and_figure(tmp_path, runs_root, capsys):
     meta, out = write_meta(tmp_path / "meta"), tmp_path / "out"
     assert cli.main(["perception", "--runs", str(runs_root), "--meta", str(meta), "--out", str(out)]) == 0
-    names = {"raters.csv", "models.csv", "correlations.csv", "groups.csv", "perception.md", "perception.png", "perception.pdf"}
+    names = {
+        "raters.csv",
+        "models.csv",
+        "correlations.csv",
+        "groups.csv",
+        "perception.md",
+        "perception.png",
+        "perception.pdf",
+    }
     assert names <= {path.name for path in out.iterdir()}
     with open(out / "raters.csv") as handle:
         raters = {row["modality"]: row for row in csv.DictReader(handle)}
@@ -191,7 +222,10 @@ def test_command_writes_tables_and_figure(tmp_path, runs_root, capsys):
 def test_command_without_runs_reports_the_raters(tmp_path):
     meta, empty = write_meta(tmp_path / "meta"), tmp_path / "runs"
     empty.mkdir()
-    assert cli.main(["perception", "--runs", str(empty), "--meta", str(meta), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        cli.main(["perception", "--runs", str(empty), "--meta", str(meta), "--out", str(tmp_path / "out")])
+        == 0
+    )
     assert (tmp_path / "out" / "perception.png").is_file()
 
 
@@ -237,7 +271,18 @@ def test_command_with_no_runs_on_the_real_metadata(cremad_meta, tmp_path, capsys
 
 
 def test_a_model_without_voted_clips_is_named_in_the_error():
-    predictions = runs.Predictions(Path("runs/emodb/paper/model2/seed0"), {}, np.array(["03a01Wa"]), np.array(["03"]),
-                              np.array(["ANG"]), np.array(["ANG"]), np.full((1, 6), 1 / 6), ["03"], [], [], {})
+    predictions = runs.Predictions(
+        Path("runs/emodb/paper/model2/seed0"),
+        {},
+        np.array(["03a01Wa"]),
+        np.array(["03"]),
+        np.array(["ANG"]),
+        np.array(["ANG"]),
+        np.full((1, 6), 1 / 6),
+        ["03"],
+        [],
+        [],
+        {},
+    )
     with pytest.raises(CremadError, match="model2/seed0: none of the predicted clips has voice votes"):
         compare_model(predictions, {"1001_DFA_ANG_XX": np.ones(6)})

@@ -17,11 +17,14 @@ from cremad.predict import load_trained_model, place_windows, predict_file, wind
 
 # The paper's features with a 3 s model length (every synthetic clip fits) and a model small
 # enough to train in seconds.
-TINY = replace(ExperimentConfig(name="tiny"), {
-    "features": {"pad_to": 48_000},
-    "model": {"pre_units": 4, "post_units": 8, "attention_units": 4},
-    "train": {"max_epochs": 5, "batch_size": 64},
-})
+TINY = replace(
+    ExperimentConfig(name="tiny"),
+    {
+        "features": {"pad_to": 48_000},
+        "model": {"pre_units": 4, "post_units": 8, "attention_units": 4},
+        "train": {"max_epochs": 5, "batch_size": 64},
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +36,21 @@ def trained(tiny_corpus, tmp_path_factory):
     for path in (tiny_corpus / "AudioWAV").glob("*_XX.wav"):
         if path.name.split("_")[1] in ("DFA", "TIE"):
             shutil.copy(path, audio / path.name)
-    arguments = ["train", "--model", "2", "--data", str(root / "corpus"), "--epochs", "1",
-                 "--out", str(root / "models" / "model2.keras"), "--cache-dir", str(root / "cache"), "--jobs", "1"]
+    arguments = [
+        "train",
+        "--model",
+        "2",
+        "--data",
+        str(root / "corpus"),
+        "--epochs",
+        "1",
+        "--out",
+        str(root / "models" / "model2.keras"),
+        "--cache-dir",
+        str(root / "cache"),
+        "--jobs",
+        "1",
+    ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("cremad.train.load_experiment", lambda name, model_id=None: TINY)
         assert cli.main(arguments) == 0
@@ -74,11 +90,14 @@ def test_predict_uses_the_training_features(trained):
     from cremad.features import load_features
     from cremad.training import prepare_inputs
 
-    features = load_features(trained / "corpus", config=TINY.features, cache_dir=trained / "cache", jobs=1, progress=False)
+    features = load_features(
+        trained / "corpus", config=TINY.features, cache_dir=trained / "cache", jobs=1, progress=False
+    )
     model = load_trained_model(trained / "models" / "model2.keras")
     # As in training: z-scored, the padding frames (zeros before the clip) set to 0.
-    inputs = prepare_inputs(features.features[:2], model.mean, model.std, TINY.train.padding_value,
-                            features.speech_mask()[:2])  # (2, 301, 13)
+    inputs = prepare_inputs(
+        features.features[:2], model.mean, model.std, TINY.train.padding_value, features.speech_mask()[:2]
+    )  # (2, 301, 13)
     assert TINY.train.padding_value == "zero" and (inputs[:, 0] == 0).all()
     expected = model.model.predict(inputs, verbose=0)
     for clip, probabilities in zip(features.clips[:2], expected):
@@ -92,7 +111,9 @@ def test_predict_command(trained, tmp_path, capsys, caplog):
 
     stereo = librosa.resample(clip, orig_sr=16_000, target_sr=48_000)
     soundfile.write(tmp_path / "stereo48k.wav", np.stack([stereo, stereo], axis=1), 48_000)
-    long = np.concatenate([soundfile.read(audio / f"1002_DFA_{e}_XX.wav", dtype="float32")[0] for e in ("SAD", "HAP", "FEA")])
+    long = np.concatenate(
+        [soundfile.read(audio / f"1002_DFA_{e}_XX.wav", dtype="float32")[0] for e in ("SAD", "HAP", "FEA")]
+    )
     soundfile.write(tmp_path / "long.wav", long, 16_000)
     (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     folder = tmp_path / "folder"
@@ -102,8 +123,18 @@ def test_predict_command(trained, tmp_path, capsys, caplog):
 
     paths = [tmp_path / "stereo48k.wav", tmp_path / "long.wav", tmp_path / "broken.wav", folder]
     with caplog.at_level(logging.INFO, logger="cremad.predict"):
-        status = cli.main(["predict", *map(str, paths), "--model", str(trained / "models" / "model2.keras"),
-                           "--csv", str(tmp_path / "out.csv"), "--plot", str(tmp_path / "out.png")])
+        status = cli.main(
+            [
+                "predict",
+                *map(str, paths),
+                "--model",
+                str(trained / "models" / "model2.keras"),
+                "--csv",
+                str(tmp_path / "out.csv"),
+                "--plot",
+                str(tmp_path / "out.png"),
+            ]
+        )
     assert status == 1  # one file failed, the others were done
     assert "broken.wav" in capsys.readouterr().err
     assert "long.wav: " in caplog.text and "averaging" in caplog.text
@@ -121,7 +152,9 @@ def test_predict_command(trained, tmp_path, capsys, caplog):
     assert int(rows["stereo48k.wav"]["windows"]) == 1
     # The stereo 48 kHz copy is read back as the 16 kHz mono original.
     for e in EMOTIONS:
-        assert float(rows["stereo48k.wav"][f"p_{e}"]) == pytest.approx(float(rows["1001_DFA_ANG_XX.wav"][f"p_{e}"]), abs=2e-3)
+        assert float(rows["stereo48k.wav"][f"p_{e}"]) == pytest.approx(
+            float(rows["1001_DFA_ANG_XX.wav"][f"p_{e}"]), abs=2e-3
+        )
     assert (tmp_path / "out.png").stat().st_size > 0
 
 
@@ -141,15 +174,32 @@ def test_predict_applies_the_per_clip_normalization_it_was_trained_with(trained,
 
     config = replace(TINY, {"train": {"utterance_normalization": "meanvar"}})
     out = tmp_path / "model3.keras"
-    arguments = ["train", "--model", "3", "--data", str(trained / "corpus"), "--epochs", "1", "--out", str(out),
-                 "--cache-dir", str(trained / "cache"), "--jobs", "1"]
+    arguments = [
+        "train",
+        "--model",
+        "3",
+        "--data",
+        str(trained / "corpus"),
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(trained / "cache"),
+        "--jobs",
+        "1",
+    ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("cremad.train.load_experiment", lambda name, model_id=None: config)
         assert cli.main(arguments) == 0
-    features = load_features(trained / "corpus", config=TINY.features, cache_dir=trained / "cache", jobs=1, progress=False)
+    features = load_features(
+        trained / "corpus", config=TINY.features, cache_dir=trained / "cache", jobs=1, progress=False
+    )
     model = load_trained_model(out)
     assert model.config.train.utterance_normalization == "meanvar"
-    inputs = prepare_inputs(features.features[:2], model.mean, model.std, "zero", features.speech_mask()[:2], "meanvar")
+    inputs = prepare_inputs(
+        features.features[:2], model.mean, model.std, "zero", features.speech_mask()[:2], "meanvar"
+    )
     expected = model.model.predict(inputs, verbose=0)
     for clip, probabilities in zip(features.clips[:2], expected):
         assert predict_file(clip.path, model).probabilities == pytest.approx(probabilities, abs=1e-5)

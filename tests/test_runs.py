@@ -6,13 +6,13 @@ import shutil
 import subprocess
 
 import pytest
+from results_fixtures import clip_rows, write_fold, write_model
 
 from cremad import CremadError, runs
 from cremad.cli import main
 from cremad.metrics import summarize
 from cremad.runs import RunKey, find_runs, select_runs
 from cremad.runs.archive import archive_run
-from results_fixtures import clip_rows, write_fold, write_model
 
 
 def keys(found) -> set[str]:
@@ -36,11 +36,15 @@ def test_selection_by_corpus_experiment_model_and_seed(tmp_path, caplog):
         for seed in (0, 1):
             write_model(tmp_path, 1, experiment=experiment, seed=seed)
             write_model(tmp_path, 2, experiment=experiment, seed=seed)
-    assert keys(select_runs(tmp_path, experiment="tuned", models=["model2"], seeds=[1])) == {"cremad/tuned/model2/seed1"}
+    assert keys(select_runs(tmp_path, experiment="tuned", models=["model2"], seeds=[1])) == {
+        "cremad/tuned/model2/seed1"
+    }
     with caplog.at_level(logging.INFO, logger="cremad.runs"):
         assert {key.experiment for key in select_runs(tmp_path)} == {"paper"}  # the default among several
     assert "also there: tuned" in caplog.text
-    assert {key.experiment for key in select_runs(tmp_path / "cremad" / "tuned")} == {"tuned"}  # the only one there
+    assert {key.experiment for key in select_runs(tmp_path / "cremad" / "tuned")} == {
+        "tuned"
+    }  # the only one there
     with pytest.raises(CremadError, match=r"--experiment speakernorm: no runs of it .*paper, tuned"):
         select_runs(tmp_path, experiment="speakernorm")
     with pytest.raises(CremadError, match=r"--seeds: no cremad/paper runs of 7"):
@@ -54,24 +58,33 @@ def test_selection_by_corpus_experiment_model_and_seed(tmp_path, caplog):
 def test_an_old_layout_folder_is_named_with_the_command_that_moves_it(tmp_path):
     root = tmp_path / "runs"
     write_model(root, 1)  # already in the new layout
-    # Before seeds: the paper's runs sat at <corpus>/model<k>, other experiments' at <corpus>/<experiment>/model<k>.
+    # Before seeds: the paper's runs sat at <corpus>/model<k>, other experiments' at
+    # <corpus>/<experiment>/model<k>.
     shutil.move(write_model(tmp_path / "old", 2), root / "cremad" / "model2")
     (root / "cremad" / "tuned").mkdir()
-    shutil.move(write_model(tmp_path / "old", 3, experiment="tuned", seed=4), root / "cremad" / "tuned" / "model3")
+    shutil.move(
+        write_model(tmp_path / "old", 3, experiment="tuned", seed=4), root / "cremad" / "tuned" / "model3"
+    )
 
     with pytest.raises(CremadError) as error:
         find_runs(root)
     lines = str(error.value).splitlines()
     assert len(lines) == 2  # one line per folder
-    assert f"mkdir -p {root}/cremad/paper/model2 && mv {root}/cremad/model2 {root}/cremad/paper/model2/seed0" in lines[0]
+    assert (
+        f"mkdir -p {root}/cremad/paper/model2 && mv {root}/cremad/model2 {root}/cremad/paper/model2/seed0"
+        in lines[0]
+    )
     with pytest.raises(CremadError, match="old run-folder layout"):
         runs.refuse_old_layout(root, "cremad", "paper", "model2")  # what `cremad loso` checks first
     runs.refuse_old_layout(root, "cremad", "paper", "model1")
 
     for line in lines:  # the printed commands do the move
         subprocess.run(line.split("move it: ", 1)[1], shell=True, check=True)
-    assert keys(find_runs(root)) == {"cremad/paper/model1/seed0", "cremad/paper/model2/seed0",
-                                     "cremad/tuned/model3/seed4"}
+    assert keys(find_runs(root)) == {
+        "cremad/paper/model1/seed0",
+        "cremad/paper/model2/seed0",
+        "cremad/tuned/model3/seed4",
+    }
     assert runs.load_predictions(runs.run_dir(root, "cremad", "tuned", "model3", 4)).folds == ["1001", "1002"]
 
 
@@ -91,17 +104,32 @@ def test_archive_keeps_what_the_tables_need_and_the_same_numbers(tmp_path, caplo
     (run_dir / "fold-1001" / runs.MODEL_FILE).write_bytes(b"weights")
     write_fold(run_dir, "1003", clip_rows(1)["1001"], 1, done=False)  # a fold still running
     with caplog.at_level(logging.INFO, logger="cremad.runs"):
-        assert main(["archive", "--runs", str(source), "--corpus", "emodb", "--out", str(tmp_path / "results")]) == 0
+        assert (
+            main(["archive", "--runs", str(source), "--corpus", "emodb", "--out", str(tmp_path / "results")])
+            == 0
+        )
     assert "left out 1 unfinished fold(s): 1003" in caplog.text
     archived = tmp_path / "results" / "emodb" / "paper" / "model1" / "seed1"
     assert keys(find_runs(tmp_path / "results")) == {"emodb/paper/model1/seed1", "emodb/paper/model3/seed1"}
-    assert sorted(path.name for path in archived.iterdir()) == ["fold-1001", "fold-1002", "run.json", "summary.json"]
+    assert sorted(path.name for path in archived.iterdir()) == [
+        "fold-1001",
+        "fold-1002",
+        "run.json",
+        "summary.json",
+    ]
     assert sorted(path.name for path in (archived / "fold-1001").iterdir()) == [
-        "config.json", "confusion.csv", "done.json", "predictions.csv"]  # no model, no attention
+        "config.json",
+        "confusion.csv",
+        "done.json",
+        "predictions.csv",
+    ]  # no model, no attention
     for name in ("model1", "model3"):
         original = summarize(source / "emodb" / "paper" / name / "seed1")
         copy = summarize(tmp_path / "results" / "emodb" / "paper" / name / "seed1")
         assert (copy["ua"], copy["wa"], copy["confusion_counts"]) == (
-            original["ua"], original["wa"], original["confusion_counts"])
+            original["ua"],
+            original["wa"],
+            original["confusion_counts"],
+        )
     with pytest.raises(CremadError, match="is the run folder itself"):
         archive_run(run_dir, run_dir)

@@ -42,8 +42,9 @@ def test_validation_curve_fits_without_the_outer_actor(monkeypatch):
     features = fake_features()
     seen = {}
 
-    def recording_train_model(config, model_id, x, y, validation=None, seed=0, callbacks=(), verbose=0,
-                              frame_mask=None):
+    def recording_train_model(
+        config, model_id, x, y, validation=None, seed=0, callbacks=(), verbose=0, frame_mask=None
+    ):
         seen.update(rows=x[:, 0, 0].astype(int), validation=validation, config=config, frame_mask=frame_mask)
         return types.SimpleNamespace(history={"val_ua": [0.2] * config.train.max_epochs})
 
@@ -76,7 +77,10 @@ def test_outer_actors_are_a_fixed_subset():
 
 
 def test_curves_average_over_folds_and_models():
-    records = [{"experiment": "x", "model": 1, "ua": [0.2, 0.4]}, {"experiment": "x", "model": 3, "ua": [0.4, 0.6, 0.9]}]
+    records = [
+        {"experiment": "x", "model": 1, "ua": [0.2, 0.4]},
+        {"experiment": "x", "model": 3, "ua": [0.4, 0.6, 0.9]},
+    ]
     rows = {(row["experiment"], row["models"]): row for row in summarize_curves(records)}
     assert rows[("x", "all models")]["best_epoch"] == 2
     assert rows[("x", "all models")]["best_ua"] == pytest.approx(0.5)
@@ -105,7 +109,9 @@ def test_recipe_settings_are_checked():
         TrainConfig(standardize_frames="voiced")
     with pytest.raises(ValueError, match="utterance_normalization"):
         TrainConfig(utterance_normalization="speaker")
-    assert TrainConfig(standardize_frames="all", padding_value="floor", utterance_normalization="mean").needs_frame_mask
+    assert TrainConfig(
+        standardize_frames="all", padding_value="floor", utterance_normalization="mean"
+    ).needs_frame_mask
 
 
 def test_utterance_normalization_uses_each_clips_own_frames_only():
@@ -127,9 +133,12 @@ def test_utterance_normalization_uses_each_clips_own_frames_only():
         changed[~mask] = 0.0  # whatever the padding holds, the clip's own frames come out the same
         np.testing.assert_allclose(normalize_utterances(changed, mask, mode)[mask], out[mask], atol=1e-5)
     # prepare_inputs applies it before the corpus z-scoring and still zeroes the padding
-    inputs = prepare_inputs(x, np.zeros(13, np.float32), np.full(13, 2.0, np.float32), "zero", mask, "meanvar")
-    np.testing.assert_allclose(inputs, np.where(mask[..., None], normalize_utterances(x, mask, "meanvar") / 2, 0.0),
-                               atol=1e-6)
+    inputs = prepare_inputs(
+        x, np.zeros(13, np.float32), np.full(13, 2.0, np.float32), "zero", mask, "meanvar"
+    )
+    np.testing.assert_allclose(
+        inputs, np.where(mask[..., None], normalize_utterances(x, mask, "meanvar") / 2, 0.0), atol=1e-6
+    )
     with pytest.raises(ValueError, match="frame mask"):
         normalize_utterances(x, None, "mean")
     with pytest.raises(ValueError, match="padding_value"):
@@ -144,8 +153,23 @@ def test_select_command_writes_and_resumes(tiny_corpus, tmp_path):
     from cremad.cli import main
 
     out = tmp_path / "selection.json"
-    args = ["select", "--data", str(tiny_corpus), "--experiments", "start-speech-zero",
-            "--models", "3", "--outer", "1", "--epochs", "2", "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    args = [
+        "select",
+        "--data",
+        str(tiny_corpus),
+        "--experiments",
+        "start-speech-zero",
+        "--models",
+        "3",
+        "--outer",
+        "1",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
     assert main(args) == 0
     records = json.loads(out.read_text())
     assert len(records) == 1 and len(records[0]["ua"]) == 2
@@ -171,10 +195,16 @@ def test_input_noise_touches_speech_frames_in_training_only():
 
 def test_input_noise_trains_and_returns_the_papers_model():
     features = fake_features(n_actors=3, clips_per_actor=6, n_frames=6)
-    config = replace(ExperimentConfig(), {
-        "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
-        "train": {"max_epochs": 2, "input_noise": 0.3}})
-    result = train_model(config, 1, features.features, features.labels, seed=0, frame_mask=features.speech_mask())
+    config = replace(
+        ExperimentConfig(),
+        {
+            "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
+            "train": {"max_epochs": 2, "input_noise": 0.3},
+        },
+    )
+    result = train_model(
+        config, 1, features.features, features.labels, seed=0, frame_mask=features.speech_mask()
+    )
     assert result.model.name == "model1" and "noise" not in [layer.name for layer in result.model.layers]
     assert len(result.history["loss"]) == 2
 
@@ -187,8 +217,9 @@ def test_validation_curve_normalizes_each_actor_as_folds_do(monkeypatch):
     features.features = features.features + rng.normal(size=features.features.shape).astype(np.float32)
     seen = {}
 
-    def recording_train_model(config, model_id, x, y, validation=None, seed=0, callbacks=(), verbose=0,
-                              frame_mask=None):
+    def recording_train_model(
+        config, model_id, x, y, validation=None, seed=0, callbacks=(), verbose=0, frame_mask=None
+    ):
         seen.update(x=x, frame_mask=frame_mask)
         return types.SimpleNamespace(history={"val_ua": [0.2] * config.train.max_epochs})
 
@@ -211,17 +242,28 @@ def test_ema_model_holds_the_average_of_the_weights():
 
     features = fake_features(n_actors=3, clips_per_actor=6, n_frames=6)
     momentum = 0.8
-    config = replace(ExperimentConfig(), {
-        "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
-        "train": {"max_epochs": 3, "batch_size": 4, "ema_momentum": momentum}})
+    config = replace(
+        ExperimentConfig(),
+        {
+            "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
+            "train": {"max_epochs": 3, "batch_size": 4, "ema_momentum": momentum},
+        },
+    )
     after_batch = []
 
     class Record(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             after_batch.append([np.array(weight) for weight in self.model.get_weights()])
 
-    result = train_model(config, 3, features.features, features.labels, seed=0, frame_mask=features.speech_mask(),
-                         callbacks=[Record()])
+    result = train_model(
+        config,
+        3,
+        features.features,
+        features.labels,
+        seed=0,
+        frame_mask=features.speech_mask(),
+        callbacks=[Record()],
+    )
     assert len(after_batch) == 3 * 5  # 18 clips in batches of 4
     average = after_batch[0]
     for weights in after_batch[1:]:
@@ -242,10 +284,15 @@ def test_ema_validation_curve_scores_the_averaged_model():
 
     features = fake_features(n_actors=3, clips_per_actor=8, n_frames=6)
     features.features = features.features + np.random.default_rng(1).normal(
-        size=features.features.shape).astype(np.float32)
-    config = replace(ExperimentConfig(), {
-        "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
-        "train": {"max_epochs": 3, "batch_size": 4, "ema_momentum": 0.9}})
+        size=features.features.shape
+    ).astype(np.float32)
+    config = replace(
+        ExperimentConfig(),
+        {
+            "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
+            "train": {"max_epochs": 3, "batch_size": 4, "ema_momentum": 0.9},
+        },
+    )
     validation = features.actors == "1003"
     mask = features.speech_mask()
     mean, std = fit_scaler(features.features[~validation], True, mask[~validation])  # train_model's scaler
@@ -256,13 +303,22 @@ def test_ema_validation_curve_scores_the_averaged_model():
         def on_epoch_end(self, epoch, logs=None):
             seen.append(self.model.predict(watched, verbose=0))
 
-    result = train_model(config, 1, features.features, features.labels, validation=validation, seed=0,
-                         frame_mask=mask, callbacks=[Record()])
+    result = train_model(
+        config,
+        1,
+        features.features,
+        features.labels,
+        validation=validation,
+        seed=0,
+        frame_mask=mask,
+        callbacks=[Record()],
+    )
     np.testing.assert_allclose(result.mean, mean, rtol=1e-6)
     final = result.model.predict(watched, verbose=0)
     np.testing.assert_allclose(seen[-1], final, rtol=1e-5, atol=1e-6)
     assert result.history["val_ua"][-1] == pytest.approx(
-        balanced_accuracy_score(features.labels[validation], final.argmax(axis=1)))
+        balanced_accuracy_score(features.labels[validation], final.argmax(axis=1))
+    )
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
@@ -273,17 +329,28 @@ def test_cosine_schedule_decays_to_zero_over_the_run(schedule):
     import keras
 
     features = fake_features(n_actors=3, clips_per_actor=6, n_frames=6)  # 18 clips: 5 batches of 4
-    config = replace(ExperimentConfig(), {
-        "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
-        "train": {"max_epochs": 3, "batch_size": 4, "learning_rate": 0.01, "lr_schedule": schedule}})
+    config = replace(
+        ExperimentConfig(),
+        {
+            "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
+            "train": {"max_epochs": 3, "batch_size": 4, "learning_rate": 0.01, "lr_schedule": schedule},
+        },
+    )
     rates = []
 
     class Record(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):  # the rate this batch's update uses
             rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
-    train_model(config, 3, features.features, features.labels, seed=0, frame_mask=features.speech_mask(),
-                callbacks=[Record()])
+    train_model(
+        config,
+        3,
+        features.features,
+        features.labels,
+        seed=0,
+        frame_mask=features.speech_mask(),
+        callbacks=[Record()],
+    )
     steps = np.arange(3 * 5)
     expected = 0.01 * (0.5 * (1 + np.cos(np.pi * steps / 15)) if schedule == "cosine" else np.ones(15))
     np.testing.assert_allclose(rates, expected, rtol=1e-5, atol=1e-9)
@@ -300,9 +367,20 @@ def test_cosine_schedule_with_refit_decays_again_over_the_refit():
     """The refit does not replay the first run's logged rates onto a cosine optimizer (Keras
     refuses to set a rate there); it runs its own decay over the same epoch count."""
     features = fake_features(n_actors=3, clips_per_actor=6, n_frames=6)
-    config = replace(ExperimentConfig(), {
-        "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
-        "train": {"max_epochs": 2, "batch_size": 4, "lr_schedule": "cosine", "refit": True}})
-    result = train_model(config, 1, features.features, features.labels, validation=features.actors == "1003",
-                         seed=0, frame_mask=features.speech_mask())
+    config = replace(
+        ExperimentConfig(),
+        {
+            "model": {"pre_units": 4, "post_units": 4, "attention_units": 4},
+            "train": {"max_epochs": 2, "batch_size": 4, "lr_schedule": "cosine", "refit": True},
+        },
+    )
+    result = train_model(
+        config,
+        1,
+        features.features,
+        features.labels,
+        validation=features.actors == "1003",
+        seed=0,
+        frame_mask=features.speech_mask(),
+    )
     assert len(result.history["loss"]) == len(result.refit_history["loss"]) == 2

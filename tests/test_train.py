@@ -5,13 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from test_loso import ACTORS, TINY, tiny_features
 
 from cremad import CremadError
 from cremad.config import replace
 from cremad.predict import load_trained_model
 from cremad.train import train_on_all_actors
 from cremad.training import fit_scaler
-from test_loso import ACTORS, TINY, tiny_features
 
 
 @pytest.mark.slow
@@ -20,7 +20,9 @@ def test_sidecar_states_what_the_final_model_was_trained_with(tmp_path, refit):
     features = tiny_features()
     config = replace(TINY, {"train": {"max_epochs": 1, "refit": refit}})
     sidecar = train_on_all_actors(config, features, 3, tmp_path / "model3.keras")
-    assert sidecar["n_clips"] == len(features.clips) and sidecar["actors"] == list(ACTORS)  # every clip, nothing else
+    assert sidecar["n_clips"] == len(features.clips) and sidecar["actors"] == list(
+        ACTORS
+    )  # every clip, nothing else
     assert len(sidecar["validation_actors"]) == 1  # 25 % of 5 actors
     scaler = sidecar["scaler"]
     if refit:  # retrained on every actor: the statistics of them all

@@ -22,8 +22,19 @@ from pathlib import Path
 
 from cremad import CremadError
 from cremad.atomic import atomic_path
-from cremad.runs.layout import (CONFUSION, DONE, FOLD_CONFIG, HISTORY, HISTORY_REFIT, PREDICTIONS, RUN_JSON,
-                                SUMMARY_JSON, add_selection_arguments, fold_dirs, selected_runs)
+from cremad.runs.layout import (
+    CONFUSION,
+    DONE,
+    FOLD_CONFIG,
+    HISTORY,
+    HISTORY_REFIT,
+    PREDICTIONS,
+    RUN_JSON,
+    SUMMARY_JSON,
+    add_selection_arguments,
+    fold_dirs,
+    selected_runs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +74,9 @@ def archive_run(run_dir: str | Path, target: str | Path) -> tuple[int, list[str]
 
 
 def add_arguments(parser) -> None:
-    add_selection_arguments(parser, runs_help="runs root to copy from, or any folder below it (default: runs)")
+    add_selection_arguments(
+        parser, runs_help="runs root to copy from, or any folder below it (default: runs)"
+    )
     parser.add_argument("--out", required=True, help="runs root to copy into (same layout)")
 
 
@@ -72,6 +85,8 @@ def run(args) -> int:
     for key, run_dir in runs.items():
         target = key.path(args.out)
         copied, unfinished = archive_run(run_dir, target)
-        note = f"; left out {len(unfinished)} unfinished fold(s): {', '.join(unfinished)}" if unfinished else ""
+        note = (
+            f"; left out {len(unfinished)} unfinished fold(s): {', '.join(unfinished)}" if unfinished else ""
+        )
         log.info("%s -> %s: %d fold(s)%s", run_dir, target, copied, note)
     return 0

@@ -15,9 +15,24 @@ from cremad import CremadError
 from cremad.atomic import atomic_path, write_json
 from cremad.config import EMOTIONS
 from cremad.models import model_name
-from cremad.runs.layout import (ATTENTION, CONFUSION, DONE, EXPECTED_FOLD_KEYS, FOLD_CONFIG, HISTORY, HISTORY_REFIT,
-                                MODEL_FILE, PREDICTION_COLUMNS, PREDICTIONS, SCALER, SUMMARY_JSON, fold_dir, fold_dirs,
-                                read_json, read_run)
+from cremad.runs.layout import (
+    ATTENTION,
+    CONFUSION,
+    DONE,
+    EXPECTED_FOLD_KEYS,
+    FOLD_CONFIG,
+    HISTORY,
+    HISTORY_REFIT,
+    MODEL_FILE,
+    PREDICTION_COLUMNS,
+    PREDICTIONS,
+    SCALER,
+    SUMMARY_JSON,
+    fold_dir,
+    fold_dirs,
+    read_json,
+    read_run,
+)
 from cremad.tables import write_csv
 from cremad.training import history_table
 
@@ -45,8 +60,10 @@ def start_fold(folder: str | Path) -> Path:
 def write_predictions(folder: Path, clip_ids, actors, labels, probabilities) -> None:
     """predictions.csv: one row per test clip, its true and predicted (argmax) emotion and the
     probabilities in EMOTIONS order."""
-    rows = [[clip, actor, EMOTIONS[label], EMOTIONS[int(np.argmax(row))], *(f"{p:.6f}" for p in row)]
-            for clip, actor, label, row in zip(clip_ids, actors, labels, probabilities)]
+    rows = [
+        [clip, actor, EMOTIONS[label], EMOTIONS[int(np.argmax(row))], *(f"{p:.6f}" for p in row)]
+        for clip, actor, label, row in zip(clip_ids, actors, labels, probabilities)
+    ]
     write_csv(Path(folder) / PREDICTIONS, PREDICTION_COLUMNS, rows)
 
 
@@ -55,8 +72,11 @@ def write_confusion(folder: Path, labels, predicted) -> np.ndarray:
     from sklearn.metrics import confusion_matrix
 
     matrix = confusion_matrix(labels, predicted, labels=range(len(EMOTIONS)))  # rows = true
-    write_csv(Path(folder) / CONFUSION, ["true\\predicted", *EMOTIONS],
-              [[code, *row] for code, row in zip(EMOTIONS, matrix)])
+    write_csv(
+        Path(folder) / CONFUSION,
+        ["true\\predicted", *EMOTIONS],
+        [[code, *row] for code, row in zip(EMOTIONS, matrix)],
+    )
     return matrix
 
 
@@ -73,7 +93,9 @@ def write_scaler(folder: Path, mean: np.ndarray, std: np.ndarray) -> None:
 def write_attention(folder: Path, clip_ids, weights: np.ndarray) -> None:
     """attention.npz: the test clips' attention weights (clips, decoder steps, frames)."""
     with atomic_path(Path(folder) / ATTENTION) as temporary:
-        np.savez_compressed(temporary, clips=np.asarray(clip_ids).astype(str), weights=weights.astype(np.float32))
+        np.savez_compressed(
+            temporary, clips=np.asarray(clip_ids).astype(str), weights=weights.astype(np.float32)
+        )
 
 
 def save_model(folder: Path, model) -> None:
@@ -81,8 +103,9 @@ def save_model(folder: Path, model) -> None:
         model.save(temporary)
 
 
-def finish_fold(folder: Path, clip_ids, actors, labels, probabilities, fold_config: dict[str, Any],
-                **done_fields) -> dict[str, Any]:
+def finish_fold(
+    folder: Path, clip_ids, actors, labels, probabilities, fold_config: dict[str, Any], **done_fields
+) -> dict[str, Any]:
     """Write a fold's predictions.csv, confusion.csv and config.json, then done.json last (the
     fold counts as finished only now). `labels` are EMOTIONS indices, `probabilities` (n, 6).
     done.json holds the actor, accuracy, n_test, `done_fields` and the time; it is returned."""
@@ -92,8 +115,13 @@ def finish_fold(folder: Path, clip_ids, actors, labels, probabilities, fold_conf
     write_predictions(folder, clip_ids, actors, labels, probabilities)
     write_confusion(folder, labels, predicted)
     write_json(folder / FOLD_CONFIG, fold_config)
-    done = {"actor": fold_config["test_actor"], "accuracy": float(np.mean(predicted == labels)),
-            "n_test": len(labels), **done_fields, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    done = {
+        "actor": fold_config["test_actor"],
+        "accuracy": float(np.mean(predicted == labels)),
+        "n_test": len(labels),
+        **done_fields,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     write_json(folder / DONE, done)
     return done
 
@@ -148,8 +176,10 @@ def read_fold_predictions(path: Path) -> list[dict[str, str]]:
     for row in rows:
         for column in ("true", "predicted"):
             if row[column] not in EMOTIONS:
-                raise CremadError(f"{path}: clip {row['clip']}: {column}={row[column]!r} "
-                                  f"is not one of {', '.join(EMOTIONS)}")
+                raise CremadError(
+                    f"{path}: clip {row['clip']}: {column}={row[column]!r} "
+                    f"is not one of {', '.join(EMOTIONS)}"
+                )
     return rows
 
 
@@ -172,10 +202,17 @@ def load_predictions(run_dir: str | Path) -> Predictions:
         done[actor] = read_json(folders[actor] / DONE)
         rows.extend(read_fold_predictions(folders[actor] / PREDICTIONS))
     if unfinished:
-        log.warning("%s: %d fold(s) without done.json, not counted: %s", run_dir, len(unfinished), ", ".join(unfinished))
+        log.warning(
+            "%s: %d fold(s) without done.json, not counted: %s",
+            run_dir,
+            len(unfinished),
+            ", ".join(unfinished),
+        )
     if missing:
         log.warning("%s: %d fold(s) not started: %s", run_dir, len(missing), ", ".join(missing))
-    probabilities = np.array([[float(row[f"p_{emotion}"]) for emotion in EMOTIONS] for row in rows], dtype=float)
+    probabilities = np.array(
+        [[float(row[f"p_{emotion}"]) for emotion in EMOTIONS] for row in rows], dtype=float
+    )
     return Predictions(
         run_dir=run_dir,
         run=run,

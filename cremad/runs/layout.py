@@ -85,8 +85,11 @@ def fold_dir(run_dir: str | Path, actor: str) -> Path:
 
 def fold_dirs(run_dir: str | Path) -> dict[str, Path]:
     """actor -> fold folder, for every fold-<actor> folder of a run (finished or not)."""
-    return {path.name[len(FOLD_PREFIX):]: path for path in sorted(Path(run_dir).glob(f"{FOLD_PREFIX}*"))
-            if path.is_dir()}
+    return {
+        path.name[len(FOLD_PREFIX) :]: path
+        for path in sorted(Path(run_dir).glob(f"{FOLD_PREFIX}*"))
+        if path.is_dir()
+    }
 
 
 def is_run_dir(path: Path) -> bool:
@@ -102,11 +105,14 @@ def old_layout_move(folder: Path) -> str:
     seed_dir = f"{SEED_PREFIX}{seed}"
     if folder.parent.name == experiment:  # <corpus>/<experiment>/model<k>: the seed level goes inside
         parked = folder.with_name(f"{folder.name}.{seed_dir}")
-        command = (f"mv {shlex.quote(str(folder))} {shlex.quote(str(parked))} && mkdir {shlex.quote(str(folder))} "
-                   f"&& mv {shlex.quote(str(parked))} {shlex.quote(str(folder / seed_dir))}")
+        command = (
+            f"mv {shlex.quote(str(folder))} {shlex.quote(str(parked))} && mkdir {shlex.quote(str(folder))} "
+            f"&& mv {shlex.quote(str(parked))} {shlex.quote(str(folder / seed_dir))}"
+        )
     else:  # <corpus>/model<k>, the paper's old place
         target = folder.parent / experiment / folder.name
-        command = f"mkdir -p {shlex.quote(str(target))} && mv {shlex.quote(str(folder))} {shlex.quote(str(target / seed_dir))}"
+        move = f"mv {shlex.quote(str(folder))} {shlex.quote(str(target / seed_dir))}"
+        command = f"mkdir -p {shlex.quote(str(target))} && {move}"
     return f"{folder} is in the old run-folder layout (no seed level); move it: {command}"
 
 
@@ -137,8 +143,11 @@ def find_runs(root: str | Path, max_depth: int = 6) -> dict[RunKey, Path]:
                 else:
                     old.append(folder)
                 continue
-            below += [child for child in sorted(folder.iterdir())
-                      if child.is_dir() and not child.name.startswith((".", FOLD_PREFIX))]
+            below += [
+                child
+                for child in sorted(folder.iterdir())
+                if child.is_dir() and not child.name.startswith((".", FOLD_PREFIX))
+            ]
         frontier = below
     if old:
         raise CremadError("\n".join(old_layout_move(folder) for folder in old))
@@ -148,28 +157,45 @@ def find_runs(root: str | Path, max_depth: int = 6) -> dict[RunKey, Path]:
 def _choose(kind: str, wanted: str | None, present: set[str], default: str | None, root: Path) -> str:
     if wanted is not None:
         if wanted not in present:
-            raise CremadError(f"--{kind} {wanted}: no runs of it under {root} (there are: {', '.join(sorted(present))})")
+            raise CremadError(
+                f"--{kind} {wanted}: no runs of it under {root} (there are: {', '.join(sorted(present))})"
+            )
         return wanted
     if len(present) == 1:
         return next(iter(present))
     if default in present:
-        log.info("%s: using %s %s; also there: %s (pick with --%s)", root, kind, default,
-                 ", ".join(sorted(present - {default})), kind)
+        log.info(
+            "%s: using %s %s; also there: %s (pick with --%s)",
+            root,
+            kind,
+            default,
+            ", ".join(sorted(present - {default})),
+            kind,
+        )
         return default
     plural = "corpora" if kind == "corpus" else f"{kind}s"
-    raise CremadError(f"--runs {root} holds several {plural} ({', '.join(sorted(present))}); pick one with --{kind}")
+    raise CremadError(
+        f"--runs {root} holds several {plural} ({', '.join(sorted(present))}); pick one with --{kind}"
+    )
 
 
-def select_runs(root: str | Path, corpus: str | None = None, experiment: str | None = None,
-                models: list[str] | None = None, seeds: list[int] | None = None) -> dict[RunKey, Path]:
+def select_runs(
+    root: str | Path,
+    corpus: str | None = None,
+    experiment: str | None = None,
+    models: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> dict[RunKey, Path]:
     """The run folders under `root` of one corpus and one experiment, for `models` and `seeds`
     (default: all present). Without `corpus` / `experiment`: the only one present, else the
     experiment "paper"; several corpora need --corpus."""
     root = Path(root)
     runs = find_runs(root)
     if not runs:
-        raise CremadError(f"--runs {root}: no run folders in it "
-                          "(expected <corpus>/<experiment>/<model>/seed<s>/ folders written by `cremad loso`)")
+        raise CremadError(
+            f"--runs {root}: no run folders in it "
+            "(expected <corpus>/<experiment>/<model>/seed<s>/ folders written by `cremad loso`)"
+        )
     corpus = _choose("corpus", corpus, {key.corpus for key in runs}, None, root)
     runs = {key: path for key, path in runs.items() if key.corpus == corpus}
     experiment = _choose("experiment", experiment, {key.experiment for key in runs}, "paper", root)
@@ -179,19 +205,28 @@ def select_runs(root: str | Path, corpus: str | None = None, experiment: str | N
             present = {getattr(key, kind) for key in runs}
             absent = [str(value) for value in wanted if value not in present]
             if absent:
-                raise CremadError(f"--{kind}s: no {corpus}/{experiment} runs of {', '.join(absent)} under {root} "
-                                  f"(there are: {', '.join(map(str, sorted(present)))})")
+                raise CremadError(
+                    f"--{kind}s: no {corpus}/{experiment} runs of {', '.join(absent)} under {root} "
+                    f"(there are: {', '.join(map(str, sorted(present)))})"
+                )
             runs = {key: path for key, path in runs.items() if getattr(key, kind) in wanted}
     return runs
 
 
-def add_selection_arguments(parser, runs_help: str = "runs root or any folder below it (default: runs)") -> None:
+def add_selection_arguments(
+    parser, runs_help: str = "runs root or any folder below it (default: runs)"
+) -> None:
     """--runs, --corpus, --experiment, --models and --seeds, for commands that read runs."""
     parser.add_argument("--runs", default="runs", help=runs_help)
-    parser.add_argument("--corpus", choices=CORPORA, default=None, help="corpus (default: the only one there)")
-    parser.add_argument("--experiment", default=None,
-                        help="experiment (default: the only one there, else paper)")
-    parser.add_argument("--models", help="comma-separated models, e.g. 1,2 or model2,svm (default: all there)")
+    parser.add_argument(
+        "--corpus", choices=CORPORA, default=None, help="corpus (default: the only one there)"
+    )
+    parser.add_argument(
+        "--experiment", default=None, help="experiment (default: the only one there, else paper)"
+    )
+    parser.add_argument(
+        "--models", help="comma-separated models, e.g. 1,2 or model2,svm (default: all there)"
+    )
     parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1 (default: all there)")
 
 
@@ -199,8 +234,11 @@ def parse_selection(models: str | None, seeds: str | None) -> tuple[list[str] | 
     """--models "1,svm" -> ["model1", "svm"] and --seeds "0,2" -> [0, 2]; None when not given."""
     model_names = seed_list = None
     if models:
-        model_names = [model_name(int(item)) if item.strip().isdigit() else item.strip()
-                       for item in models.split(",") if item.strip()]
+        model_names = [
+            model_name(int(item)) if item.strip().isdigit() else item.strip()
+            for item in models.split(",")
+            if item.strip()
+        ]
     if seeds:
         try:
             seed_list = [int(item) for item in seeds.split(",") if item.strip()]
@@ -237,8 +275,12 @@ def library_versions() -> dict[str, str]:
 
     import cremad
 
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "scikit-learn": sklearn.__version__,
-                "cremad": cremad.__version__}
+    versions = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "cremad": cremad.__version__,
+    }
     keras = sys.modules.get("keras")
     if keras is not None:
         backend = keras.config.backend()
@@ -267,8 +309,9 @@ def run_record(config, model: str, corpus: str, data_dir: str | Path, features, 
         "actors": loso_actors(features.actors),
         **extra,
         "versions": library_versions(),
-        "command": shlex.join(["cremad" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name,
-                               *sys.argv[1:]]),
+        "command": shlex.join(
+            ["cremad" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name, *sys.argv[1:]]
+        ),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -276,7 +319,9 @@ def run_record(config, model: str, corpus: str, data_dir: str | Path, features, 
 def _flatten(data: dict, prefix: str = "") -> dict:
     flat = {}
     for key, value in data.items():
-        flat.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        flat.update(
+            _flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+        )
     return flat
 
 
@@ -290,8 +335,11 @@ def config_changes(old: dict | None, new: dict | None) -> list[str]:
     except ValueError as error:  # a setting this version no longer knows
         return [f"config ({error})"]
     old, new = _flatten(old), _flatten(new)
-    return [f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(set(old) | set(new))
-            if old.get(key) != new.get(key)]
+    return [
+        f"{key} {old.get(key)!r} -> {new.get(key)!r}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
 
 
 def prepare_run(run_dir: str | Path, record: dict[str, Any], force: bool) -> None:
@@ -301,21 +349,27 @@ def prepare_run(run_dir: str | Path, record: dict[str, Any], force: bool) -> Non
     path = run_dir / RUN_JSON
     if path.is_file():
         old = read_json(path)
-        changed = [f"{key} {old.get(key)!r} -> {record.get(key)!r}" for key in RUN_IDENTITY
-                   if key != "config" and old.get(key) != record.get(key)]
+        changed = [
+            f"{key} {old.get(key)!r} -> {record.get(key)!r}"
+            for key in RUN_IDENTITY
+            if key != "config" and old.get(key) != record.get(key)
+        ]
         changed += config_changes(old.get("config"), record.get("config"))
         if not changed:
             return
         if not force:
             raise CremadError(
                 f"{path} was made by a different run ({'; '.join(changed)}); its folds would mix with "
-                f"this one. Use --force to retrain from scratch there, or another --runs")
+                f"this one. Use --force to retrain from scratch there, or another --runs"
+            )
         stale = [folder / DONE for folder in fold_dirs(run_dir).values() if (folder / DONE).is_file()]
         for done in stale:
             done.unlink()
-        log.warning("%s: configuration changed (%s); %d finished fold(s) of the old run unmarked",
-                    run_dir, "; ".join(changed), len(stale))
+        log.warning(
+            "%s: configuration changed (%s); %d finished fold(s) of the old run unmarked",
+            run_dir,
+            "; ".join(changed),
+            len(stale),
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(path, record)
-
-
