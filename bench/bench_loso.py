@@ -94,7 +94,8 @@ def time_fold(model_id: int, features, epochs: int, out_dir: Path) -> dict:
     import numpy as np
 
     from cremad.config import ExperimentConfig, replace
-    from cremad.folds import run_fold, split_fold
+    from cremad.folds import run_fold
+    from cremad.splits import split_fold
 
     config = replace(ExperimentConfig(), {"train": {"max_epochs": epochs, "patience": epochs + 1}})
     timer = epoch_timer()
@@ -133,7 +134,7 @@ def epochs_per_fold(runs_root: str | None, model_id: int, default: int) -> tuple
     experiment, see `cremad.runs.select_runs`; refit epochs included), else `default`."""
     if runs_root:
         from cremad import runs
-        from cremad.models import model_name
+        from cremad.model_names import model_name
 
         try:
             selected = runs.select_runs(runs_root, models=[model_name(model_id)])
@@ -209,35 +210,26 @@ def pack_folds(
     config = replace(ExperimentConfig(), {"train": {"max_epochs": epochs, "patience": epochs + 1}})
     actors = sorted(set(features.actors))
     if method == "ray":
-        from cremad.loso import run_folds, start_ray
+        from cremad.loso import LosoOptions, run_folds, start_ray
 
         ray = start_ray()  # one cluster for all packs, so workers stay warm between them
         has_gpu = ray.cluster_resources().get("GPU", 0) >= 1  # without one, k folds share the CPUs
         warm = replace(config, {"train": {"max_epochs": 1}})
-        run_folds(
-            warm,
-            features,
-            model_id,
-            out_dir / "warm",
-            actors[: max(packs)],
+        options = LosoOptions(
+            model_id=model_id,
             save_models=False,
             backend="ray",
             gpus_per_fold=1 / max(packs) if has_gpu else 0,
         )
+        run_folds(warm, features, out_dir / "warm", options, actors[: max(packs)])
     results = []
     for pack in packs:
         started = time.perf_counter()
         if method == "ray":
-            run_folds(
-                config,
-                features,
-                model_id,
-                out_dir / f"pack{pack}",
-                actors[:pack],
-                save_models=False,
-                backend="ray",
-                gpus_per_fold=1 / pack if has_gpu else 0,
+            options = LosoOptions(
+                model_id=model_id, save_models=False, backend="ray", gpus_per_fold=1 / pack if has_gpu else 0
             )
+            run_folds(config, features, out_dir / f"pack{pack}", options, actors[:pack])
         else:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -307,9 +299,11 @@ def main(argv=None) -> int:
     # This process trains too, before the Ray workers start: it must not take the whole GPU.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    from cremad.cli import quiet_libraries
+    from cremad.process import quiet_libraries
 
-    quiet_libraries("loso")  # TensorFlow's start-up lines and retracing warnings, as `cremad loso` does
+    quiet_libraries(
+        import_keras=True
+    )  # TensorFlow's start-up lines and retracing warnings, as `cremad loso` does
 
     import keras
     from bench_models import device_description

@@ -3,7 +3,7 @@
     cremad baseline --data DIR [--corpus emodb] [--features mfcc|rich] [--experiment paper]
 
 Each clip becomes one vector of functionals (cremad/functionals.py). Each leave-one-actor-out fold
-(folds.loso_actors, as for the four models) holds one actor out and fits, on the others only,
+(splits.loso_actors, as for the four models) holds one actor out and fits, on the others only,
 
     GridSearchCV(Pipeline(StandardScaler, SVC(class_weight="balanced")))
 
@@ -29,15 +29,16 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from tqdm import tqdm
 
 from cremad import CremadError, runs
 from cremad.config import EMOTIONS, load_experiment, replace
 from cremad.corpus import CORPORA, CORPUS_HELP
 from cremad.features import add_clip_arguments, clip_options, load_features
-from cremad.folds import loso_actors, normalize_speakers
 from cremad.functionals import FEATURE_KINDS, FUNCTIONALS_CODE_VERSION, load_functionals
-from cremad.loso import format_duration
 from cremad.metrics import format_summary, summarize
+from cremad.scaling import normalize_speakers
+from cremad.splits import loso_actors
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def run(args) -> int:
         args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir, **clip_options(args)
     )
     values, names = load_functionals(features, args.features, args.cache_dir)
-    if config.train.speaker_normalization:  # as the experiment's models do (folds.normalize_speakers)
+    if config.train.speaker_normalization:  # as the experiment's models do (scaling.normalize_speakers)
         values = normalize_speakers(values, features.actors)
 
     run_dir = runs.run_dir(args.runs, args.corpus, config.name, model, seed)
@@ -262,6 +263,6 @@ def run(args) -> int:
             result["inner_ua"],
             result["seconds"],
         )
-    log.info("baseline: %d fold(s) fitted in %s", len(todo), format_duration(time.time() - started))
+    log.info("baseline: %d fold(s) fitted in %s", len(todo), tqdm.format_interval(time.time() - started))
     print(format_summary(summarize(run_dir)))
     return 0

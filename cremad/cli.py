@@ -7,13 +7,13 @@ A command module provides `add_arguments(parser)` and `run(args) -> int`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import logging
 import os
 import sys
 
 from cremad import CremadError, __version__
+from cremad.process import quiet_libraries
 
 COMMANDS = {
     "synth": ("cremad.synth", "write the deterministic demo corpus (CREMA-D names)"),
@@ -50,40 +50,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_libraries(command: str | None) -> None:
-    """Hide what the libraries print that says nothing about the run: TensorFlow's start-up
-    lines (absl's "All log messages before absl::InitializeLog()", "Could not find cuda drivers",
-    the CPU-instruction and oneDNN notices), absl's Python warnings and pooch's line per file.
-    Runs before anything imports TensorFlow; a TF_CPP_MIN_LOG_LEVEL the user set wins."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ logs: 3 keeps only FATAL
-    for name in ("tensorflow", "absl"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    if command in USES_KERAS:
-        # TensorFlow 2.21 (2.19 too, tensorflow/tensorflow#100442) prints absl's notice and "Could
-        # not find cuda drivers" at import whatever TF_CPP_MIN_LOG_LEVEL says: import it with
-        # stderr closed. An import that fails still raises, and -v skips this.
-        with _stderr_to_devnull():
-            import keras  # noqa: F401
-    if command == "download":
-        import pooch  # its logger stands outside logging's tree and logs every file at INFO
-
-        pooch.get_logger().setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def _stderr_to_devnull():
-    """Send file descriptor 2 (where C++ code writes) to /dev/null for the duration."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Figures are files, never windows: matplotlib's file-only backend for the whole process,
@@ -94,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         command = None
     # -v (any subcommand's) shows the libraries' own logs; read before anything imports them.
     if not any(arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in argv):
-        quiet_libraries(command)
+        quiet_libraries(import_keras=command in USES_KERAS, quiet_pooch=command == "download")
     parser = build_parser(command)
     args = parser.parse_args(argv)
     if args.command is None:

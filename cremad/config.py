@@ -20,6 +20,8 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: tomli is the package tomllib was made from (setup.cfg requires it there)
     import tomli as tomllib
 
+from cremad.model_names import MODEL_IDS, model_name
+
 EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 EMOTION_NAMES = {
     "ANG": "Anger",
@@ -307,8 +309,6 @@ def load_experiment(
             data = tomllib.load(handle)
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path}: {error}") from error
-    from cremad.models import MODEL_IDS, model_name  # models imports this module: import here
-
     per_model = {key: data.pop(key) for key in list(data) if key.startswith("model") and key != "model"}
     for key in per_model:
         if key not in {model_name(model_id) for model_id in MODEL_IDS}:

@@ -21,7 +21,7 @@ import numpy as np
 
 from cremad import CremadError, runs
 from cremad.metrics import load_results
-from cremad.models import ATTENTION_MODEL_IDS, model_name
+from cremad.model_names import ATTENTION_MODEL_IDS, model_name
 from cremad.plots import STYLE, attention_figure, confusion_figures, fold_accuracy_figure, run_setting, save
 from cremad.result_tables import write_tables
 

@@ -8,13 +8,15 @@ its own, in the run folder `cremad.runs` lays out:
 A fold with done.json is finished and skipped on a rerun, so an interrupted run loses at most
 the folds in progress; --force retrains. A run.json from a different configuration is never
 silently mixed with the current one. Folds run one after another (--backend local) or as Ray
-tasks (--backend ray), with the same files and the same seeds either way.
+tasks (--backend ray), with the same files and the same seeds either way. The command line is
+parsed once into a `LosoOptions`, which is all the library code below sees of it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -22,12 +24,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from cremad import CremadError, runs
+from cremad.arguments import comma_list, nonnegative_int
 from cremad.config import load_experiment, replace
 from cremad.corpus import CORPORA, CORPUS_HELP
 from cremad.features import add_clip_arguments, clip_options
-from cremad.folds import loso_actors, run_fold
-from cremad.models import MODEL_IDS, model_name
+from cremad.model_names import MODEL_IDS, model_name
+from cremad.process import limit_threads
+from cremad.splits import loso_actors
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +83,94 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="Keras epoch bars")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """--seeds "0,1,2" -> [0, 1, 2] (each once, in the order given)."""
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise CremadError(f"--seeds {text!r}: expected comma-separated whole numbers, e.g. 0,1,2") from None
-    if not seeds or min(seeds) < 0:
-        raise CremadError(f"--seeds {text!r}: expected comma-separated seeds >= 0, e.g. 0,1,2")
-    return list(dict.fromkeys(seeds))
+@dataclasses.dataclass(frozen=True)
+class LosoOptions:
+    """How to run one model's leave-one-actor-out folds: `cremad loso`'s options, parsed once
+    (`from_args`) and checked here. The experiment's settings are the config, not these."""
+
+    model_id: int
+    data: str | None = None  # corpus folder (or manifest)
+    corpus: str = "cremad"
+    runs: str = "runs"
+    experiment: str = "paper"
+    epochs: int | None = None  # overrides train.max_epochs
+    seeds: tuple[int, ...] | None = None  # one run per seed; None: the experiment's train.seed
+    folds: tuple[str, ...] | None = None  # test actors to run; None: all
+    shard: tuple[int, int] = (0, 1)  # (i, n): every n-th selected fold, starting at i
+    backend: str = "local"
+    ray_address: str | None = None
+    gpus_per_fold: float = 0.0
+    cpus_per_fold: float = 1.0
+    cache_dir: str = "cache"
+    save_models: bool = True
+    force: bool = False  # retrain finished folds
+    jobs: int = 1  # local backend: folds at once, each in its own process
+    threads: int | None = None  # TensorFlow CPU threads per process
+    verbose: int = 0
+    skip_bad: bool = False
+    keep_silent: bool = False
+    strict: bool = False
+
+    def __post_init__(self):
+        if self.model_id not in MODEL_IDS:
+            raise CremadError(f"--model must be one of {MODEL_IDS}, got {self.model_id!r}")
+        if self.backend not in ("local", "ray"):
+            raise CremadError(f"--backend must be 'local' or 'ray', got {self.backend!r}")
+        if self.jobs < 1:
+            raise CremadError(f"--jobs must be at least 1, got {self.jobs}")
+        if self.jobs > 1 and self.backend != "local":
+            raise CremadError("--jobs is for the local backend; Ray packs folds with --cpus-per-fold")
+        if self.threads is not None and self.threads < 1:
+            raise CremadError(f"--threads must be at least 1, got {self.threads}")
+        index, count = self.shard
+        if count < 1 or not 0 <= index < count:
+            raise CremadError(f"--shard {index}/{count}: need 0 <= i < n")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LosoOptions:
+        """The options of a parsed `cremad loso` command line."""
+        seeds = (
+            [args.seed]
+            if args.seed is not None
+            else comma_list(args.seeds, "--seeds", nonnegative_int, "0,1,2")
+        )
+        if args.seeds is not None and not seeds:
+            raise CremadError(f"--seeds {args.seeds!r}: expected comma-separated seeds >= 0, e.g. 0,1,2")
+        return cls(
+            model_id=args.model,
+            data=args.data,
+            corpus=args.corpus,
+            runs=args.runs,
+            experiment=args.experiment,
+            epochs=args.epochs,
+            seeds=tuple(seeds) or None,
+            folds=tuple(comma_list(args.folds, "--folds")) or None,
+            shard=parse_shard(args.shard),
+            backend=args.backend,
+            ray_address=args.ray_address,
+            gpus_per_fold=args.gpus_per_fold,
+            cpus_per_fold=args.cpus_per_fold,
+            cache_dir=args.cache_dir,
+            save_models=not args.no_save_models,
+            force=args.force,
+            jobs=args.jobs,
+            threads=args.threads,
+            verbose=args.verbose,
+            **clip_options(args),
+        )
+
+    @property
+    def model(self) -> str:
+        return model_name(self.model_id)
+
+    @property
+    def clip_options(self) -> dict[str, bool]:
+        """load_features' keyword arguments for which clips to read."""
+        return {"skip_bad": self.skip_bad, "keep_silent": self.keep_silent, "strict": self.strict}
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
+    """--shard "1/4" -> (1, 4); None -> (0, 1), every fold."""
     if text is None:
         return 0, 1
     try:
@@ -100,54 +182,40 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return index, count
 
 
-def select_folds(actors: list[str], folds: str | None = None, shard: str | None = None) -> list[str]:
-    """The test actors to run: `folds` (comma-separated) or all, then every n-th for shard i/n."""
+def select_folds(
+    actors: list[str], folds: tuple[str, ...] | None = None, shard: tuple[int, int] = (0, 1)
+) -> list[str]:
+    """The test actors to run: `folds` or all, then every n-th for shard (i, n)."""
     selected = list(actors)
     if folds:
-        wanted = [actor.strip() for actor in folds.split(",") if actor.strip()]
-        unknown = [actor for actor in wanted if actor not in actors]
+        unknown = [actor for actor in folds if actor not in actors]
         if unknown:
             raise CremadError(
                 f"--folds: no clips for actor(s) {', '.join(unknown)} (have {actors[0]}..{actors[-1]})"
             )
-        selected = [actor for actor in actors if actor in wanted]
-    index, count = parse_shard(shard)
+        selected = [actor for actor in actors if actor in folds]
+    index, count = shard
     return selected[index::count]
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def run_folds(
     config,
     features,
-    model_id: int,
     run_dir: str | Path,
+    options: LosoOptions,
     test_actors: list[str] | None = None,
-    force: bool = False,
-    save_models: bool = True,
-    verbose: int = 0,
-    backend: str = "local",
-    ray_address: str | None = None,
-    gpus_per_fold: float = 0.0,
-    cpus_per_fold: float = 1.0,
     pool=None,
-    threads: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the folds of `test_actors` (default: all) into the run folder `run_dir`, skipping
-    finished ones unless `force`. The caller has written run.json. With the local backend and a
-    `pool` (a concurrent.futures executor, see `fold_pool`) folds train side by side in its
-    processes. A Ray task runs TensorFlow on `threads` CPU threads (default: `cpus_per_fold`
-    rounded up). Returns the done records of this call."""
+    """Run model `options.model_id`'s folds of `test_actors` (default: all) into the run folder
+    `run_dir`, skipping finished ones unless `options.force`. The caller has written run.json.
+    With the local backend and a `pool` (a concurrent.futures executor, see `fold_pool`) folds
+    train side by side in its processes. A Ray task runs TensorFlow on `options.threads` CPU
+    threads (default: `options.cpus_per_fold` rounded up). Returns the done records of this call."""
+    from cremad.folds import run_fold
+
     all_actors = loso_actors(features.actors)
     fold_index = {actor: index for index, actor in enumerate(all_actors)}  # seed offset per fold
-    todo = runs.pending_folds(run_dir, test_actors or all_actors, force)
+    todo = runs.pending_folds(run_dir, test_actors or all_actors, options.force)
     for actor in test_actors or all_actors:
         if actor not in todo:
             log.info("skipped fold %s: done", actor)
@@ -157,22 +225,20 @@ def run_folds(
         dict(
             test_actor=actor,
             out_dir=runs.fold_dir(run_dir, actor),
-            model_id=model_id,
+            model_id=options.model_id,
             fold_index=fold_index[actor],
-            save_model=save_models,
-            verbose=verbose,
+            save_model=options.save_models,
+            verbose=options.verbose,
         )
         for actor in todo
     ]
-    if backend == "ray":
-        threads = threads or max(1, math.ceil(cpus_per_fold))
-        finished = _run_ray(config, features, jobs, ray_address, gpus_per_fold, cpus_per_fold, threads)
-    elif backend == "local" and pool is not None:
+    if options.backend == "ray":
+        threads = options.threads or max(1, math.ceil(options.cpus_per_fold))
+        finished = _run_ray(config, features, jobs, options, threads)
+    elif pool is not None:
         finished = _run_pool(pool, config, features, jobs)
-    elif backend == "local":
-        finished = (run_fold(config, features, **job) for job in jobs)
     else:
-        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+        finished = (run_fold(config, features, **job) for job in jobs)
 
     started, records = time.time(), []
     for done in finished:
@@ -188,8 +254,8 @@ def run_folds(
             done["n_test"],
             done["epochs"],
             done["seconds"],
-            format_duration(elapsed),
-            format_duration(eta),
+            tqdm.format_interval(elapsed),
+            tqdm.format_interval(eta),
         )
     return records
 
@@ -198,7 +264,7 @@ def _fold_task(config, features, job, threads: int | None = None):
     """One fold in a Ray task or a pool job. A pool worker has set its threads already
     (`_init_pool_worker`); a Ray worker sets them here, before its first fold's first op (a
     reused worker asking for the same count again is a no-op in TensorFlow)."""
-    from cremad.training import limit_threads
+    from cremad.folds import run_fold
 
     limit_threads(threads)
     return run_fold(config, features, **job)
@@ -207,11 +273,10 @@ def _fold_task(config, features, job, threads: int | None = None):
 def _init_pool_worker(threads: int | None) -> None:
     """A fold process: TensorFlow imported quietly (as the cremad command does), on `threads`
     (None: TensorFlow's default, every core)."""
-    from cremad.cli import quiet_libraries
-    from cremad.training import limit_threads
+    from cremad.process import quiet_libraries
 
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # processes sharing a GPU take what they use
-    quiet_libraries("loso")
+    quiet_libraries(import_keras=True)
     limit_threads(threads)
 
 
@@ -290,7 +355,7 @@ def start_ray(address: str | None = None, log_to_driver: bool = False):
     return ray
 
 
-def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold, threads=None):
+def _run_ray(config, features, jobs, options: LosoOptions, threads: int | None = None):
     """Yield done records as Ray tasks finish (see `_gather` for failures). The features go into
     the object store once."""
     try:
@@ -299,15 +364,17 @@ def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold, thre
         raise CremadError("--backend ray needs Ray: pip install -e .[ray]") from None
     started_here = not ray.is_initialized()
     if started_here:
-        start_ray(address, log_to_driver=any(job["verbose"] for job in jobs))
+        start_ray(options.ray_address, log_to_driver=options.verbose > 0)
     try:
         available = ray.cluster_resources().get("GPU", 0)
-        if gpus_per_fold > available:  # Ray would queue such tasks forever
+        if options.gpus_per_fold > available:  # Ray would queue such tasks forever
             raise CremadError(
-                f"--gpus-per-fold {gpus_per_fold:g}, but the Ray cluster has {available:g} GPU(s)"
+                f"--gpus-per-fold {options.gpus_per_fold:g}, but the Ray cluster has {available:g} GPU(s)"
             )
         features_ref = ray.put(features)
-        task = ray.remote(num_gpus=gpus_per_fold, num_cpus=cpus_per_fold, max_retries=0)(_fold_task)
+        task = ray.remote(num_gpus=options.gpus_per_fold, num_cpus=options.cpus_per_fold, max_retries=0)(
+            _fold_task
+        )
         actor_of = {task.remote(config, features_ref, job, threads): job["test_actor"] for job in jobs}
 
         def finished():
@@ -322,62 +389,55 @@ def _run_ray(config, features, jobs, address, gpus_per_fold, cpus_per_fold, thre
             ray.shutdown()
 
 
-def resolve_configs(args) -> list:
-    """The experiment's config for --model, with --epochs applied; one per seed of --seed /
-    --seeds (default: the experiment's own train.seed)."""
-    config = load_experiment(args.experiment, model_id=args.model)
-    if args.epochs is not None:
-        config = replace(config, {"train": {"max_epochs": args.epochs}})
-    seeds = (
-        parse_seeds(args.seeds)
-        if args.seeds
-        else [args.seed]
-        if args.seed is not None
-        else [config.train.seed]
-    )
+def resolve_configs(options: LosoOptions) -> list:
+    """The experiment's config for the model, with `options.epochs` applied; one per seed of
+    `options.seeds` (default: the experiment's own train.seed)."""
+    config = load_experiment(options.experiment, model_id=options.model_id)
+    if options.epochs is not None:
+        config = replace(config, {"train": {"max_epochs": options.epochs}})
+    seeds = options.seeds or (config.train.seed,)
     return [replace(config, {"train": {"seed": seed}}) for seed in seeds]
 
 
 def run(args) -> int:
-    from cremad.features import load_features
-    from cremad.training import limit_threads
+    return run_with(LosoOptions.from_args(args))
 
-    if args.jobs < 1:
-        raise CremadError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.jobs > 1 and args.backend != "local":
-        raise CremadError("--jobs is for the local backend; Ray packs folds with --cpus-per-fold")
-    if args.jobs == 1:
-        limit_threads(args.threads)
-    configs = resolve_configs(args)
-    parse_shard(args.shard)  # fail on a bad --shard before the features load
-    name = model_name(args.model)
-    runs.refuse_old_layout(args.runs, args.corpus, configs[0].name, name)
+
+def run_with(options: LosoOptions) -> int:
+    """`cremad loso`: load the features, then each seed's run (`run_seed`)."""
+    from cremad.features import load_features
+
+    if options.jobs == 1:
+        limit_threads(options.threads)
+    configs = resolve_configs(options)
+    runs.refuse_old_layout(options.runs, options.corpus, configs[0].name, options.model)
     features = load_features(
-        args.data,
-        corpus=args.corpus,
+        options.data,
+        corpus=options.corpus,
         config=configs[0].features,
-        cache_dir=args.cache_dir,
-        **clip_options(args),
+        cache_dir=options.cache_dir,
+        **options.clip_options,
     )
-    test_actors = select_folds(loso_actors(features.actors), args.folds, args.shard)
+    test_actors = select_folds(loso_actors(features.actors), options.folds, options.shard)
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(fold_pool(args.jobs, args.threads or 1)) if args.jobs > 1 else None
+        pool = None
+        if options.jobs > 1:
+            pool = stack.enter_context(fold_pool(options.jobs, options.threads or 1))
         for config in configs:
-            run_seed(args, config, features, test_actors, pool)
+            run_seed(options, config, features, test_actors, pool)
     return 0
 
 
-def run_seed(args, config, features, test_actors: list[str], pool=None) -> None:
+def run_seed(options: LosoOptions, config, features, test_actors: list[str], pool=None) -> None:
     """One seed's run of `loso`: run.json, the folds, then the summary."""
     import keras
 
     from cremad.metrics import format_summary, summarize
 
-    name = model_name(args.model)
-    run_dir = runs.run_dir(args.runs, args.corpus, config.name, name, config.train.seed)
+    run_dir = runs.run_dir(options.runs, options.corpus, config.name, options.model, config.train.seed)
     log.info(
         "model %d, experiment %s, seed %d: %d clips, %d frames, %d of %d folds selected -> %s",
-        args.model,
+        options.model_id,
         config.name,
         config.train.seed,
         len(features.labels),
@@ -388,30 +448,15 @@ def run_seed(args, config, features, test_actors: list[str], pool=None) -> None:
     )
     record = runs.run_record(
         config,
-        name,
-        args.corpus,
-        args.data,
+        options.model,
+        options.corpus,
+        options.data,
         features,
-        model_id=args.model,
+        model_id=options.model_id,
         keras_backend=keras.config.backend(),
     )
-    runs.prepare_run(run_dir, record, args.force)
-    run_folds(
-        config,
-        features,
-        args.model,
-        run_dir,
-        test_actors,
-        force=args.force,
-        save_models=not args.no_save_models,
-        verbose=args.verbose,
-        backend=args.backend,
-        ray_address=args.ray_address,
-        gpus_per_fold=args.gpus_per_fold,
-        cpus_per_fold=args.cpus_per_fold,
-        pool=pool,
-        threads=args.threads,
-    )
+    runs.prepare_run(run_dir, record, options.force)
+    run_folds(config, features, run_dir, options, test_actors, pool=pool)
     try:  # a failing summary must not cost the trained folds
         print(format_summary(summarize(run_dir)))
     except Exception as error:  # noqa: BLE001 (report and carry on; `cremad summarize` can redo it)

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, recall_score
 
 from cremad import CremadError, runs
 from cremad.config import EMOTION_NAMES, EMOTIONS
-from cremad.models import MODEL_IDS, model_label, model_name, paper_model_id
+from cremad.model_names import MODEL_IDS, model_label, model_name, paper_model_id
 from cremad.runs import Predictions, RunKey
 from cremad.stats import aggregate_seeds, row_percent
 
@@ -54,6 +54,10 @@ def compute_summary(predictions: Predictions) -> dict[str, Any]:
     counts = confusion_matrix(predictions.true, predictions.predicted, labels=labels)  # (6, 6)
     totals = counts.sum(axis=1)
     present = [emotion for emotion, total in zip(EMOTIONS, totals) if total > 0]
+    # A class no clip has is absent: NaN recall, null in the summary.
+    recall = recall_score(
+        predictions.true, predictions.predicted, labels=labels, average=None, zero_division=np.nan
+    )
     macro_f1 = 100.0 * f1_score(
         predictions.true, predictions.predicted, labels=present, average="macro", zero_division=0
     )
@@ -98,10 +102,7 @@ def compute_summary(predictions: Predictions) -> dict[str, Any]:
         "n_clips": int(len(predictions.true)),
         "confusion_counts": counts.tolist(),
         "confusion_percent": row_percent(counts),
-        "recall": {
-            emotion: _number(100.0 * counts[k, k] / totals[k]) if totals[k] else None
-            for k, emotion in enumerate(EMOTIONS)
-        },
+        "recall": {emotion: _number(100.0 * value) for emotion, value in zip(EMOTIONS, recall)},
         "wa": _number(100.0 * float(np.mean(predictions.true == predictions.predicted))),
         "ua": _number(unweighted_accuracy(predictions.true, predictions.predicted)),
         "chance_ua": _number(100.0 / len(present)),  # UA of a constant or random guess

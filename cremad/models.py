@@ -12,91 +12,51 @@ activations, a bias, no recurrent dropout, no unrolling and no mask. Every LSTM 
 Masking layer anywhere (CuDNNLSTM had none; the attention learns to ignore padded silence).
 Only backend-agnostic `keras.ops` are used, so the models run on all three backends.
 
-The facts about the models (their ids, names, which have attention) come first and need no
-Keras: `summarize`, `figures` and `perception` read them without paying for importing it.
+The facts about the models (ids, names, which have attention) live in `cremad.model_names`,
+which needs no Keras.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-from typing import TYPE_CHECKING
+import keras
+from keras import layers, ops
 
 from cremad.config import ModelConfig
-
-if TYPE_CHECKING:
-    import keras
-
-MODEL_IDS = (1, 2, 3, 4)
-ATTENTION_MODEL_IDS = (1, 2)  # models 1 and 2 run the attention block; 3 and 4 do not
-BIDIRECTIONAL_MODEL_IDS = (2, 4)  # a BiLSTM pre-LSTM
-ATTENTION_WEIGHTS = "attention_weights"  # name (prefix) of the softmax-over-time layer(s)
-_MODEL_NAME = re.compile(r"^model(?P<model_id>\d+)$")
+from cremad.model_names import (
+    ATTENTION_MODEL_IDS,
+    ATTENTION_WEIGHTS,
+    BIDIRECTIONAL_MODEL_IDS,
+    MODEL_IDS,
+    model_name,
+)
 
 
-def model_name(model_id: int) -> str:
-    """The name of paper model `model_id` in run folders and tables: "model2"."""
-    if model_id not in MODEL_IDS:
-        raise ValueError(f"model_id must be one of {MODEL_IDS}, got {model_id!r}")
-    return f"model{model_id}"
+@keras.saving.register_keras_serializable(package="cremad")
+class ZeroState(layers.Layer):
+    """s<0> and c<0> of the post-LSTM: zeros of shape (batch, units), sized from the input's
+    batch. A registered layer rather than a Lambda so `.keras` files load without unsafe code."""
 
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
 
-def paper_model_id(name: str) -> int | None:
-    """The paper model number of a run's model name ("model2" -> 2); None for any other
-    estimator (a baseline such as "svm")."""
-    match = _MODEL_NAME.match(name)
-    return int(match["model_id"]) if match and int(match["model_id"]) in MODEL_IDS else None
+    def call(self, inputs):
+        return ops.zeros((ops.shape(inputs)[0], self.units), dtype=self.compute_dtype)
 
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units)
 
-def model_label(name: str) -> str:
-    """How tables and figures name a model: "Model 2" for the paper's, the name otherwise."""
-    model_id = paper_model_id(name)
-    return f"Model {model_id}" if model_id is not None else name
-
-
-def has_attention(name: str) -> bool:
-    return paper_model_id(name) in ATTENTION_MODEL_IDS
-
-
-@functools.cache
-def zero_state_layer():
-    """The ZeroState layer class, defined (and registered for `.keras` loading) on first use so
-    that importing this module does not import Keras. `build_model` and `load_model` call it."""
-    import keras
-    from keras import layers, ops
-
-    @keras.saving.register_keras_serializable(package="cremad")
-    class ZeroState(layers.Layer):
-        """s<0> and c<0> of the post-LSTM: zeros of shape (batch, units), sized from the input's
-        batch. A registered layer rather than a Lambda so `.keras` files load without unsafe code."""
-
-        def __init__(self, units: int, **kwargs):
-            super().__init__(**kwargs)
-            self.units = units
-
-        def call(self, inputs):
-            return ops.zeros((ops.shape(inputs)[0], self.units), dtype=self.compute_dtype)
-
-        def compute_output_shape(self, input_shape):
-            return (input_shape[0], self.units)
-
-        def get_config(self):
-            return {**super().get_config(), "units": self.units}
-
-    return ZeroState
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
 
 
 def load_model(path):
-    """Load a `.keras` file holding one of these models (the custom layer registered first)."""
-    import keras
-
-    zero_state_layer()
+    """Load a `.keras` file holding one of these models (ZeroState is registered above)."""
     return keras.models.load_model(path)
 
 
 def _lstm(units: int, name: str, **kwargs) -> keras.layers.LSTM:
     """An LSTM that runs on the cuDNN kernel when a GPU is there (CuDNNLSTM's recipe)."""
-    from keras import layers
 
     return layers.LSTM(
         units,
@@ -114,7 +74,6 @@ def _lstm(units: int, name: str, **kwargs) -> keras.layers.LSTM:
 
 def pre_lstm(inputs, units: int, bidirectional: bool):
     """Encoder: p<1..x>, one output per frame (a BiLSTM concatenates both directions)."""
-    from keras import layers
 
     if bidirectional:
         lstm = _lstm(units, name="lstm", return_sequences=True)  # wrapped as forward_lstm, backward_lstm
@@ -128,7 +87,6 @@ def attention_block(pre_outputs, s_prev, energy_dense, score_dense, suffix: str 
     pre_outputs: p<1..x> (batch, x, P); s_prev: s<t-1> (batch, post_units). The two Dense
     layers carry the block's weights and are passed in so every decoder step shares them.
     Returns context<t> (batch, 1, P) and a<t, 1..x> (batch, x, 1)."""
-    from keras import layers
 
     n_frames = pre_outputs.shape[1]
     repeated = layers.RepeatVector(n_frames, name=f"attention_repeat{suffix}")(s_prev)  # (B, x, S)
@@ -155,8 +113,6 @@ def build_model(
     from s<0> = c<0> = 0, with the same post-LSTM layer at every step; the Dense softmax reads
     the last s<t>. Models 3 and 4 feed the whole dropped-out pre-LSTM sequence to the post-LSTM.
     Returns an uncompiled keras.Model named "model<k>"."""
-    import keras
-    from keras import layers
 
     if model_id not in MODEL_IDS:
         raise ValueError(f"model_id must be one of {MODEL_IDS}, got {model_id!r}")
@@ -177,7 +133,7 @@ def build_model(
         energy_dense = layers.Dense(config.attention_units, activation="tanh", name="attention_energy")
         score_dense = layers.Dense(1, activation="relu", name="attention_score")
         post_lstm = _lstm(config.post_units, name="post_lstm", return_state=True)
-        s = c = zero_state_layer()(config.post_units, name="post_lstm_initial_state")(inputs)  # (B, S)
+        s = c = ZeroState(config.post_units, name="post_lstm_initial_state")(inputs)  # (B, S)
         for step in range(1, config.decoder_steps + 1):
             suffix = f"_{step}" if config.decoder_steps > 1 else ""
             context, _ = attention_block(pre_outputs, s, energy_dense, score_dense, suffix)
@@ -192,7 +148,6 @@ def build_model(
 
 def lstm_layers(model: keras.Model) -> list[keras.layers.LSTM]:
     """Every LSTM in `model`, looking inside Bidirectional wrappers (forward, then backward)."""
-    from keras import layers
 
     found = []
     for layer in model.layers:
@@ -216,8 +171,6 @@ def attention_layers(model: keras.Model) -> list[keras.layers.Layer]:
 def attention_model(model: keras.Model) -> keras.Model:
     """A model sharing `model`'s weights that maps its input to the attention weights
     a<t, t'>, shape (batch, decoder_steps, n_frames). Models 1 and 2 only."""
-    import keras
-    from keras import layers
 
     found = attention_layers(model)
     if not found:

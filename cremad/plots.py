@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from cremad import runs
 from cremad.config import EMOTION_NAMES, EMOTIONS, FeatureConfig
-from cremad.models import ATTENTION_MODEL_IDS, model_name
+from cremad.model_names import ATTENTION_MODEL_IDS, model_name
 
 log = logging.getLogger(__name__)
 

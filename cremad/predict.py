@@ -63,7 +63,8 @@ class Prediction:
 
 def load_trained_model(model_file: str | Path) -> TrainedModel:
     """Load a `.keras` file written by `cremad train` and the sidecar JSON beside it."""
-    from cremad.models import ATTENTION_MODEL_IDS, attention_model, load_model
+    from cremad.model_names import ATTENTION_MODEL_IDS
+    from cremad.models import attention_model, load_model
 
     model_file, sidecar_file = Path(model_file), sidecar_path(model_file)
     if not model_file.is_file():
@@ -107,7 +108,7 @@ def predict_file(path: str | Path, trained: TrainedModel) -> Prediction:
     """Six probabilities (and the attention curve for models 1 and 2) for one audio file.
     Raises BadAudioError naming the file when it cannot be read."""
     from cremad.features import extract_mfcc, n_frames, read_clip, speech_mask
-    from cremad.training import prepare_inputs
+    from cremad.scaling import prepare_inputs
 
     features_config = trained.config.features
     signal, _ = read_clip(path, features_config)  # mono float32, as training read its clips

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cremad.config import EMOTION_NAMES, EMOTIONS
-from cremad.models import model_label, paper_model_id
+from cremad.model_names import model_label, paper_model_id
 from cremad.stats import significance
 from cremad.tables import markdown, write_table
 

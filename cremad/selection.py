@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from cremad import CremadError
+from cremad.arguments import comma_list, nonnegative_int
 from cremad.atomic import write_json
 from cremad.config import ExperimentConfig, replace
 from cremad.corpus import CORPORA, CORPUS_HELP
 from cremad.features import add_clip_arguments, clip_options
-from cremad.models import MODEL_IDS
+from cremad.model_names import MODEL_IDS
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def validation_curve(
     """Train `model_id` with `config`'s recipe on the inner training actors of `outer_actor`'s
     fold for `epochs` epochs, logging UA on the selection actor after each. Returns a record
     with the curve (`ua`, one value per epoch)."""
-    from cremad.folds import model_inputs
+    from cremad.scaling import model_inputs
     from cremad.training import train_model
 
     train_rows, selection_rows, selection_actor = selection_split(features.actors, outer_actor, seed)
@@ -164,17 +165,14 @@ def candidate(text: str, model_id: int) -> ExperimentConfig:
 
 def run(args) -> int:
     from cremad.features import load_features
-    from cremad.training import limit_threads
+    from cremad.process import limit_threads
 
     limit_threads(args.threads)
-    try:
-        models = [int(part) for part in args.models.split(",")]
-        seeds = [int(part) for part in args.seeds.split(",")]
-    except ValueError:
-        raise CremadError("--models and --seeds take comma-separated whole numbers") from None
+    models = comma_list(args.models, "--models", int, example="1,2")
+    seeds = comma_list(args.seeds, "--seeds", nonnegative_int, example="0,1,2")
     if set(models) - set(MODEL_IDS):
         raise CremadError(f"--models {args.models}: paper models are {', '.join(map(str, MODEL_IDS))}")
-    candidates = [text.strip() for text in args.experiments.split(",") if text.strip()]
+    candidates = comma_list(args.experiments, "--experiments")
     configs = {(text, model_id): candidate(text, model_id) for text in candidates for model_id in models}
     out = Path(args.out)
     records = json.loads(out.read_text()) if out.is_file() else []

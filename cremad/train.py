@@ -2,7 +2,7 @@
 
     cremad train --model 2 --data DIR --out models/model2.keras
 
-A few actors (train.validation_fraction of them, drawn by `cremad.folds.validation_mask` from
+A few actors (train.validation_fraction of them, drawn by `cremad.splits.validation_mask` from
 the seed) are held out for early stopping; `cremad.training.train_model` standardizes, trains
 and, with train.refit, retrains on every actor, exactly as in a LOSO fold. It writes
 
@@ -30,8 +30,7 @@ from cremad.atomic import atomic_path, write_json
 from cremad.config import EMOTIONS, ExperimentConfig, load_experiment, replace
 from cremad.corpus import CORPORA, CORPUS_HELP
 from cremad.features import add_clip_arguments, clip_options
-from cremad.models import MODEL_IDS, model_name
-from cremad.tables import write_csv
+from cremad.model_names import MODEL_IDS, model_name
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +46,8 @@ def train_on_all_actors(
 ) -> dict:
     """Train `model_id` on every actor of `features` (a FeatureSet), the validation actors
     watching early stopping. Writes the model, its sidecar JSON and history; returns the sidecar."""
-    from cremad.folds import validation_mask
-    from cremad.training import history_table, train_model
+    from cremad.splits import validation_mask
+    from cremad.training import train_model
 
     out_file = Path(out_file)
     if out_file.suffix != ".keras":
@@ -65,16 +64,21 @@ def train_on_all_actors(
     validation = None  # without early stopping every actor trains for train.max_epochs
     if train.early_stopping:
         validation = validation_mask(actors, train.validation_fraction, train.seed)  # (n_clips,) bool
-    result = train_model(
-        config,
-        model_id,
-        features.features,
-        np.asarray(features.labels),
-        validation=validation,
-        seed=train.seed,
-        verbose=verbose,
-        frame_mask=features.speech_mask() if train.needs_frame_mask else None,
-    )
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    histories = out_file.with_suffix(".history.csv"), out_file.with_suffix(".history-refit.csv")
+    with runs.history_loggers(*histories) as (fit_log, refit_log):
+        result = train_model(
+            config,
+            model_id,
+            features.features,
+            np.asarray(features.labels),
+            validation=validation,
+            seed=train.seed,
+            callbacks=(fit_log,),
+            refit_callbacks=(refit_log,),
+            verbose=verbose,
+            frame_mask=features.speech_mask() if train.needs_frame_mask else None,
+        )
     held_out = np.zeros(len(actors), bool) if validation is None else validation
     scaler_actors = sorted(set(actors if result.refit_history is not None else actors[~held_out]))
     sidecar = {
@@ -109,12 +113,8 @@ def train_on_all_actors(
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    out_file.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_file) as temporary:
         result.model.save(temporary)
-    write_csv(out_file.with_suffix(".history.csv"), *history_table(result.history))
-    if result.refit_history is not None:
-        write_csv(out_file.with_suffix(".history-refit.csv"), *history_table(result.refit_history))
     write_json(sidecar_path(out_file), sidecar)
     return sidecar
 
@@ -141,7 +141,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cremad.features import load_features
-    from cremad.training import limit_threads
+    from cremad.process import limit_threads
 
     limit_threads(args.threads)
     config = load_experiment(args.experiment, model_id=args.model)

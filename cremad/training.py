@@ -14,9 +14,14 @@ import math
 import warnings
 from typing import Any
 
+import keras
 import numpy as np
+from keras import ops
+from sklearn.metrics import balanced_accuracy_score
 
 from cremad.config import EMOTIONS, ExperimentConfig
+from cremad.models import build_model
+from cremad.scaling import class_weights, fit_scaler, normalize_utterances, prepare_inputs
 
 
 @dataclasses.dataclass
@@ -37,147 +42,43 @@ class TrainResult:
         return self.epochs + (self.best_epoch if self.refit_history is not None else 0)
 
 
-def limit_threads(threads: int | None) -> None:
-    """Run TensorFlow's CPU kernels on `threads` threads (None: TensorFlow's choice, every core).
-    These LSTMs are small: on a 2-core machine two single-threaded runs side by side (loso --jobs 2)
-    did 1.15-2.1 times the work of one run on both cores (bench/bench_jobs.py). Must run before
-    TensorFlow executes its first op; other Keras backends are left alone."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {threads}")
-    import keras
+# Hand-written: Keras' metrics accumulate per batch, and UA is a recall per class over the whole set.
+class UnweightedAccuracy(keras.callbacks.Callback):
+    """Logs `val_ua`, the unweighted accuracy (mean recall over the classes present) of the
+    model on (x, y) after every epoch."""
 
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
-def history_table(history: dict[str, list[float]]) -> tuple[list[str], list[list[float]]]:
-    """A Keras history as a table: the header (epoch, then the logs by name) and a row per epoch."""
-    keys = sorted(history)
-    return ["epoch", *keys], [
-        [epoch, *map(float, values)] for epoch, values in enumerate(zip(*(history[key] for key in keys)))
-    ]
+    def on_epoch_end(self, epoch, logs=None):
+        predicted = self.model.predict(self.x, batch_size=256, verbose=0).argmax(axis=1)
+        if logs is not None:
+            with warnings.catch_warnings():  # predicting a class the watched actor lacks is normal
+                warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+                logs["val_ua"] = float(balanced_accuracy_score(self.y, predicted))
 
 
-def fit_scaler(
-    features: np.ndarray, enabled: bool = True, frame_mask: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-coefficient mean and std over the frames of `features` (n_clips, n_frames, n_mfcc):
-    every frame, padding included (the padded input as the paper feeds it), or with
-    `frame_mask` (n_clips, n_frames) only the frames it marks (each clip's own audio).
-    With `enabled=False` the identity (mean 0, std 1) is returned."""
-    n_features = features.shape[-1]
-    if not enabled:
-        return np.zeros(n_features, np.float32), np.ones(n_features, np.float32)
-    frames = features.reshape(-1, n_features) if frame_mask is None else features[frame_mask]  # (frames, 13)
-    mean = frames.mean(axis=0, dtype=np.float64)
-    std = frames.std(axis=0, dtype=np.float64)
-    std[std < 1e-8] = 1.0  # a constant coefficient stays constant rather than dividing by zero
-    return mean.astype(np.float32), std.astype(np.float32)
+# Hand-written: keras.layers.GaussianNoise would noise the padding frames too.
+@keras.saving.register_keras_serializable(package="cremad")
+class SpeechFrameNoise(keras.layers.Layer):
+    """In training only, adds N(0, stddev) noise to every frame that is not pure padding
+    (padding frames are all zeros after prepare_inputs' "zero" padding value and stay so); at
+    inference it passes its input through."""
 
+    def __init__(self, stddev: float, seed: int, name: str = "speech_frame_noise", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.stddev, self.seed = stddev, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
-def normalize_groups(
-    features: np.ndarray, groups: np.ndarray, frame_mask: np.ndarray | None = None, scale: bool = True
-) -> np.ndarray:
-    """Z-score the clips of `features` (n_clips, ...) group by group (`groups`, one id per clip),
-    each with its own group's per-coefficient statistics (`fit_scaler`, over the frames
-    `frame_mask` marks, or all frames); with `scale=False` only subtract the group's mean."""
-    normalized = np.empty_like(features)
-    for group in np.unique(groups):
-        rows = np.flatnonzero(groups == group)
-        mean, std = fit_scaler(features[rows], frame_mask=None if frame_mask is None else frame_mask[rows])
-        normalized[rows] = (features[rows] - mean) / std if scale else features[rows] - mean
-    return normalized
+    def call(self, x, training=False):
+        if not training:
+            return x
+        own = ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1, keepdims=True), x.dtype)  # (B, frames, 1)
+        return x + own * keras.random.normal(ops.shape(x), stddev=self.stddev, seed=self.seed_generator)
 
-
-def normalize_utterances(x: np.ndarray, frame_mask: np.ndarray | None, mode: str = "none") -> np.ndarray:
-    """Per-clip normalization of `x` (n_clips, n_frames, n_mfcc), each clip a group of its own
-    (normalize_groups) over the frames `frame_mask` (n_clips, n_frames) marks: "none" returns
-    `x`, "mean" subtracts the clip's mean per coefficient, "meanvar" also divides by its std.
-    Padding frames are shifted and scaled like their clip (padding_value "zero" then sets them
-    to 0)."""
-    if mode == "none":
-        return x
-    if mode not in ("mean", "meanvar"):
-        raise ValueError(f"utterance normalization must be 'none', 'mean' or 'meanvar', got {mode!r}")
-    if frame_mask is None:
-        raise ValueError("utterance normalization needs the frame mask (which frames are the clip's own)")
-    return normalize_groups(x, np.arange(len(x)), frame_mask, scale=mode == "meanvar")
-
-
-def prepare_inputs(
-    x: np.ndarray,
-    mean: np.ndarray,
-    std: np.ndarray,
-    padding_value: str = "floor",
-    frame_mask: np.ndarray | None = None,
-    utterance: str = "none",
-) -> np.ndarray:
-    """The model's input: `x` (n_clips, n_frames, n_mfcc) normalized per clip (`utterance`, see
-    normalize_utterances), then z-scored with `mean`/`std`; with padding_value "zero" the frames
-    `frame_mask` leaves out (pure padding) are set to 0."""
-    inputs = (normalize_utterances(x, frame_mask, utterance) - mean) / std
-    if padding_value == "zero":
-        if frame_mask is None:
-            raise ValueError("train.padding_value 'zero' needs the frame mask (which frames are padding)")
-        inputs = np.where(frame_mask[..., None], inputs, 0.0)
-    return inputs.astype(np.float32, copy=False)
-
-
-def class_weights(labels: np.ndarray, mode: str, n_classes: int = len(EMOTIONS)) -> dict[int, float] | None:
-    """Keras class_weight: "balanced" is n_samples / (n_present_classes * count), "none" is None.
-    A class absent from `labels` keeps weight 1 and does not count among the present ones."""
-    if mode == "none":
-        return None
-    if mode != "balanced":
-        raise ValueError(f"train.class_weight must be 'balanced' or 'none', got {mode!r}")
-    counts = np.bincount(labels, minlength=n_classes)
-    present = counts > 0
-    weights = np.ones(n_classes)
-    weights[present] = len(labels) / (present.sum() * counts[present])
-    return {label: float(weight) for label, weight in enumerate(weights)}
-
-
-def UnweightedAccuracy(x, y):  # noqa: N802 (a Keras callback factory)
-    """A Keras callback logging `val_ua`, the unweighted accuracy (mean recall over the classes
-    present) of the model on (x, y) after every epoch."""
-    import keras
-    from sklearn.metrics import balanced_accuracy_score
-
-    class _UnweightedAccuracy(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            predicted = self.model.predict(x, batch_size=256, verbose=0).argmax(axis=1)
-            if logs is not None:
-                with warnings.catch_warnings():  # predicting a class the watched actor lacks is normal
-                    warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-                    logs["val_ua"] = float(balanced_accuracy_score(y, predicted))
-
-    return _UnweightedAccuracy()
-
-
-def SpeechFrameNoise(stddev: float, seed: int):  # noqa: N802 (a Keras layer factory)
-    """A Keras layer that, in training only, adds N(0, stddev) noise to every frame that is not
-    pure padding (padding frames are all zeros after prepare_inputs' "zero" padding value and
-    stay so); at inference it passes its input through."""
-    import keras
-
-    class _SpeechFrameNoise(keras.layers.Layer):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.seed_generator = keras.random.SeedGenerator(seed)
-
-        def call(self, x, training=False):
-            if not training:
-                return x
-            ops = keras.ops
-            own = ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1, keepdims=True), x.dtype)  # (B, frames, 1)
-            return x + own * keras.random.normal(ops.shape(x), stddev=stddev, seed=self.seed_generator)
-
-    return _SpeechFrameNoise(name="speech_frame_noise")
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
 
 
 def fit_model(
@@ -198,9 +99,6 @@ def fit_model(
     only watched: its loss, accuracy and unweighted accuracy (`val_ua`) are logged per epoch.
     Returns the model, its history (per-epoch logs) and the EarlyStopping callback (None
     when nothing stopped early)."""
-    import keras
-
-    from cremad.models import build_model
 
     train = config.train
     keras.backend.clear_session()  # drop the previous model's graphs; many folds share a process
@@ -225,24 +123,25 @@ def fit_model(
         )
     fitted.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     early_stopping = None
-    callbacks = list(callbacks)
+    own = []  # before the caller's callbacks, so that a CSVLogger among those sees every log
+    if train.ema_momentum > 0 and validation is not None:
+        # Validate, log and early-stop on the averaged weights, the ones fit leaves in the model:
+        # this swaps them in at every epoch's end, before the other callbacks run.
+        own.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if validation is not None and not train.early_stopping:
-        callbacks.append(UnweightedAccuracy(*validation))
+        own.append(UnweightedAccuracy(*validation))
     elif validation is not None:
         early_stopping = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=train.patience, restore_best_weights=True
         )
-        callbacks = [early_stopping, *callbacks]
+        own.append(early_stopping)
         if train.reduce_lr_patience > 0:
-            callbacks.append(
+            own.append(
                 keras.callbacks.ReduceLROnPlateau(
                     monitor="val_loss", factor=0.5, patience=train.reduce_lr_patience
                 )
             )
-    if train.ema_momentum > 0 and validation is not None:
-        # Validate, log and early-stop on the averaged weights, the ones fit leaves in the model:
-        # this swaps them in at every epoch's end, before the other callbacks run.
-        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks = [*own, *callbacks]
     history = fitted.fit(
         x,
         y,
@@ -267,6 +166,7 @@ def train_model(
     callbacks=(),
     verbose: int = 0,
     frame_mask: np.ndarray | None = None,
+    refit_callbacks=None,
 ) -> TrainResult:
     """Train paper model `model_id` on raw MFCCs `x` (n_clips, n_frames, n_mfcc) with labels `y`
     (EMOTIONS indices).
@@ -280,8 +180,8 @@ def train_model(
     (n_clips, n_frames) marks each clip's own frames; train.standardize_frames "speech",
     train.padding_value "zero" and train.utterance_normalization need it. The scaler returned
     describes the per-clip-normalized MFCCs (prepare_inputs redoes that step). `callbacks` are
-    extra Keras callbacks (e.g. a timer)."""
-    import keras
+    extra Keras callbacks (e.g. a timer, a CSVLogger); `refit_callbacks` replace them for the
+    refit (default: the same)."""
 
     train = config.train
     y = np.asarray(y)
@@ -344,7 +244,7 @@ def train_model(
             inputs_of(every, mean, std),
             y,
             None,
-            [*callbacks, *replay],
+            [*replay, *(callbacks if refit_callbacks is None else refit_callbacks)],
             verbose,
             epochs=best_epoch,
         )

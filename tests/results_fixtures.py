@@ -15,7 +15,7 @@ import soundfile
 
 from cremad import runs
 from cremad.config import EMOTIONS
-from cremad.models import ATTENTION_MODEL_IDS, model_name
+from cremad.model_names import ATTENTION_MODEL_IDS, model_name
 
 ACTORS = ("1001", "1002")
 SENTENCES = ("DFA", "IEO")

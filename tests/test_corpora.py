@@ -13,7 +13,7 @@ from cremad.cli import COMMANDS, build_parser, main
 from cremad.config import EMOTIONS, FeatureConfig
 from cremad.corpus import CORPORA, CorpusError, emotion_code, scan
 from cremad.features import cache_key, load_features
-from cremad.folds import class_weights
+from cremad.scaling import class_weights
 
 
 def write_wav(path, seconds=0.3, frequency=220.0, rate=16_000):

@@ -15,10 +15,11 @@ from cremad import CremadError, runs
 from cremad.config import EMOTIONS, ExperimentConfig, replace
 from cremad.corpus import Clip
 from cremad.features import FeatureSet
-from cremad.folds import loso_actors, normalize_speakers, run_fold, split_fold
-from cremad.loso import run_folds, select_folds
+from cremad.folds import run_fold
+from cremad.loso import LosoOptions, parse_shard, run_folds, select_folds
 from cremad.runs import DONE, prepare_run
-from cremad.training import class_weights, fit_scaler
+from cremad.scaling import class_weights, fit_scaler, normalize_speakers
+from cremad.splits import loso_actors, split_fold
 
 ACTORS = ("1001", "1002", "1003", "1004", "1005")
 N_FRAMES = 20
@@ -112,7 +113,7 @@ def local_run(tmp_path_factory, features):
         },
         force=False,
     )
-    records = run_folds(TINY, features, 1, model_dir, test_actors=["1001", "1002"])
+    records = run_folds(TINY, features, model_dir, LosoOptions(model_id=1), test_actors=["1001", "1002"])
     return model_dir, records
 
 
@@ -226,7 +227,7 @@ def test_utterance_normalization_reaches_the_test_actor_as_it_reached_training(
 ):
     """With per-clip normalization the scaler describes normalized clips, and the held-out
     actor's clips get the same two steps (their own per-clip statistics, then that scaler)."""
-    from cremad.training import normalize_utterances, prepare_inputs
+    from cremad.scaling import normalize_utterances, prepare_inputs
 
     seen = record_fit_and_predict(monkeypatch)
     config = replace(
@@ -319,7 +320,7 @@ def test_resume_skips_done_folds_and_a_killed_fold_leaves_no_done(tmp_path, monk
 
     model_dir = runs.run_dir(tmp_path, "cremad", "paper", "model3", 0)
     config = replace(TINY, {"train": {"max_epochs": 1}})
-    run_folds(config, features, 3, model_dir, test_actors=["1001"], save_models=False)
+    run_folds(config, features, model_dir, LosoOptions(model_id=3, save_models=False), test_actors=["1001"])
     first_done = (runs.fold_dir(model_dir, "1001") / DONE).read_text()
 
     def killed(self, epoch, logs=None):
@@ -327,20 +328,33 @@ def test_resume_skips_done_folds_and_a_killed_fold_leaves_no_done(tmp_path, monk
 
     monkeypatch.setattr(keras.callbacks.EarlyStopping, "on_epoch_end", killed)
     with pytest.raises(KeyboardInterrupt):
-        run_folds(config, features, 3, model_dir, test_actors=["1001", "1002"], save_models=False)
+        run_folds(
+            config,
+            features,
+            model_dir,
+            LosoOptions(model_id=3, save_models=False),
+            test_actors=["1001", "1002"],
+        )
     killed_dir = runs.fold_dir(model_dir, "1002")
     assert not (killed_dir / DONE).exists()
     assert list(killed_dir.iterdir()) == []  # no half-written files under any name
     monkeypatch.undo()
 
     with caplog.at_level(logging.INFO, logger="cremad.loso"):
-        records = run_folds(config, features, 3, model_dir, test_actors=["1001", "1002"], save_models=False)
+        records = run_folds(
+            config,
+            features,
+            model_dir,
+            LosoOptions(model_id=3, save_models=False),
+            test_actors=["1001", "1002"],
+        )
     assert "skipped fold 1001: done" in caplog.text
     assert [record["actor"] for record in records] == ["1002"]
     assert (runs.fold_dir(model_dir, "1001") / DONE).read_text() == first_done
     assert (killed_dir / DONE).is_file()
 
-    records = run_folds(config, features, 3, model_dir, test_actors=["1001"], save_models=False, force=True)
+    options = LosoOptions(model_id=3, save_models=False, force=True)
+    records = run_folds(config, features, model_dir, options, test_actors=["1001"])
     assert [record["actor"] for record in records] == ["1001"]
 
 
@@ -380,14 +394,17 @@ def test_class_weights_ignore_an_absent_class():
 def test_fold_selection_and_shards():
     actors = [str(a) for a in range(1001, 1011)]
     assert select_folds(actors) == actors
-    assert select_folds(actors, folds="1003, 1001") == ["1001", "1003"]
-    shards = [select_folds(actors, shard=f"{i}/3") for i in range(3)]
+    assert select_folds(actors, folds=("1003", "1001")) == ["1001", "1003"]
+    shards = [select_folds(actors, shard=(i, 3)) for i in range(3)]
     assert shards[0] == ["1001", "1004", "1007", "1010"]
     assert sorted(sum(shards, [])) == actors
     with pytest.raises(CremadError, match="1099"):
-        select_folds(actors, folds="1099")
+        select_folds(actors, folds=("1099",))
     with pytest.raises(CremadError, match="shard"):
-        select_folds(actors, shard="3/3")
+        parse_shard("3/3")
+    with pytest.raises(CremadError, match="shard"):
+        LosoOptions(model_id=1, shard=(3, 3))
+    assert parse_shard("1/3") == (1, 3)
     # One layout for every experiment and seed (the paper's is no exception).
     assert runs.run_dir("runs", "emodb", "paper", "model2", 0).as_posix() == "runs/emodb/paper/model2/seed0"
     assert runs.run_dir("runs", "cremad", "tuned", "model4", 3).as_posix() == "runs/cremad/tuned/model4/seed3"
@@ -486,9 +503,8 @@ def test_cremad_loso_runs_each_seed_into_its_own_folder(tmp_path, capsys):
 def test_ray_backend_writes_the_same_folds(tmp_path, local_run, features):
     pytest.importorskip("ray")
     model_dir, _ = local_run
-    records = run_folds(
-        TINY, features, 1, tmp_path, test_actors=["1001", "1002"], backend="ray", cpus_per_fold=1
-    )
+    options = LosoOptions(model_id=1, backend="ray", cpus_per_fold=1)
+    records = run_folds(TINY, features, tmp_path, options, test_actors=["1001", "1002"])
     assert sorted(record["actor"] for record in records) == ["1001", "1002"]
     for actor in ("1001", "1002"):
         assert (runs.fold_dir(tmp_path, actor) / DONE).is_file()
@@ -506,7 +522,9 @@ def test_process_pool_writes_the_same_folds(tmp_path, local_run, features):
 
     model_dir, _ = local_run
     with fold_pool(2, threads=1) as pool:
-        records = run_folds(TINY, features, 1, tmp_path, test_actors=["1001", "1002"], pool=pool)
+        records = run_folds(
+            TINY, features, tmp_path, LosoOptions(model_id=1), test_actors=["1001", "1002"], pool=pool
+        )
     assert sorted(record["actor"] for record in records) == ["1001", "1002"]
     for actor in ("1001", "1002"):
         assert (runs.fold_dir(tmp_path, actor) / DONE).is_file()
@@ -522,7 +540,7 @@ def test_process_pool_writes_the_same_folds(tmp_path, local_run, features):
 def test_jobs_and_threads_must_be_positive():
     from cremad import CremadError
     from cremad.loso import fold_pool
-    from cremad.training import limit_threads
+    from cremad.process import limit_threads
 
     with pytest.raises(CremadError, match="--jobs"):
         fold_pool(0)
@@ -551,24 +569,16 @@ def test_ray_tasks_get_their_cpu_share_of_threads(
 ):
     """--threads reaches each Ray task; without it a task runs on its --cpus-per-fold, rounded up
     (TensorFlow's default, every core, would oversubscribe a node running one task per core)."""
+    import cremad.folds as folds
     import cremad.loso as loso
-    import cremad.training as training
 
     sent, limited = [], []
     monkeypatch.setattr(loso, "_run_ray", lambda *args: sent.append(args[-1]) or iter(()))
-    run_folds(
-        TINY,
-        features,
-        1,
-        tmp_path,
-        test_actors=["1001"],
-        backend="ray",
-        cpus_per_fold=cpus_per_fold,
-        threads=threads,
-    )
+    options = LosoOptions(model_id=1, backend="ray", cpus_per_fold=cpus_per_fold, threads=threads)
+    run_folds(TINY, features, tmp_path, options, test_actors=["1001"])
     assert sent == [expected]
     # ... and the task applies it before training its fold.
-    monkeypatch.setattr(training, "limit_threads", limited.append)
-    monkeypatch.setattr(loso, "run_fold", lambda config, features, **job: job)
+    monkeypatch.setattr(loso, "limit_threads", limited.append)
+    monkeypatch.setattr(folds, "run_fold", lambda config, features, **job: job)
     assert loso._fold_task(TINY, features, {"test_actor": "1001"}, expected) == {"test_actor": "1001"}
     assert limited == [expected]

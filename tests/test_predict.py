@@ -88,7 +88,7 @@ def test_train_writes_model_sidecar_and_history(trained):
 
 def test_predict_uses_the_training_features(trained):
     from cremad.features import load_features
-    from cremad.training import prepare_inputs
+    from cremad.scaling import prepare_inputs
 
     features = load_features(
         trained / "corpus", config=TINY.features, cache_dir=trained / "cache", jobs=1, progress=False
@@ -170,7 +170,7 @@ def test_predict_applies_the_per_clip_normalization_it_was_trained_with(trained,
     """A model trained with train.utterance_normalization: predict normalizes a new recording by
     its own frames first, as training did, before the saved scaler."""
     from cremad.features import load_features
-    from cremad.training import prepare_inputs
+    from cremad.scaling import prepare_inputs
 
     config = replace(TINY, {"train": {"utterance_normalization": "meanvar"}})
     out = tmp_path / "model3.keras"

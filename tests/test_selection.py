@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from cremad.config import ExperimentConfig, TrainConfig, replace
+from cremad.scaling import fit_scaler, normalize_utterances, prepare_inputs
 from cremad.selection import outer_actors, selection_split, summarize_curves, validation_curve
-from cremad.training import fit_scaler, normalize_utterances, prepare_inputs, train_model
+from cremad.training import train_model
 
 
 def fake_features(n_actors=5, clips_per_actor=4, n_frames=6):

@@ -10,8 +10,8 @@ from test_loso import ACTORS, TINY, tiny_features
 from cremad import CremadError
 from cremad.config import replace
 from cremad.predict import load_trained_model
+from cremad.scaling import fit_scaler
 from cremad.train import train_on_all_actors
-from cremad.training import fit_scaler
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@
             history.csv  history-refit.csv  scaler.npz  attention.npz  model.keras   (neural models)
             done.json         written last: the fold is finished
 
-`<model>` is a name: model1..model4 for the paper's models (`cremad.models.model_name`), or any
+`<model>` is a name: model1..model4 for the paper's models (`cremad.model_names.model_name`), or any
 other estimator's (a baseline writes the same fold files through `finish_fold`, without the
 neural extras). `<s>` is train.seed. Every file is written atomically, so an interrupted run loses
 at most the folds in progress; `pending_folds` skips finished ones and `prepare_run` refuses to
@@ -22,6 +22,8 @@ them printed (`old_layout_move`).
 from cremad.runs.files import (
     Predictions,
     finish_fold,
+    history_loggers,
+    history_paths,
     load_predictions,
     pending_folds,
     read_attention,
@@ -30,7 +32,6 @@ from cremad.runs.files import (
     start_fold,
     write_attention,
     write_confusion,
-    write_history,
     write_predictions,
     write_scaler,
     write_summary,
@@ -70,6 +71,8 @@ from cremad.runs.layout import (
 __all__ = [
     "Predictions",
     "finish_fold",
+    "history_loggers",
+    "history_paths",
     "load_predictions",
     "pending_folds",
     "read_attention",
@@ -78,7 +81,6 @@ __all__ = [
     "start_fold",
     "write_attention",
     "write_confusion",
-    "write_history",
     "write_predictions",
     "write_scaler",
     "write_summary",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import numpy as np
 from cremad import CremadError
 from cremad.atomic import atomic_path, write_json
 from cremad.config import EMOTIONS
-from cremad.models import model_name
+from cremad.model_names import model_name
 from cremad.runs.layout import (
     ATTENTION,
     CONFUSION,
@@ -34,7 +36,6 @@ from cremad.runs.layout import (
     read_run,
 )
 from cremad.tables import write_csv
-from cremad.training import history_table
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,27 @@ def write_confusion(folder: Path, labels, predicted) -> np.ndarray:
     return matrix
 
 
-def write_history(folder: Path, history: dict[str, list[float]], refit: bool = False) -> None:
-    """history.csv (history-refit.csv with `refit`): one row per epoch, the Keras logs."""
-    write_csv(Path(folder) / (HISTORY_REFIT if refit else HISTORY), *history_table(history))
+@contextlib.contextmanager
+def history_loggers(*paths: str | Path):
+    """One keras.callbacks.CSVLogger per path (a fold's history.csv and history-refit.csv), each
+    writing its epochs while training runs under a hidden partial name that start_fold cleans;
+    when the block ends without error each file a fit wrote takes its final name."""
+    import keras
+
+    partials = [Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}") for path in paths]
+    try:
+        yield tuple(keras.callbacks.CSVLogger(str(partial)) for partial in partials)
+        for partial, path in zip(partials, paths):
+            if partial.is_file():  # the refit logger writes nothing without a refit
+                os.replace(partial, path)
+    finally:
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+
+
+def history_paths(folder: str | Path) -> tuple[Path, Path]:
+    """A fold's history.csv and history-refit.csv."""
+    return Path(folder) / HISTORY, Path(folder) / HISTORY_REFIT
 
 
 def write_scaler(folder: Path, mean: np.ndarray, std: np.ndarray) -> None:

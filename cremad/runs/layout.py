@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from cremad import CremadError
+from cremad.arguments import comma_list, nonnegative_int
 from cremad.atomic import write_json
 from cremad.config import EMOTIONS, from_dict
 from cremad.corpus import CORPORA
-from cremad.models import model_name
+from cremad.model_names import model_name
+from cremad.splits import loso_actors
 
 log = logging.getLogger(__name__)
 
@@ -232,19 +234,13 @@ def add_selection_arguments(
 
 def parse_selection(models: str | None, seeds: str | None) -> tuple[list[str] | None, list[int] | None]:
     """--models "1,svm" -> ["model1", "svm"] and --seeds "0,2" -> [0, 2]; None when not given."""
-    model_names = seed_list = None
-    if models:
-        model_names = [
-            model_name(int(item)) if item.strip().isdigit() else item.strip()
-            for item in models.split(",")
-            if item.strip()
-        ]
-    if seeds:
-        try:
-            seed_list = [int(item) for item in seeds.split(",") if item.strip()]
-        except ValueError:
-            raise CremadError(f"--seeds {seeds!r}: expected comma-separated whole numbers") from None
-    return model_names, seed_list
+
+    def as_name(item: str) -> str:  # "2" -> "model2"; "svm" stays
+        return model_name(int(item)) if item.isdigit() else item
+
+    model_names = comma_list(models, "--models", as_name)
+    seed_list = comma_list(seeds, "--seeds", nonnegative_int, example="0,1,2")
+    return model_names or None, seed_list or None
 
 
 def selected_runs(args) -> dict[RunKey, Path]:
@@ -293,8 +289,6 @@ def library_versions() -> dict[str, str]:
 def run_record(config, model: str, corpus: str, data_dir: str | Path, features, **extra) -> dict[str, Any]:
     """run.json for a run of `model` on `features` (a FeatureSet) with `config`; `extra` adds
     fields (e.g. the paper model's id, the Keras backend)."""
-    from cremad.folds import loso_actors
-
     return {
         "experiment": config.name,
         "model": model,
