@@ -22,6 +22,7 @@ from cremad.atomic import atomic_path
 from cremad.audio import BadAudioError, load_audio, pad_signal, trim_digital_silence
 from cremad.config import EMOTIONS, FeatureConfig
 from cremad.corpus import CORPORA, CORPUS_HELP, Clip, scan
+from cremad.duplicates import DROP_HINT, clip_digests, find_identical
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class FeatureSet:
     cache_key: str = ""
     excluded: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (clip path, reason)
     lengths: np.ndarray | None = None  # (clips,) samples of each clip before padding (at most pad_to)
+    drop_conflicting: bool = False  # identical clips under different labels were left out
 
     @property
     def actors(self) -> np.ndarray:
@@ -152,28 +154,52 @@ def _process_clip(path: str, config: FeatureConfig, pad_to: int) -> tuple[np.nda
     return extract_mfcc(signal, config, pad_to), peak, trimmed, ""
 
 
-def cache_key(
-    clips: list[Clip], config: FeatureConfig, corpus: str, skip_bad: bool, keep_silent: bool
-) -> str:
-    """Hash of everything that determines the cache: feature parameters, the sorted (clip id, size,
-    mtime) file list, the librosa version and this module's extraction version. Clip ids, not file
-    names: CASIA repeats 201.wav in every folder, and the corpus may move."""
-    import librosa
-
+def file_list(clips: list[Clip]) -> list[tuple[str, int, int]]:
+    """(clip id, size, mtime) of every clip, sorted by clip id: what says a file has changed.
+    Clip ids, not file names: CASIA repeats 201.wav in every folder, and the corpus may move."""
     files = []
     for clip in sorted(clips, key=lambda item: item.clip_id):
         stat = os.stat(clip.path)
         files.append((clip.clip_id, stat.st_size, stat.st_mtime_ns))
+    return files
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cache_key(
+    clips: list[Clip],
+    config: FeatureConfig,
+    corpus: str,
+    skip_bad: bool,
+    keep_silent: bool,
+    drop_conflicting: bool = False,
+    files: list[tuple[str, int, int]] | None = None,
+) -> str:
+    """Hash of everything that determines the cache: feature parameters, the sorted (clip id, size,
+    mtime) file list (`files`, computed when not given), the librosa version, this module's
+    extraction version and which clips the options leave out."""
+    import librosa
+
     payload = {
         "config": dataclasses.asdict(config),
         "corpus": corpus,
-        "files": files,
+        "files": file_list(clips) if files is None else files,
         "librosa": librosa.__version__,
         "code": FEATURE_CODE_VERSION,
         "skip_bad": skip_bad,
         "keep_silent": keep_silent,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+    if drop_conflicting:  # only when set, so that the caches made before the option stay valid
+        payload["drop_conflicting"] = True
+    return _digest(payload)
+
+
+def digests_path(cache_dir: str | Path, corpus: str, files: list[tuple[str, int, int]]) -> Path:
+    """Where the sha256 of each clip is cached: keyed by the file list alone, so that every
+    feature cache of the same files shares it."""
+    return Path(cache_dir) / f"{corpus}-sha256-{_digest({'corpus': corpus, 'files': files})}.json"
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
@@ -182,12 +208,21 @@ def _atomic_savez(path: Path, **arrays) -> None:
         np.savez(temporary, **arrays)
 
 
-def _read_cache(path: Path, by_id: dict[str, Clip], config: FeatureConfig, key: str) -> FeatureSet:
+def _read_cache(
+    path: Path, by_id: dict[str, Clip], config: FeatureConfig, key: str, drop_conflicting: bool
+) -> FeatureSet:
     with np.load(path, allow_pickle=False) as data:
         clips = [by_id[str(item)] for item in data["clip_ids"]]  # by id: the corpus may have moved
         excluded = [tuple(item) for item in data["excluded"].reshape(-1, 2)]
         return FeatureSet(
-            data["features"], clips, config, int(data["pad_to"]), key, excluded, data["lengths"]
+            data["features"],
+            clips,
+            config,
+            int(data["pad_to"]),
+            key,
+            excluded,
+            data["lengths"],
+            drop_conflicting,
         )
 
 
@@ -201,22 +236,30 @@ def load_features(
     strict: bool = False,
     jobs: int = -1,
     progress: bool = True,
+    drop_conflicting: bool = False,
 ) -> FeatureSet:
     """MFCCs of every clip of the corpus under `data_dir`, from the cache when it is current.
 
     Bad audio raises BadAudioError naming the file unless `skip_bad`; silent clips (peak below
-    config.silence_peak) are excluded and reported unless `keep_silent`."""
+    config.silence_peak) are excluded and reported unless `keep_silent`. Clips with identical
+    bytes are reported one group per line; `drop_conflicting` leaves out the groups whose labels
+    disagree (cremad.duplicates)."""
     if corpus not in CORPORA:
         raise CremadError(f"unknown corpus {corpus!r} (choose from {', '.join(CORPORA)})")
     clips, _rejected = scan(data_dir, corpus, strict=strict, skip_bad=skip_bad)
     if not clips:
         raise CremadError(f"{data_dir}: no {corpus} clips found")
-    key = cache_key(clips, config, corpus, skip_bad, keep_silent)
-    path = Path(cache_dir) / f"{corpus}-{key}.npz"
+    files = file_list(clips)  # one stat per clip, for both cache keys
+    digests = clip_digests(clips, digests_path(cache_dir, corpus, files))
     by_id = {clip.clip_id: clip for clip in clips}
+    key = cache_key(clips, config, corpus, skip_bad, keep_silent, drop_conflicting, files)
+    clips, left_out = find_identical(clips, digests, str(data_dir), drop_conflicting)
+    if not clips:
+        raise CremadError(f"{data_dir}: every clip was left out as identical to another ({DROP_HINT})")
+    path = Path(cache_dir) / f"{corpus}-{key}.npz"
     if path.is_file():
         started = time.perf_counter()
-        features = _read_cache(path, by_id, config, key)
+        features = _read_cache(path, by_id, config, key, drop_conflicting)
         log.info(
             "features: cache hit %s (%d clips, %.2f s)",
             path,
@@ -226,24 +269,30 @@ def load_features(
         for clip_path, reason in features.excluded:
             log.info("excluded %s: %s", Path(clip_path).name, reason)
         return features
-    return _extract(clips, config, corpus, path, key, skip_bad, keep_silent, jobs, progress)
+    features = _extract(clips, config, corpus, path, key, skip_bad, keep_silent, jobs, progress, left_out)
+    features.drop_conflicting = drop_conflicting
+    return features
 
 
-def _extract(clips, config, corpus, path, key, skip_bad, keep_silent, jobs, progress) -> FeatureSet:
+def _extract(clips, config, corpus, path, key, skip_bad, keep_silent, jobs, progress, left_out) -> FeatureSet:
     from threadpoolctl import threadpool_limits
 
     # One clip's matrices are tiny: a multi-threaded BLAS only spins, and on a busy machine it ran
     # MFCCs 6x slower than one thread (joblib's workers are limited to one thread already).
     with threadpool_limits(limits=1):
-        return _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs, progress)
+        return _extract_clips(
+            clips, config, corpus, path, key, skip_bad, keep_silent, jobs, progress, left_out
+        )
 
 
-def _extract_clips(clips, config, corpus, path, key, skip_bad, keep_silent, jobs, progress) -> FeatureSet:
+def _extract_clips(
+    clips, config, corpus, path, key, skip_bad, keep_silent, jobs, progress, left_out
+) -> FeatureSet:
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    excluded: list[tuple[str, str]] = []
+    excluded: list[tuple[str, str]] = list(left_out)  # the cache records them with the other exclusions
     lengths = {}
     for clip in clips:
         length = _clip_length(clip.path, config.sample_rate)
@@ -325,11 +374,22 @@ def add_clip_arguments(parser) -> None:
     )
     parser.add_argument("--keep-silent", action="store_true", help="keep clips that hold no sound")
     parser.add_argument("--strict", action="store_true", help="fail on file names that do not parse")
+    parser.add_argument(
+        DROP_HINT,
+        action="store_true",
+        help="leave out clips whose audio bytes are identical but whose labels disagree "
+        "(CREMA-D has three such pairs; the paper kept them)",
+    )
 
 
 def clip_options(args) -> dict[str, bool]:
     """load_features' keyword arguments from `add_clip_arguments`' options."""
-    return {"skip_bad": args.skip_bad, "keep_silent": args.keep_silent, "strict": args.strict}
+    return {
+        "skip_bad": args.skip_bad,
+        "keep_silent": args.keep_silent,
+        "strict": args.strict,
+        "drop_conflicting": args.drop_conflicting,
+    }
 
 
 def add_arguments(parser) -> None:
