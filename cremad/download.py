@@ -31,6 +31,7 @@ import pooch
 from cremad import CremadError
 from cremad.config import FeatureConfig
 from cremad.corpus import CREMAD_CLIPS
+from cremad.duplicates import identical_groups
 from cremad.fetching import FetchError, Retry, get_bytes, transfer, with_retries
 from cremad.lfs import (
     AUDIO_DIR,
@@ -63,6 +64,12 @@ MANIFEST_NAME = "manifest.csv"
 GIVE_UP_AFTER = 32  # downloads failed in a row before the rest are not even tried
 # Known corpus problems, reported after every run rather than hidden.
 SILENT_CLIPS = ("AudioWAV/1076_MTI_SAD_XX.wav",)  # the corpus README: "no audio, very short"
+# The same bytes under two emotions (AudioWAV-lfs-pointers.csv's sha256 column): one label is wrong.
+IDENTICAL_CLIPS = (
+    ("AudioWAV/1006_TIE_HAP_XX.wav", "AudioWAV/1006_TIE_NEU_XX.wav"),
+    ("AudioWAV/1013_WSI_DIS_XX.wav", "AudioWAV/1013_WSI_SAD_XX.wav"),
+    ("AudioWAV/1017_IWW_ANG_XX.wav", "AudioWAV/1017_IWW_FEA_XX.wav"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -359,6 +366,38 @@ def check_silent_clips(dest: Path, report: Report) -> None:
             report.notes.append(f"{path} was listed as silent by the corpus README but peaks at {level}")
 
 
+def identical_clip_notes(targets: list[Target]) -> list[str]:
+    """Notes on the WAVs whose pointers give the same sha256: each known pair of which the file
+    list holds a clip, and any other group it holds."""
+    digests = {
+        target.path: target.digest
+        for target in targets
+        if target.algorithm == "sha256" and target.path.startswith(AUDIO_DIR + "/")
+    }
+    groups = [tuple(group) for group in identical_groups(digests)]
+    notes = []
+    for pair in IDENTICAL_CLIPS:
+        names = " and ".join(pair)
+        if pair in groups:
+            notes.append(
+                f"{names} hold the same bytes under two emotions, a known corpus problem (one label is "
+                "wrong); `cremad features` keeps both unless --drop-conflicting"
+            )
+        elif all(path in digests for path in pair):
+            notes.append(f"{names} were known to hold the same bytes but differ in this file list")
+        elif any(path in digests for path in pair):
+            notes.append(
+                f"{names} hold the same bytes under two emotions in the published corpus, a known "
+                "corpus problem (not both in this file list)"
+            )
+    notes += [
+        f"{' and '.join(group)} hold the same bytes (by their pointers); `cremad features` reports them"
+        for group in groups
+        if group not in IDENTICAL_CLIPS
+    ]
+    return notes
+
+
 def download(
     dest: str | Path,
     source: Source = Source(),
@@ -403,6 +442,7 @@ def download(
     if manifest is None:
         save_manifest(dest, targets, verified)
     check_silent_clips(dest, report)
+    report.notes += identical_clip_notes(targets)
     report.downloaded.sort()
     return report
 

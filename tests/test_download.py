@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from cremad import CremadError, cli, lfs
+from cremad import CremadError, cli, duplicates, lfs
 from cremad import download as dl
 from cremad.corpus import parse_cremad_name
 from cremad.fetching import Retry
@@ -204,6 +204,21 @@ def test_real_pointer_table():
         assert lfs.parse_pointer(lfs.format_pointer(sha256, size)) == (sha256, size)
 
 
+@pytest.mark.skipif(
+    not REAL_POINTERS.is_file(), reason="needs ../shared/cremad-meta/AudioWAV-lfs-pointers.csv"
+)
+def test_real_pointer_table_has_exactly_the_three_known_identical_pairs():
+    rows = lfs.read_manifest(REAL_POINTERS)
+    assert len({sha256 for sha256, _ in rows.values()}) == 7439  # 7442 clips
+    groups = duplicates.identical_groups({path: sha256 for path, (sha256, _) in rows.items()})
+    assert [tuple(group) for group in groups] == list(dl.IDENTICAL_CLIPS)
+    notes = dl.identical_clip_notes(dl.manifest_targets(rows, dl.Report()))
+    assert len(notes) == 3 and all(
+        "hold the same bytes under two emotions, a known" in note for note in notes
+    )
+    assert notes[0].startswith("AudioWAV/1006_TIE_HAP_XX.wav and AudioWAV/1006_TIE_NEU_XX.wav ")
+
+
 # ---- downloads from the fake server ----------------------------------------------------------------
 
 
@@ -230,6 +245,30 @@ def test_full_download_then_a_rerun_fetches_nothing(server, tmp_path):
     assert again.downloaded == [] and again.present == sorted(server.files) and again.failed == {}
     new_requests = server.requests - before
     assert all(path.startswith("/api/") for path in new_requests)  # pointers come from manifest.csv
+
+
+def test_identical_clips_are_named_in_the_report(server, tmp_path):
+    data = synthetic_wav("1006_TIE_NEU_XX.wav")
+    server.files.update({"AudioWAV/1006_TIE_HAP_XX.wav": data, "AudioWAV/1006_TIE_NEU_XX.wav": data})
+    server.files["AudioWAV/1013_WSI_DIS_XX.wav"] = synthetic_wav("1013_WSI_DIS_XX.wav")  # its pair absent
+    # synthetic_wav's tone repeats every 100 seeds: 1002_TIE_NEU_XX and 1040_ITH_SAD_XX are the
+    # same bytes, a group no list knows.
+    assert server.files["AudioWAV/1002_TIE_NEU_XX.wav"] == server.files["AudioWAV/1040_ITH_SAD_XX.wav"]
+    server.lfs |= {path for path in server.files if path.endswith(".wav")}
+    server.publish()
+    report = dl.download(tmp_path, server.source(), jobs=4, retry=NO_WAIT, progress=False)
+    assert report.failed == {}
+    identical = [note for note in report.notes if "same bytes" in note]
+    assert identical == [
+        "AudioWAV/1006_TIE_HAP_XX.wav and AudioWAV/1006_TIE_NEU_XX.wav hold the same bytes under two "
+        "emotions, a known corpus problem (one label is wrong); `cremad features` keeps both unless "
+        "--drop-conflicting",
+        "AudioWAV/1013_WSI_DIS_XX.wav and AudioWAV/1013_WSI_SAD_XX.wav hold the same bytes under two "
+        "emotions in the published corpus, a known corpus problem (not both in this file list)",
+        "AudioWAV/1002_TIE_NEU_XX.wav and AudioWAV/1040_ITH_SAD_XX.wav hold the same bytes (by their "
+        "pointers); `cremad features` reports them",
+    ]
+    assert "note: AudioWAV/1006_TIE_HAP_XX.wav and" in report.summary()
 
 
 def test_interrupted_downloads_resume(server, tmp_path):
