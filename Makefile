@@ -23,7 +23,7 @@ DEMO_EXP ?= demo  # make demo's recipe: experiments/demo.toml (32 / 64 units, 15
 JOBS ?= 1  # loso/table2: folds trained at once, each its own process (cremad loso --jobs)
 CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (1.15-2.1x one process on 2 cores, bench/bench_jobs.py)
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
-CLIPS ?=  # e.g. --skip-bad: which clips features, loso, table2 and baseline read (one cache for all)
+CLIPS ?=  # e.g. --skip-bad or --drop-conflicting: which clips features, loso, table2 and baseline read (one cache for all)
 
 .PHONY: install lint format demo test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo
 
