@@ -47,7 +47,7 @@ def clip_digests(clips: list[Clip], cache_file: str | Path) -> dict[str, str]:
     digests = {clip.clip_id: pooch.file_hash(clip.path, alg="sha256") for clip in clips}
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     write_json(cache_file, dict(sorted(digests.items())))
-    log.info("sha256 of %d clips in %.2f s -> %s", len(clips), time.perf_counter() - started, cache_file)
+    log.info("sha256 of %d clips in %.3f s -> %s", len(clips), time.perf_counter() - started, cache_file)
     return digests
 
 

@@ -50,6 +50,22 @@ def test_identical_clips_are_reported_and_kept_by_default(corpus, tmp_path, capl
     assert len(features.clips) == 6 and features.excluded == [] and not features.drop_conflicting
 
 
+def test_a_file_copied_twice_into_a_manifest_is_reported(tmp_path, caplog):
+    write_corpus(tmp_path / "wav", ["a.wav", "b.wav"])
+    shutil.copy(tmp_path / "wav" / "a.wav", tmp_path / "wav" / "a-copy.wav")
+    manifest = tmp_path / "clips.csv"
+    rows = ["wav/a.wav,s1,angry", "wav/a-copy.wav,s1,anger", "wav/b.wav,s2,sad"]
+    manifest.write_text("path,speaker,emotion\n" + "\n".join(rows) + "\n")
+    with caplog.at_level(logging.WARNING):
+        features = load_features(
+            manifest, "manifest", cache_dir=tmp_path / "cache", jobs=1, progress=False, drop_conflicting=True
+        )
+    assert identical_lines(caplog) == [
+        f"{manifest}: identical audio under one label: wav_a (ANG) = wav_a-copy (ANG); all kept"
+    ]
+    assert sorted(features.clip_ids) == ["wav_a", "wav_a-copy", "wav_b"]
+
+
 def test_drop_conflicting_leaves_out_both_clips_and_changes_the_cache_key(corpus, tmp_path, caplog):
     cache = tmp_path / "cache"
     kept = load_features(corpus, cache_dir=cache, jobs=1, progress=False)
