@@ -21,7 +21,7 @@ from cremad.corpus import Clip
 
 log = logging.getLogger(__name__)
 
-DROP_HINT = "--drop-conflicting"
+DROP_OPTION = "--drop-conflicting"
 
 
 def identical_groups(digests: dict[str, str]) -> list[list[str]]:
@@ -61,7 +61,7 @@ def describe(group: list[Clip], drop: bool) -> str:
     names = " = ".join(f"{clip.clip_id} ({clip.emotion})" for clip in group)
     if not conflicting(group):
         return f"identical audio under one label: {names}; all kept"
-    fate = f"all left out ({DROP_HINT})" if drop else f"all kept ({DROP_HINT} leaves them out)"
+    fate = f"all left out ({DROP_OPTION})" if drop else f"all kept ({DROP_OPTION} leaves them out)"
     return f"identical audio under {len({clip.emotion for clip in group})} labels: {names}; {fate}"
 
 
@@ -81,6 +81,6 @@ def find_identical(
                 others = ", ".join(
                     f"{other.clip_id} ({other.emotion})" for other in group if other is not clip
                 )
-                left_out.append((clip.path, f"same audio as {others}; the labels disagree ({DROP_HINT})"))
+                left_out.append((clip.path, f"same audio as {others}; the labels disagree ({DROP_OPTION})"))
     dropped = {path for path, _ in left_out}
     return [clip for clip in clips if clip.path not in dropped], left_out

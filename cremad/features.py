@@ -1,5 +1,7 @@
 """The paper's features (section II-B): every clip zero-padded to the longest clip of the corpus,
-then 13 MFCCs per 20 ms window with a 10 ms hop, cached in one file keyed by what made it.
+then 13 MFCCs per 20 ms window with a 10 ms hop, cached in one file keyed by what made it. The
+sha256 of every clip is cached beside it, so that identical clips are found (cremad.duplicates)
+without reading the corpus twice.
 
 `cremad features --data DIR` extracts (in parallel over cores) and caches; every later step calls
 `load_features`, which returns the cache when nothing that made it has changed.
@@ -22,7 +24,7 @@ from cremad.atomic import atomic_path
 from cremad.audio import BadAudioError, load_audio, pad_signal, trim_digital_silence
 from cremad.config import EMOTIONS, FeatureConfig
 from cremad.corpus import CORPORA, CORPUS_HELP, Clip, scan
-from cremad.duplicates import DROP_HINT, clip_digests, find_identical
+from cremad.duplicates import DROP_OPTION, clip_digests, find_identical
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +257,7 @@ def load_features(
     key = cache_key(clips, config, corpus, skip_bad, keep_silent, drop_conflicting, files)
     clips, left_out = find_identical(clips, digests, str(data_dir), drop_conflicting)
     if not clips:
-        raise CremadError(f"{data_dir}: every clip was left out as identical to another ({DROP_HINT})")
+        raise CremadError(f"{data_dir}: every clip was left out as identical to another ({DROP_OPTION})")
     path = Path(cache_dir) / f"{corpus}-{key}.npz"
     if path.is_file():
         started = time.perf_counter()
@@ -375,7 +377,7 @@ def add_clip_arguments(parser) -> None:
     parser.add_argument("--keep-silent", action="store_true", help="keep clips that hold no sound")
     parser.add_argument("--strict", action="store_true", help="fail on file names that do not parse")
     parser.add_argument(
-        DROP_HINT,
+        DROP_OPTION,
         action="store_true",
         help="leave out clips whose audio bytes are identical but whose labels disagree "
         "(CREMA-D has three such pairs; the paper kept them)",
