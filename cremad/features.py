@@ -1,7 +1,7 @@
 """The paper's features (section II-B): every clip zero-padded to the longest clip of the corpus,
 then 13 MFCCs per 20 ms window with a 10 ms hop, cached in one file keyed by what made it. The
-sha256 of every clip is cached beside it, so that identical clips are found (cremad.duplicates)
-without reading the corpus twice.
+sha256 of every clip is cached beside it: a rerun finds identical clips (cremad.duplicates) without
+hashing them again.
 
 `cremad features --data DIR` extracts (in parallel over cores) and caches; every later step calls
 `load_features`, which returns the cache when nothing that made it has changed.
