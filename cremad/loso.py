@@ -110,6 +110,7 @@ class LosoOptions:
     skip_bad: bool = False
     keep_silent: bool = False
     strict: bool = False
+    drop_conflicting: bool = False  # leave out identical clips whose labels disagree
 
     def __post_init__(self):
         if self.model_id not in MODEL_IDS:
@@ -166,7 +167,12 @@ class LosoOptions:
     @property
     def clip_options(self) -> dict[str, bool]:
         """load_features' keyword arguments for which clips to read."""
-        return {"skip_bad": self.skip_bad, "keep_silent": self.keep_silent, "strict": self.strict}
+        return {
+            "skip_bad": self.skip_bad,
+            "keep_silent": self.keep_silent,
+            "strict": self.strict,
+            "drop_conflicting": self.drop_conflicting,
+        }
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
