@@ -15,8 +15,9 @@ FIGURES ?= figures
 CLIP ?=  # Fig. 2's clip; empty: the paper's 1015_DFA_ANG_XX when the corpus has it
 DEMO ?= demo
 META ?= $(DATA)
-EMODB ?= ../shared/emodb
-CASIA ?= ../shared/casia
+# Emo-DB (a folder holding wav/) and CASIA (<speaker>/<emotion>/<id>.wav) for make results and make emodb.
+EMODB ?= data/emodb
+CASIA ?= data/casia
 RESULT_SEEDS ?= 0,1,2
 DEMO_EPOCHS ?= 15  # epochs of make demo and of make results' demo rows (the paper recipe at 15 epochs)
 DEMO_EXP ?= demo  # make demo's recipe: experiments/demo.toml (32 / 64 units, 15 epochs)
@@ -25,7 +26,7 @@ CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
 CLIPS ?=  # e.g. --skip-bad or --drop-conflicting: which clips features, loso, table2 and baseline read (one cache for all)
 
-.PHONY: install lint format demo test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo
+.PHONY: install lint format demo docs-figure test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo
 
 $(BIN)/cremad: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -124,6 +125,20 @@ demo: install
 	done
 	$(BIN)/cremad figures --runs $(DEMO)/runs --corpus cremad --experiment $(strip $(DEMO_EXP)) --data $(DEMO)/CREMA-D \
 		--clip 1001_DFA_ANG_XX --out $(DEMO)/figures
+
+# docs/fig2.png, the README's picture: Fig. 2 as `make demo` draws it (models 1 and 2 in the fold that
+# holds out actor 1001; after `make demo` nothing retrains), stored with 256 colours to stay small.
+docs-figure: install
+	$(BIN)/cremad synth $(DEMO)/CREMA-D --actors 6 --seed 0
+	for model in 1 2; do \
+		$(BIN)/cremad loso --model $$model --data $(DEMO)/CREMA-D --runs $(DEMO)/runs --cache-dir $(CACHE) \
+			--experiment $(strip $(DEMO_EXP)) --epochs $(DEMO_EPOCHS) --folds 1001 --threads 1 || exit 1; \
+	done
+	$(BIN)/cremad figures --runs $(DEMO)/runs --corpus cremad --experiment $(strip $(DEMO_EXP)) --data $(DEMO)/CREMA-D \
+		--models 1,2 --clip 1001_DFA_ANG_XX --out $(DEMO)/figures-docs
+	mkdir -p docs
+	$(BIN)/python -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').quantize(256).save(sys.argv[2], optimize=True)" \
+		$(DEMO)/figures-docs/fig2_1001_DFA_ANG_XX.png docs/fig2.png
 
 bench: install
 	$(BIN)/python bench/bench_features.py --out bench/results/features.json
