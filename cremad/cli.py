@@ -1,5 +1,7 @@
-"""The `cremad` command. Each subcommand lives in its own module, imported only when used, so
-that `cremad features` never pays for importing TensorFlow.
+"""cremad replicates attention in recurrent networks for speech emotion recognition on CREMA-D, end to end.
+
+The `cremad` command: each subcommand lives in its own module, imported only when used, so that
+`cremad features` never pays for importing TensorFlow.
 
 A command module provides `add_arguments(parser)` and `run(args) -> int`.
 """

@@ -2,9 +2,11 @@
 
     cremad train --model 2 --data DIR --out models/model2.keras
 
-A few actors (train.validation_fraction of them, drawn by `cremad.splits.validation_mask` from
-the seed) are held out for early stopping; `cremad.training.train_model` standardizes, trains
-and, with train.refit, retrains on every actor, exactly as in a LOSO fold. It writes
+With the default recipe (train.early_stopping off) no actor is held out: every actor trains
+for train.max_epochs. A recipe with early stopping (tuned.toml) holds train.validation_fraction of
+the actors out to watch it (at least one, drawn by `cremad.splits.validation_mask` from the
+seed) and, with train.refit, retrains on every actor for the epochs it chose.
+`cremad.training.train_model` standardizes and trains exactly as in a LOSO fold. It writes
 
     models/model2.keras              the Keras model
     models/model2.json               the sidecar: model id, the resolved ExperimentConfig (feature
@@ -44,8 +46,9 @@ def sidecar_path(model_file: str | Path) -> Path:
 def train_on_all_actors(
     config: ExperimentConfig, features, model_id: int, out_file: str | Path, verbose: int = 0
 ) -> dict:
-    """Train `model_id` on every actor of `features` (a FeatureSet), the validation actors
-    watching early stopping. Writes the model, its sidecar JSON and history; returns the sidecar."""
+    """Train `model_id` on every actor of `features` (a FeatureSet); with train.early_stopping,
+    validation actors held out of them watch it. Writes the model, its sidecar JSON and history;
+    returns the sidecar."""
     from cremad.splits import validation_mask
     from cremad.training import train_model
 
