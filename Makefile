@@ -22,7 +22,7 @@ RESULT_SEEDS ?= 0,1,2
 DEMO_EPOCHS ?= 15  # epochs of make demo and of make results' demo rows (the paper recipe at 15 epochs)
 DEMO_EXP ?= demo  # make demo's recipe: experiments/demo.toml (32 / 64 units, 15 epochs)
 JOBS ?= 1  # loso/table2: folds trained at once, each its own process (cremad loso --jobs)
-CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (1.15-2.1x one process on 2 cores, bench/bench_jobs.py)
+CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (experiments/README.md#cost)
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
 CLIPS ?=  # e.g. --skip-bad or --drop-conflicting: which clips features, loso, table2 and baseline read (one cache for all)
 
@@ -62,7 +62,7 @@ loso: install
 		$(if $(SHARD),--shard $(SHARD)) $(if $(FOLDS),--folds $(FOLDS)) $(if $(BACKEND),--backend $(BACKEND)) \
 		$(if $(strip $(SEEDS)),--seeds $(SEEDS)) --jobs $(strip $(JOBS)) $(CLIPS)
 
-# The classical yardstick in the same folds: functionals + SVM (about a minute on Emo-DB).
+# The classical yardstick in the same folds: functionals + SVM (under a minute on Emo-DB).
 baseline: install
 	$(BIN)/cremad baseline --data $(DATA) --corpus $(CORPUS) --features $(strip $(FEATURES)) --experiment $(EXP) \
 		--runs $(RUNS) --cache-dir $(CACHE) $(CLIPS)

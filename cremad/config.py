@@ -69,14 +69,13 @@ class FeatureConfig:
     pad_to: int | None = None
     # Which end of a clip the zeros go: the paper says only "padded with zeros till maximum audio
     # clip length". "start" prepends them, as Keras' pad_sequences does by default, so a recurrent
-    # model's last state follows the speech; with "end" models 3 and 4 stayed at chance on padded
-    # real speech (CASIA) in validation (experiments/README.md).
+    # model's last state follows the speech; with "end" model 3 stayed at chance on padded speech
+    # in validation (experiments/README.md#padding-and-epochs).
     pad_side: str = "start"
     # Whether a run of digital silence at least one window long at either end of a clip (zeros the
-    # corpus itself appended, as ../shared/emodb did to a quarter of its clips to cut them to
-    # 2.0 s) is cut off before the clip is padded, so that it becomes padding like ours.
-    # Off, as the paper pads clips as they are: in validation on Emo-DB it tied the default (+0.2 UA;
-    # model 3 +4.4, model 1 -4.1; experiments/README.md, round 7).
+    # corpus itself appended, as some Emo-DB copies do to cut clips to 2.0 s) is cut off before the
+    # clip is padded, so that it becomes padding like ours. Off, as the paper pads clips as they
+    # are, and cutting tied in validation (experiments/README.md#edge-zeros).
     trim_digital_silence: bool = False
     # Floor of the log-mel power in dB (re 1.0): digital silence, i.e. the zero padding, maps to
     # this value in every band. -100 dB (amin 1e-10) lies far below any recorded speech.
@@ -97,14 +96,13 @@ class ModelConfig:
     Dense(relu), softmax over time, Dot) with its 10-unit attention layer. The LSTM sizes are
     twice that recipe's 32 / 64, chosen by validation (below)."""
 
-    # 64 / 128 (candidate `wide`) beat the recipe's 32 / 64 by +1.9 points of validation UA over
-    # three seeds (Emo-DB +3.4, CASIA +0.5; round 4, experiments/README.md), at 1.4-2.1x the CPU
-    # time (make demo; make bench's CREMA-D projection).
+    # Twice the Keras recipe's 32 / 64: higher validation UA over three seeds, at about twice the
+    # CPU time (experiments/README.md#width-dropout-weight-averaging).
     pre_units: int = 64  # pre-LSTM units per direction (BiLSTM outputs 128)
     post_units: int = 128  # post-LSTM units, the s<t> of the attention block
     attention_units: int = 10  # width of the first attention Dense (tanh)
-    # Paper: "Dropout is used"; the rate is not given. 0.3 is a common middle; 0.5 lost 0.5 points
-    # of validation UA at seed 0 (round 4).
+    # Paper: "Dropout is used"; the rate is not given. 0.3 is a common middle; 0.5 lost in
+    # validation (experiments/README.md#width-dropout-weight-averaging).
     dropout_rate: float = 0.3
     decoder_steps: int = 1  # one label per utterance, one attention curve per clip (Fig. 2)
 
@@ -114,17 +112,19 @@ class TrainConfig:
     """Leave-one-subject-out training, section II-C, and the recipe the paper leaves out."""
 
     optimizer: str = "adam"  # the usual default for LSTMs in Keras; the paper names none
-    # Adam's default: 2e-3 tied it in validation (45.4 both, three seeds) and 5e-4 lost (round 6).
+    # Adam's default: twice it tied in validation and half it lost (experiments/README.md#learning-rate).
     learning_rate: float = 1e-3
     # The learning rate over the epochs fit runs (the paper is silent): "constant", or "cosine"
     # (Keras' CosineDecay: lowered after every batch, from learning_rate to 0 after the last one).
     # With early stopping the epoch count is not known in advance, so "cosine" needs it off.
-    # Constant: cosine scored 44.8 against 45.4 % validation UA over three seeds, both corpora
-    # lower (round 5, experiments/README.md).
+    # Constant: cosine scored lower in validation on both corpora
+    # (experiments/README.md#learning-rate-schedule).
     lr_schedule: str = "constant"
-    batch_size: int = 32  # Keras' default batch size
+    # Keras' default; 16 ended no higher in validation (experiments/README.md#class-weights-and-batch-size).
+    batch_size: int = 32
     # The epoch count every fold trains without early stopping (an upper bound with it): the
-    # plateau of the validation curves inside the training actors (experiments/README.md).
+    # plateau of the validation curves inside the training actors
+    # (experiments/README.md#padding-and-epochs).
     max_epochs: int = 30
     patience: int = 8  # with early_stopping: epochs without validation improvement before stopping
     # Early stopping watches a validation set made of whole *training* actors (never the test
@@ -142,10 +142,10 @@ class TrainConfig:
     # Keras' pad_sequences on standardized MFCCs, a neutral input) or "floor" (the log floor,
     # standardized like speech: about -10 sd in c0 with speech statistics).
     padding_value: str = "zero"
-    # False: no validation actors; every training actor trains for max_epochs (chosen by
-    # validation inside the training actors, experiments/README.md). True: early stopping on
-    # validation_fraction of the training actors, which on Emo-DB/CASIA means 1 of 9 or 3 actors:
-    # a noisy stopping signal that ended most folds in the first plateau.
+    # False: no validation actors; every training actor trains for max_epochs. True: early
+    # stopping on validation_fraction of the training actors, which on Emo-DB/CASIA means 1 of 9
+    # or 3 actors: a noisy signal that stopped most folds on the first plateau
+    # (experiments/README.md#padding-and-epochs).
     early_stopping: bool = False
     # Beyond the paper (off in paper.toml): z-score each actor's clips with that actor's own
     # statistics first, the test actor's from its unlabelled audio only.
@@ -154,26 +154,28 @@ class TrainConfig:
     # (cepstral mean / mean-and-variance normalization, common in speech front ends; the paper is
     # silent): "none", "mean" (subtract each clip's mean per coefficient) or "meanvar" (also divide
     # by its std). It needs no speaker labels, so `cremad predict` applies it to a new recording.
-    # Off: "mean" lost 13 points of validation UA on Emo-DB and up to 5 on CASIA (round 3).
+    # Off: it removes each clip's level and tilt, which carry emotion, and lost in validation
+    # (experiments/README.md#per-clip-normalization-and-input-noise).
     utterance_normalization: str = "none"
     # Data augmentation while fitting (the paper is silent): Gaussian noise of this standard
     # deviation added to every standardized speech frame of every training batch, drawn afresh
     # each time (padding frames stay 0; with padding_value "floor" they get noise too). The
-    # saved model is the paper's, without it. Off: over two seeds sd 0.6 gained 0.5 points of
-    # validation UA, none on CASIA (experiments/README.md, round 3).
+    # saved model is the paper's, without it. Off: its gain in validation was under the bar set
+    # beforehand (experiments/README.md#per-clip-normalization-and-input-noise).
     input_noise: float = 0.0
     # Polyak averaging (the paper is silent): with a momentum m > 0 the optimizer keeps an
     # exponential moving average of the weights (Keras' use_ema, new = m * old + (1 - m) * w after
     # every batch), and the model that is tested and saved holds that average; validation curves
-    # score it too. 0 = off, the last batch's weights: 0.99 scored 43.4 against 43.6 % validation
-    # UA over two seeds (round 4, experiments/README.md).
+    # score it too. 0 = off, the last batch's weights: averaging tied in validation
+    # (experiments/README.md#width-dropout-weight-averaging).
     ema_momentum: float = 0.0
     # After early stopping has chosen the epoch count on the validation actors, retrain a fresh
     # model on all training actors (validation ones included) for that many epochs, replaying
     # the learning-rate schedule. Off = the model early stopping restored is the final one.
     refit: bool = False
     # "balanced" weights classes inversely to their training counts (CREMA-D has fewer NEU);
-    # "none" trains unweighted.
+    # "none" trains unweighted, which cost model 3 in validation on imbalanced Emo-DB
+    # (experiments/README.md#class-weights-and-batch-size).
     class_weight: str = "balanced"
     seed: int = 0
 

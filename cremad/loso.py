@@ -71,8 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="local backend: folds trained at once, each in its own process (default: 1). On a "
-        "CPU, --jobs 2 with one thread each did 1.15-2.1x the work of one process on 2 cores "
-        "(bench/bench_jobs.py)",
+        "CPU, one-thread folds side by side do more work than one process on every core "
+        "(experiments/README.md#cost)",
     )
     parser.add_argument(
         "--threads",
