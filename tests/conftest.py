@@ -12,7 +12,7 @@ CREMAD_META = SHARED / "cremad-meta"
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
-    """3 synthetic actors x 82 clips, CREMA-D names, 16 kHz (written once per test session)."""
+    """3 synthetic actors x 82 clips, CREMA-D names, 16 kHz (written once per pytest run)."""
     from cremad.synth import write_corpus
 
     root = tmp_path_factory.mktemp("tiny") / "CREMA-D"

@@ -249,8 +249,8 @@ def test_model_1_attention_learns_to_ignore_padded_silence(demo_clips):
 
 @pytest.mark.slow
 def test_jobs_benchmark_times_each_configuration(tmp_path):
-    """bench/bench_jobs.py (the --jobs throughput figure in the README) runs and records every
-    process's epoch times."""
+    """bench/bench_jobs.py (the --jobs throughput figure of experiments/README.md#cost) runs and
+    records every process's epoch times."""
     out = tmp_path / "jobs.json"
     result = subprocess.run(
         [
