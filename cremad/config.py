@@ -32,6 +32,7 @@ EMOTION_NAMES = {
     "SAD": "Sad",
 }
 SAMPLE_RATE = 16_000  # CREMA-D is recorded at 16 kHz
+FRAME_FEATURE_SETS = ("mfcc", "mfcc-deltas", "prosody", "rich")  # see cremad/frames.py
 # experiments/ sits beside the package in a checkout; setup.cfg maps it into the wheel as
 # cremad/experiments, so an installed cremad (pip install ., a wheel) finds it without one.
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -83,10 +84,17 @@ class FeatureConfig:
     # A clip whose peak absolute amplitude stays below this (-60 dBFS) holds no speech; CREMA-D's
     # 1076_MTI_SAD_XX.wav is such a clip. Silent clips are excluded unless keep_silent is set.
     silence_peak: float = 1e-3
+    # Beyond the paper (cremad/frames.py): the per-frame columns the models read. "mfcc" is the
+    # paper's 13; "mfcc-deltas", "prosody" and "rich" add deltas, energy, pitch and spectral shape.
+    frame_features: str = "mfcc"
 
     def __post_init__(self):
         if self.pad_side not in ("end", "start"):
             raise ValueError(f"features.pad_side must be 'end' or 'start', got {self.pad_side!r}")
+        if self.frame_features not in FRAME_FEATURE_SETS:
+            raise ValueError(
+                f"features.frame_features must be one of {FRAME_FEATURE_SETS}, got {self.frame_features!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

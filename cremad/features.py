@@ -22,7 +22,7 @@ import numpy as np
 from cremad import CremadError
 from cremad.atomic import atomic_path
 from cremad.audio import BadAudioError, load_audio, pad_signal, trim_digital_silence
-from cremad.config import EMOTIONS, FeatureConfig
+from cremad.config import EMOTIONS, FeatureConfig, load_experiment
 from cremad.corpus import CORPORA, CORPUS_HELP, Clip, scan
 from cremad.duplicates import DROP_OPTION, clip_digests, find_identical
 
@@ -133,6 +133,18 @@ def extract_mfcc(signal: np.ndarray, config: FeatureConfig, pad_to: int) -> np.n
     return np.ascontiguousarray(mfcc.T, dtype=np.float32)  # (frames, n_mfcc)
 
 
+def extract_frames(signal: np.ndarray, config: FeatureConfig, pad_to: int) -> np.ndarray:
+    """The model's input columns for `signal` padded or cropped to `pad_to` samples: the MFCCs,
+    then whatever config.frame_features adds (cremad.frames). Returns float32 (frames, columns)."""
+    mfcc = extract_mfcc(signal, config, pad_to)
+    if config.frame_features == "mfcc":
+        return mfcc
+    from cremad.frames import frame_features
+
+    padded = pad_signal(signal, pad_to, config.pad_side)
+    return frame_features(mfcc, padded, n_frames(min(len(signal), pad_to), config), config)
+
+
 def _clip_length(path: str, sample_rate: int) -> int | str:
     """Length in samples at `sample_rate` from the header alone, or the reason it is unreadable."""
     import soundfile
@@ -153,7 +165,7 @@ def _process_clip(path: str, config: FeatureConfig, pad_to: int) -> tuple[np.nda
     except BadAudioError as error:
         return None, 0.0, 0, str(error)
     peak = float(np.abs(signal).max())
-    return extract_mfcc(signal, config, pad_to), peak, trimmed, ""
+    return extract_frames(signal, config, pad_to), peak, trimmed, ""
 
 
 def file_list(clips: list[Clip]) -> list[tuple[str, int, int]]:
@@ -184,8 +196,11 @@ def cache_key(
     extraction version and which clips the options leave out."""
     import librosa
 
+    settings = dataclasses.asdict(config)
+    if settings["frame_features"] == "mfcc":  # the paper's set keeps the keys made before the field
+        del settings["frame_features"]
     payload = {
-        "config": dataclasses.asdict(config),
+        "config": settings,
         "corpus": corpus,
         "files": file_list(clips) if files is None else files,
         "librosa": librosa.__version__,
@@ -352,7 +367,7 @@ def _extract_clips(
     elapsed = time.perf_counter() - started
     actors = len({clip.actor for clip in kept_clips})
     log.info(
-        "features: %d clips, %d actors, %d frames x %d MFCCs, %.1f s of audio in %.1f s "
+        "features: %d clips, %d actors, %d frames x %d columns, %.1f s of audio in %.1f s "
         "(%.0fx realtime) -> %s",
         len(kept_clips),
         actors,
@@ -401,22 +416,29 @@ def add_arguments(parser) -> None:
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     parser.add_argument("--cache-dir", default="cache")
     add_clip_arguments(parser)
+    parser.add_argument(
+        "--experiment",
+        default="paper",
+        help="extract the [features] of experiments/NAME.toml, as loso will read them (default: paper)",
+    )
     parser.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
 def run(args) -> int:
+    config = load_experiment(args.experiment).features
     features = load_features(
         args.data,
         args.corpus,
-        FeatureConfig(),
+        config,
         args.cache_dir,
         jobs=args.jobs,
         **clip_options(args),
     )
     counts = np.bincount(features.labels, minlength=len(EMOTIONS))
+    columns = "MFCCs" if config.frame_features == "mfcc" else f"columns ({config.frame_features})"
     print(
-        f"{len(features.clips)} clips x {features.n_frames} frames x {features.features.shape[2]} MFCCs "
+        f"{len(features.clips)} clips x {features.n_frames} frames x {features.features.shape[2]} {columns} "
         f"(padded to {features.pad_to} samples, {features.pad_to / features.config.sample_rate:.3f} s); "
         + ", ".join(f"{emotion} {count}" for emotion, count in zip(EMOTIONS, counts))
     )

@@ -27,6 +27,16 @@ import numpy as np
 from cremad import CremadError
 from cremad.atomic import atomic_path
 from cremad.config import FeatureConfig
+from cremad.frames import (
+    BOUND_MARGIN,
+    DELTA_WIDTH,
+    PITCH_FMAX,
+    PITCH_FMIN,
+    PITCH_FRAME,
+    PITCH_REFERENCE_HZ,
+    SILENCE_DB,
+    VOICED_WITHIN_DB,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +57,6 @@ STATISTICS = (
     "delta_std",
 )
 RICH_DESCRIPTORS = ("centroid", "bandwidth", "flatness", "rolloff", "zcr", "rms_db", "pitch_st")
-DELTA_WIDTH = 9  # librosa's default regression window (4 frames each side, 40 ms)
-# yin's search range covers adult speech from a low male voice to shouted female speech.
-PITCH_FMIN, PITCH_FMAX = 60.0, 600.0
-PITCH_FRAME = 1024  # 64 ms at 16 kHz: two periods of the lowest pitch fit in a frame
-PITCH_REFERENCE_HZ = 27.5  # semitone reference, as in eGeMAPS (A0)
-# yin reports a period for every frame, also in pauses and noise; pitch statistics use only frames
-# within this many dB of the clip's loudest frame whose pitch is not pinned to a search bound (yin
-# clips to the bound when no period lies in range): a plain gate instead of pyin's slow voicing.
-VOICED_WITHIN_DB = 30.0
-BOUND_MARGIN = 1.02  # a pitch within 2 % of PITCH_FMIN or PITCH_FMAX counts as pinned
-SILENCE_DB = -100.0  # RMS floor in dB, as features.log_floor_db floors the log-mel power
 
 
 def statistic_names(descriptors: list[str] | tuple[str, ...]) -> list[str]:
@@ -108,14 +107,17 @@ def functionals(frames: np.ndarray, frame_seconds: float) -> np.ndarray:
 
 
 def mfcc_functionals(features) -> tuple[np.ndarray, list[str]]:
-    """Functionals of every clip's own MFCC frames (FeatureSet.speech_mask), padding left out.
-    Returns ((clips, 13 * 11) float64, column names)."""
+    """Functionals of every clip's own MFCC frames (FeatureSet.speech_mask), padding left out: the
+    MFCC columns only, whatever else features.frame_features adds, so that this yardstick stays
+    the same under every experiment. Returns ((clips, 13 * 11) float64, column names)."""
     mask = features.speech_mask()  # (clips, frames)
     frame_seconds = features.config.hop_length / features.config.sample_rate
+    n_mfcc = features.config.n_mfcc
     rows = [
-        functionals(clip_features[own], frame_seconds) for clip_features, own in zip(features.features, mask)
+        functionals(clip_features[own, :n_mfcc], frame_seconds)
+        for clip_features, own in zip(features.features, mask)
     ]
-    names = statistic_names([f"mfcc{index}" for index in range(features.features.shape[2])])
+    names = statistic_names([f"mfcc{index}" for index in range(n_mfcc)])
     return np.stack(rows), names
 
 

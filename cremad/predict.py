@@ -2,7 +2,7 @@
 
 `cremad predict PATH... --model models/model2.keras` reads the sidecar beside the model and runs
 every WAV through the training feature code (`cremad.features.read_clip`, then
-`cremad.features.extract_mfcc`): any sample rate and any number of channels (averaged to mono,
+`cremad.features.extract_frames`): any sample rate and any number of channels (averaged to mono,
 resampled to 16 kHz).
 
 Clip length policy: the model was trained on clips zero-padded to `pad_to` samples (the longest
@@ -107,7 +107,7 @@ def window_starts(n_samples: int, window: int) -> list[int]:
 def predict_file(path: str | Path, trained: TrainedModel) -> Prediction:
     """Six probabilities (and the attention curve for models 1 and 2) for one audio file.
     Raises BadAudioError naming the file when it cannot be read."""
-    from cremad.features import extract_mfcc, n_frames, read_clip, speech_mask
+    from cremad.features import extract_frames, n_frames, read_clip, speech_mask
     from cremad.scaling import prepare_inputs
 
     features_config = trained.config.features
@@ -121,7 +121,8 @@ def predict_file(path: str | Path, trained: TrainedModel) -> Prediction:
             trained.pad_to / features_config.sample_rate,
             len(starts),
         )
-    mfcc = np.stack([extract_mfcc(signal[start:], features_config, trained.pad_to) for start in starts])
+    # The MFCCs and whatever else the run's feature set adds (features.frame_features).
+    mfcc = np.stack([extract_frames(signal[start:], features_config, trained.pad_to) for start in starts])
     # Each window's own frames, as in training (only a clip shorter than the model is padded).
     n_own = [n_frames(min(len(signal) - start, trained.pad_to), features_config) for start in starts]
     frame_mask = speech_mask(np.minimum(n_own, mfcc.shape[1]), mfcc.shape[1], features_config.pad_side)
