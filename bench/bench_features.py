@@ -1,7 +1,7 @@
 """Benchmark: feature extraction speed (clips/s, times realtime) on the demo corpus and Emo-DB.
 
-Target (issue "Foundation"): at least 1000x realtime per core, i.e. CREMA-D's 5.2 h in < 15 s
-on 2 cores. Run with `make bench` or `python bench/bench_features.py [--out FILE]`.
+Targets: the MFCCs at least 1000x realtime per core, i.e. CREMA-D's 5.2 h in < 15 s on 2 cores;
+the richest frame feature set (cremad/frames.py) at least 200x. Run with `make bench` or `python bench/bench_features.py [--out FILE]`.
 """
 
 from __future__ import annotations
@@ -66,6 +66,35 @@ def time_mfcc_only(repeats: int = 200) -> dict:
     }
 
 
+def time_frame_sets(repeats: int = 50) -> dict:
+    """Single-core extraction of each frame feature set (cremad/frames.py) on a 5.005 s clip of
+    speech-like audio (a gliding harmonic tone in noise), the clip's own samples unpadded."""
+    from threadpoolctl import threadpool_limits
+
+    from cremad.config import FRAME_FEATURE_SETS
+    from cremad.features import extract_frames
+
+    limits = threadpool_limits(limits=1)
+    t = np.arange(80_080) / 16_000
+    voice = sum(np.sin(2 * np.pi * k * (110 + 40 * t) * t) / k for k in range(1, 6))
+    noise = np.random.default_rng(0).standard_normal(len(t))
+    signal = (0.2 * voice + 0.02 * noise).astype(np.float32)
+    results = {}
+    for name in FRAME_FEATURE_SETS:
+        config = FeatureConfig(frame_features=name)
+        extract_frames(signal, config, 80_080)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            extract_frames(signal, config, 80_080)
+        per_clip = (time.perf_counter() - started) / repeats
+        results[name] = {
+            "ms_per_5s_clip": round(per_clip * 1e3, 2),
+            "x_realtime_one_core": round(5.005 / per_clip),
+        }
+    limits.restore_original_limits()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/results/features.json")
@@ -73,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     cores = os.cpu_count()
-    results = {"cores": cores, **time_mfcc_only()}
+    results = {"cores": cores, **time_mfcc_only(), "frame_sets": time_frame_sets()}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         demo = Path(tmp) / "demo"
@@ -87,6 +116,11 @@ def main() -> None:
     best = max(row["x_realtime"] for row in rows if row["corpus"].startswith("demo"))
     results["cremad_projected_s"] = round(5.2 * 3600 / best, 1)  # CREMA-D holds about 5.2 h
     print(f"cores: {cores}; MFCC alone: {results['mfcc_x_realtime_one_core']}x realtime on one core")
+    for name, row in results["frame_sets"].items():
+        print(
+            f"frame set {name:12} {row['ms_per_5s_clip']:7.2f} ms per 5.005 s clip, "
+            f"{row['x_realtime_one_core']}x realtime on one core (target for the richest: >= 200x)"
+        )
     print(
         f"{'corpus':32} {'jobs':>4} {'clips':>6} {'audio s':>8} {'extract s':>9} {'clips/s':>8} "
         f"{'x rt':>7} {'x rt/core':>9} {'hit s':>6}"
