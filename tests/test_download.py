@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import io
 import json
+import socket
 import threading
 from pathlib import Path
 
@@ -138,6 +139,40 @@ class FakeServer:
 
     def count(self, prefix: str) -> int:
         return sum(count for path, count in self.requests.items() if path.startswith(prefix))
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Every test here talks to the local server only: a lookup of any other host is refused
+    and, should the code swallow the refusal, reported when the test ends."""
+    tried = []
+    lookup = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        if host not in LOCAL_HOSTS:
+            tried.append(host)
+            raise OSError(f"the tests do not reach the network ({host})")
+        return lookup(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+    yield
+    assert tried == [], f"tried to reach {tried}"
+
+
+def local_github(monkeypatch, server) -> None:
+    """Point GitHub's three hosts and the GitLab fall-back, as the command builds them, at the
+    local server (the fall-back under /gitlab/, which serves nothing)."""
+    monkeypatch.setattr(
+        dl,
+        "Source",
+        functools.partial(
+            dl.Source, api=f"{server.url}/api", raw=f"{server.url}/raw", media=f"{server.url}/media"
+        ),
+    )
+    monkeypatch.setattr(dl, "GITLAB_MIRROR", f"{server.url}/gitlab")
 
 
 @pytest.fixture
@@ -322,9 +357,10 @@ def test_a_pointer_that_does_not_match_the_tree_is_refused(server, tmp_path):
     assert server.requests[media(path)] == 0
 
 
-def test_cli_with_mirror_and_manifest_exits_1_on_a_404(server, tmp_path, capsys):
+def test_cli_with_mirror_and_manifest_exits_1_on_a_404(server, tmp_path, capsys, monkeypatch):
     # No GitHub at all: checksums from a manifest (the AudioWAV-lfs-pointers.csv format), bytes from
-    # the mirror.
+    # the mirror. GitHub and the fall-back are the local server's too, so a request to them counts.
+    local_github(monkeypatch, server)
     manifest = tmp_path / "pointers.csv"
     lfs.write_manifest(
         manifest, {path: (hashlib.sha256(data).hexdigest(), len(data)) for path, data in server.files.items()}
@@ -349,7 +385,9 @@ def test_cli_with_mirror_and_manifest_exits_1_on_a_404(server, tmp_path, capsys)
     assert status == 1
     assert f"FAILED {missing}: HTTP 404" in out and f"{server.url}/mirror/{missing}" in out
     assert server.requests[f"/mirror/{missing}"] == 1  # a 404 is not retried
+    assert server.count("/mirror/") == len(server.files)  # every file asked of the mirror, once
     assert server.count("/api/") == server.count("/raw/") == server.count("/media/") == 0
+    assert server.count("/gitlab/") == 0
     assert "downloaded 8, already present 0, failed 1" in out
 
 
@@ -525,14 +563,8 @@ def test_real_clips_downloaded_through_the_fallback(server, tmp_path):
 
 
 def test_cli_falls_back_by_itself_and_says_so_in_one_line(server, tmp_path, capsys, monkeypatch):
-    # The command as a newcomer types it; only GitHub's three hosts are the local server's.
-    monkeypatch.setattr(
-        dl,
-        "Source",
-        functools.partial(
-            dl.Source, api=f"{server.url}/api", raw=f"{server.url}/raw", media=f"{server.url}/media"
-        ),
-    )
+    # The command as a newcomer types it; GitHub's three hosts and the GitLab mirror are local.
+    local_github(monkeypatch, server)
     monkeypatch.setattr(dl, "GITLAB_MIRROR", f"{server.url}/mirror")
     server.media_answer = (403, BUDGET_TEXT)
     assert cli.main(["download", "--dest", str(tmp_path / "CREMA-D"), "--jobs", "1"]) == 0
