@@ -150,7 +150,7 @@ def test_utterance_normalization_uses_each_clips_own_frames_only():
 
 
 @pytest.mark.slow
-def test_select_command_writes_and_resumes(tiny_corpus, tmp_path):
+def test_select_command_writes_and_resumes(tiny_corpus, tmp_path, monkeypatch):
     from cremad.cli import main
 
     out = tmp_path / "selection.json"
@@ -176,6 +176,12 @@ def test_select_command_writes_and_resumes(tiny_corpus, tmp_path):
     assert len(records) == 1 and len(records[0]["ua"]) == 2
     assert all(0.0 <= value <= 1.0 for value in records[0]["ua"])
     assert records[0]["outer"] not in (records[0]["selection"],)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained a curve the results file already holds")
+
+    monkeypatch.setattr("cremad.selection.validation_curve", no_training)
+    monkeypatch.setattr("cremad.training.train_model", no_training)
     assert main(args) == 0  # resumed: nothing left to train
     assert json.loads(out.read_text()) == records
 
