@@ -8,6 +8,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 EMODB = SHARED / "emodb"
 CASIA = SHARED / "casia"
 CREMAD_META = SHARED / "cremad-meta"
+META_FILES = ("tabulatedVotes.csv", "SentenceFilenames.csv", "summaryTable.csv", "VideoDemographics.csv")
 
 
 @pytest.fixture(scope="session")
@@ -20,22 +21,51 @@ def tiny_corpus(tmp_path_factory) -> Path:
     return root
 
 
+def real_corpus(folder: Path, corpus: str) -> Path:
+    """`folder` for a test on a real corpus: the test is skipped when the folder is absent, and
+    fails when it is there but cannot be read as `corpus` (a changed layout, no permission, a
+    clip whose header does not parse), rather than skipping silently."""
+    import soundfile
+
+    from cremad.corpus import scan
+
+    if not folder.exists():
+        pytest.skip(f"{folder} is not present")
+    try:
+        clips, _ = scan(folder, corpus)
+        if not clips:
+            raise ValueError("no clip of the corpus in it")
+        for clip in (clips[0], clips[-1]):
+            soundfile.info(clip.path)
+    except Exception as error:  # noqa: BLE001 (whatever went wrong, say it and fail)
+        pytest.fail(f"{folder} is there but cannot be read as {corpus}: {type(error).__name__}: {error}")
+    return folder
+
+
+def real_metadata(folder: Path) -> Path:
+    """CREMA-D's metadata CSVs in `folder`: skipped when the folder is absent, a failure when one
+    of the files the tests read is missing or unreadable."""
+    if not folder.exists():
+        pytest.skip(f"{folder} is not present")
+    for name in META_FILES:
+        try:
+            with open(folder / name, "rb") as handle:
+                handle.read(1)
+        except OSError as error:
+            pytest.fail(f"{folder} is there but {name} cannot be read: {error}")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def emodb_dir() -> Path:
-    if not (EMODB / "wav").is_dir():
-        pytest.skip("../shared/emodb is not present")
-    return EMODB
+    return real_corpus(EMODB, "emodb")
 
 
 @pytest.fixture(scope="session")
 def casia_dir() -> Path:
-    if not (CASIA / "wangzhe").is_dir():
-        pytest.skip("../shared/casia is not present")
-    return CASIA
+    return real_corpus(CASIA, "casia")
 
 
 @pytest.fixture(scope="session")
 def cremad_meta() -> Path:
-    if not CREMAD_META.is_dir():
-        pytest.skip("../shared/cremad-meta is not present")
-    return CREMAD_META
+    return real_metadata(CREMAD_META)

@@ -278,3 +278,21 @@ def test_real_casia(casia_dir, caplog):
         "SAD": 200,
     }
     assert len({clip.clip_id for clip in clips}) == 1000
+
+
+def test_a_real_corpus_is_skipped_only_when_its_folder_is_absent(tmp_path):
+    """conftest's real-corpus fixtures: no folder, a skip; a folder in another layout, a failure."""
+    from conftest import real_corpus
+
+    folder = tmp_path / "emodb"
+    with pytest.raises(pytest.skip.Exception, match="not present"):
+        real_corpus(folder, "emodb")
+    (folder / "audio").mkdir(parents=True)  # Emo-DB's wav/ renamed: no clip where the reader looks
+    soundfile.write(folder / "audio" / "03a01Fa.wav", np.zeros(1600, np.float32), 16_000)
+    with pytest.raises(pytest.fail.Exception, match="emodb is there but cannot be read as emodb"):
+        real_corpus(folder, "emodb")
+    (folder / "audio").rename(folder / "wav")
+    assert real_corpus(folder, "emodb") == folder
+    (folder / "wav" / "03a01Fa.wav").write_bytes(b"RIFF")  # a clip whose header does not parse
+    with pytest.raises(pytest.fail.Exception, match="03a01Fa.wav"):
+        real_corpus(folder, "emodb")
