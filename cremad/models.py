@@ -147,7 +147,8 @@ def build_model(
 
 
 def lstm_layers(model: keras.Model) -> list[keras.layers.LSTM]:
-    """Every LSTM in `model`, looking inside Bidirectional wrappers (forward, then backward)."""
+    """Every LSTM in `model` at any depth: inside nested models (training's input-noise wrapper
+    holds the paper's model) and Bidirectional wrappers (forward, then backward)."""
 
     found = []
     for layer in model.layers:
@@ -155,6 +156,8 @@ def lstm_layers(model: keras.Model) -> list[keras.layers.LSTM]:
             found += [layer.forward_layer, layer.backward_layer]
         elif isinstance(layer, layers.LSTM):
             found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += lstm_layers(layer)
     return found
 
 

@@ -105,11 +105,56 @@ def test_models_2_and_4_have_a_bidirectional_pre_lstm(model_id):
         assert pre_lstm.output.shape == (None, 10, ModelConfig().pre_units)
 
 
+class StopBeforeFitError(Exception):
+    """Raised in place of training once the model that would train is known."""
+
+
+def model_that_fits(model_id: int, n_frames: int, monkeypatch, input_noise: float = 0.0) -> keras.Model:
+    """The keras.Model that training.fit_model hands to `fit` for paper model `model_id` (two
+    decoder steps): the paper's model, or with train.input_noise the Sequential around it."""
+    from cremad.config import ExperimentConfig, replace
+    from cremad.training import fit_model
+
+    config = replace(
+        ExperimentConfig(), {"model": {"decoder_steps": 2}, "train": {"input_noise": input_noise}}
+    )
+    seen = []
+
+    def instead_of_fit(self, *args, **kwargs):
+        seen.append(self)
+        raise StopBeforeFitError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "fit", instead_of_fit)
+        with pytest.raises(StopBeforeFitError):
+            fit_model(config, model_id, 0, random_mfcc(4, n_frames), np.arange(4), None, ())
+    return seen[0]
+
+
+def every_layer(layer):
+    """`layer` and every layer inside it, at any depth: the layers of a model (a Sequential
+    holding another model included), both directions of a Bidirectional, a wrapper's layer."""
+    yield layer
+    if isinstance(layer, keras.layers.Bidirectional):
+        inner = [layer.forward_layer, layer.backward_layer]
+    elif isinstance(layer, keras.layers.Wrapper):
+        inner = [layer.layer]
+    else:
+        inner = getattr(layer, "layers", [])
+    for child in inner:
+        yield from every_layer(child)
+
+
+@pytest.mark.parametrize("input_noise", [0.0, 0.3])
 @pytest.mark.parametrize("model_id", [1, 2, 3, 4])
-def test_every_lstm_keeps_the_cudnn_recipe(model_id):
-    """CuDNNLSTM's fixed recipe, so Keras picks the cuDNN kernel on a GPU (any backend)."""
-    model = build_model(model_id, 10, config=ModelConfig(decoder_steps=2))
+def test_every_lstm_keeps_the_cudnn_recipe(model_id, input_noise, monkeypatch):
+    """CuDNNLSTM's fixed recipe, so Keras picks the cuDNN kernel on a GPU (any backend), in the
+    model that training fits: with train.input_noise the paper's model sits inside a Sequential,
+    so every layer is checked at any depth, not only the top level."""
+    model = model_that_fits(model_id, 10, monkeypatch, input_noise)
+    assert (model.name == f"model{model_id}") == (input_noise == 0)
     lstms = lstm_layers(model)
+    assert lstms == [layer for layer in every_layer(model) if isinstance(layer, keras.layers.LSTM)]
     assert len(lstms) == {1: 2, 2: 3, 3: 2, 4: 3}[model_id]  # the post-LSTM is shared by steps
     for lstm in lstms:
         config = lstm.get_config()
@@ -119,7 +164,7 @@ def test_every_lstm_keeps_the_cudnn_recipe(model_id):
         assert config["dropout"] == 0 and config["recurrent_dropout"] == 0, lstm.name
         assert config["unroll"] is False, lstm.name
         assert lstm.use_cudnn == "auto", lstm.name  # not in get_config(); "auto" is the default
-    assert not any(isinstance(layer, keras.layers.Masking) for layer in model.layers)
+    assert not any(isinstance(layer, keras.layers.Masking) for layer in every_layer(model))
 
 
 @pytest.mark.parametrize("model_id", [1, 2, 4])
@@ -144,26 +189,30 @@ def _load_gpu_check():
     return module
 
 
-def test_cudnn_checker_says_no_on_a_cpu():
+def test_cudnn_checker_says_no_on_a_cpu(monkeypatch):
     """The GPU test's evidence must be able to say no: on a CPU no cuDNN op can run."""
     gpu_check = _load_gpu_check()
     if gpu_check.gpu_available():
         pytest.skip("a GPU is present: test_every_lstm_runs_on_the_cudnn_kernel decides")
-    report = gpu_check.cudnn_report(build_model(2, 8), batch_size=2)
-    assert report["cudnn_forward_ops"] == 0
-    assert len(report["lstm_calls"]) == 3  # forward, backward pre-LSTM and the post-LSTM
-    assert report["cudnn_ok"] is False
+    for model in (build_model(2, 8), model_that_fits(2, 8, monkeypatch, input_noise=0.3)):
+        report = gpu_check.cudnn_report(model, batch_size=2)
+        assert report["cudnn_forward_ops"] == 0
+        # forward, backward pre-LSTM and the post-LSTM (two decoder steps: two calls)
+        assert len(report["lstm_calls"]) == (3 if model.name == "model2" else 4), model.name
+        assert report["cudnn_ok"] is False
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("input_noise", [0.0, 0.3])
 @pytest.mark.parametrize("model_id", [1, 2, 3, 4])
-def test_every_lstm_runs_on_the_cudnn_kernel(model_id):
-    """One training step on the GPU; the executed ops must include a cuDNN RNN op per LSTM call
-    (TF: CudnnRNNV3 nodes, JAX: cudnn_rnn custom calls, PyTorch: aten::_cudnn_rnn events)."""
+def test_every_lstm_runs_on_the_cudnn_kernel(model_id, input_noise, monkeypatch):
+    """One training step on the GPU of the model training fits (behind the input-noise layer
+    too); the executed ops must include a cuDNN RNN op per LSTM call (TF: CudnnRNNV3 nodes, JAX:
+    cudnn_rnn custom calls, PyTorch: aten::_cudnn_rnn events)."""
     gpu_check = _load_gpu_check()
     if not gpu_check.gpu_available():
         pytest.skip(f"no GPU for the {keras.backend.backend()} backend")
-    report = gpu_check.cudnn_report(build_model(model_id, 50, config=ModelConfig(decoder_steps=2)))
+    report = gpu_check.cudnn_report(model_that_fits(model_id, 50, monkeypatch, input_noise))
     assert report["cudnn_ok"], report
 
 
