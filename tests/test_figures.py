@@ -241,3 +241,72 @@ def test_an_absent_class_is_shown_as_absent_not_zero(tmp_path):
     assert not any(
         text.get_visible() and text.get_text() == "0.0" for text in ax.texts if text.get_position()[1] == 1
     )
+
+
+# The commands that read runs, in a fresh interpreter: cremad's training entry points and, should
+# Keras be imported at all, keras.Model.fit raise; at the end it prints which frameworks loaded.
+READ_ONLY = r"""
+import importlib.abc, importlib.machinery, json, sys
+
+
+class FitRaises(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "keras":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+
+            def fit(*args, **kwargs):
+                raise AssertionError("keras.Model.fit called")
+
+            module.Model.fit = fit
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, FitRaises())
+import cremad.training
+
+
+def no_training(*args, **kwargs):
+    raise AssertionError("cremad.training asked to train")
+
+
+cremad.training.train_model = cremad.training.fit_model = no_training
+from cremad.cli import main
+
+for argv in json.loads(sys.argv[1]):
+    status = main(argv)
+    if status:
+        sys.exit(f"{argv[0]} exited {status}")
+print("frameworks:", sorted({"keras", "tensorflow", "jax", "torch"} & set(sys.modules)))
+"""
+
+
+def test_figures_summarize_and_perception_never_train(tmp_path):
+    """`make figures` never retrains: the commands that read runs (Fig. 2 from attention.npz
+    included) finish with no training call, and without importing Keras or TensorFlow."""
+    import subprocess
+    import sys
+
+    from test_perception import write_meta  # votes on four DFA clips of actors 1001 and 1002
+
+    corpus = write_corpus(tmp_path / "CREMA-D")
+    runs = write_runs(tmp_path / "runs", data_dir=corpus)
+    out = tmp_path / "figures"
+    commands = [
+        ["figures", "--runs", str(runs), "--out", str(out), "--clip", CLIP, "--data", str(corpus)],
+        ["summarize", "--runs", str(runs)],
+        ["perception", "--runs", str(runs), "--meta", str(write_meta(tmp_path / "meta")), "--out", str(out)],
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", READ_ONLY, json.dumps(commands)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "frameworks: []", result.stdout
+    assert (out / f"fig2_{CLIP}.png").is_file() and (out / "perception.png").is_file()
+    assert len(list(runs.rglob("summary.json"))) == 4
