@@ -305,7 +305,8 @@ def test_summary_numbers_match_the_saved_predictions(local_run):
 
 
 @pytest.mark.slow
-def test_same_seed_gives_identical_predictions(tmp_path, local_run, features):
+@pytest.mark.cpu_exact
+def test_same_seed_gives_identical_predictions_on_cpu(tmp_path, local_run, features):
     model_dir, _ = local_run
     # Fold 1002 alone, in a fresh folder, with the seed it had inside the two-fold run.
     run_fold(TINY, features, "1002", tmp_path, model_id=1, fold_index=1, save_model=False)
@@ -500,7 +501,8 @@ def test_cremad_loso_runs_each_seed_into_its_own_folder(tmp_path, capsys):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ray_backend_writes_the_same_folds(tmp_path, local_run, features):
+@pytest.mark.cpu_exact
+def test_ray_backend_writes_the_same_folds_on_cpu(tmp_path, local_run, features):
     pytest.importorskip("ray")
     model_dir, _ = local_run
     options = LosoOptions(model_id=1, backend="ray", cpus_per_fold=1)
