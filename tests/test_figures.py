@@ -307,6 +307,7 @@ def test_figures_summarize_and_perception_never_train(tmp_path):
         [sys.executable, "-c", READ_ONLY, json.dumps(commands)], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "frameworks: []", result.stdout
+    frameworks = result.stdout.splitlines()[-1]
+    assert frameworks == "frameworks: []"
     assert (out / f"fig2_{CLIP}.png").is_file() and (out / "perception.png").is_file()
     assert len(list(runs.rglob("summary.json"))) == 4
