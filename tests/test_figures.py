@@ -243,40 +243,43 @@ def test_an_absent_class_is_shown_as_absent_not_zero(tmp_path):
     )
 
 
-# The commands that read runs, in a fresh interpreter: cremad's training entry points and, should
-# Keras be imported at all, keras.Model.fit raise; at the end it prints which frameworks loaded.
+# The commands that read runs, in a fresh interpreter where keras.Model.fit and cremad's training
+# entry points raise, should anything import them; at the end it prints which frameworks loaded.
 READ_ONLY = r"""
 import importlib.abc, importlib.machinery, json, sys
 
 
-class FitRaises(importlib.abc.MetaPathFinder):
+def refuse(name):
+    def refused(*args, **kwargs):
+        raise AssertionError(f"{name} called")
+
+    return refused
+
+
+AFTER_IMPORT = {
+    "keras": lambda module: setattr(module.Model, "fit", refuse("keras.Model.fit")),
+    "cremad.training": lambda module: [
+        setattr(module, name, refuse(f"cremad.training.{name}")) for name in ("train_model", "fit_model")
+    ],
+}
+
+
+class Patcher(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "keras":
+        if name not in AFTER_IMPORT:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         load = spec.loader.exec_module
 
         def exec_module(module):
             load(module)
-
-            def fit(*args, **kwargs):
-                raise AssertionError("keras.Model.fit called")
-
-            module.Model.fit = fit
+            AFTER_IMPORT[name](module)
 
         spec.loader.exec_module = exec_module
         return spec
 
 
-sys.meta_path.insert(0, FitRaises())
-import cremad.training
-
-
-def no_training(*args, **kwargs):
-    raise AssertionError("cremad.training asked to train")
-
-
-cremad.training.train_model = cremad.training.fit_model = no_training
+sys.meta_path.insert(0, Patcher())
 from cremad.cli import main
 
 for argv in json.loads(sys.argv[1]):
