@@ -1,7 +1,8 @@
 """Benchmark: feature extraction speed (clips/s, times realtime) on the demo corpus and Emo-DB.
 
 Targets: the MFCCs at least 1000x realtime per core, i.e. CREMA-D's 5.2 h in < 15 s on 2 cores;
-the richest frame feature set (cremad/frames.py) at least 200x. Run with `make bench` or `python bench/bench_features.py [--out FILE]`.
+the richest frame feature set (cremad/frames.py) at least 200x. Run with `make bench` or
+`python bench/bench_features.py [--out FILE]`.
 """
 
 from __future__ import annotations
