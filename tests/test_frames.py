@@ -110,21 +110,19 @@ def test_unknown_set_is_a_config_error():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_id", [1, 2, 3, 4])
-def test_every_model_trains_two_epochs_on_the_richest_set(tmp_path, model_id):
+def test_every_model_trains_two_epochs_of_beyond(tmp_path, model_id):
+    """experiments/beyond.toml (the richest set, per-speaker normalization) end to end, 2 epochs."""
     from cremad.cli import main
-    from cremad.runs import load_predictions
+    from cremad.runs import load_predictions, read_run
     from cremad.synth import write_corpus
 
     write_corpus(tmp_path / "corpus", actors=3, seed=0)
-    recipe = tmp_path / "rich.toml"
-    recipe.write_text(
-        '[features]\nframe_features = "rich"\n[model]\npre_units = 8\npost_units = 16\n'
-        "[train]\nmax_epochs = 2\nspeaker_normalization = true\n"
-    )
     common = ["--data", str(tmp_path / "corpus"), "--cache-dir", str(tmp_path / "cache")]
-    runs = ["--runs", str(tmp_path / "runs"), "--experiment", str(recipe)]
+    runs = ["--runs", str(tmp_path / "runs"), "--experiment", "beyond", "--epochs", "2"]
     args = ["loso", "--model", str(model_id), *common, *runs, "--folds", "1001", "--threads", "1"]
     assert main(args) == 0
-    predictions = load_predictions(tmp_path / "runs" / "cremad" / "rich" / f"model{model_id}" / "seed0")
+    run_dir = tmp_path / "runs" / "cremad" / "beyond" / f"model{model_id}" / "seed0"
+    assert read_run(run_dir)["config"]["features"]["frame_features"] == "rich"
+    predictions = load_predictions(run_dir)
     assert predictions.folds == ["1001"] and len(predictions.true) == 82
     assert np.allclose(predictions.probabilities.sum(axis=1), 1.0, atol=1e-4)
