@@ -166,13 +166,8 @@ class LosoOptions:
 
     @property
     def clip_options(self) -> dict[str, bool]:
-        """load_features' keyword arguments for which clips to read."""
-        return {
-            "skip_bad": self.skip_bad,
-            "keep_silent": self.keep_silent,
-            "strict": self.strict,
-            "drop_conflicting": self.drop_conflicting,
-        }
+        """load_features' keyword arguments for which clips to read (the same names as the options)."""
+        return clip_options(self)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
