@@ -119,7 +119,8 @@ def test_every_model_trains_two_epochs_of_beyond(tmp_path, model_id):
     write_corpus(tmp_path / "corpus", actors=3, seed=0)
     common = ["--data", str(tmp_path / "corpus"), "--cache-dir", str(tmp_path / "cache")]
     runs = ["--runs", str(tmp_path / "runs"), "--experiment", "beyond", "--epochs", "2"]
-    args = ["loso", "--model", str(model_id), *common, *runs, "--folds", "1001"]  # no --threads: TF runs in-process
+    # No --threads: TensorFlow already runs in this process, its threads set.
+    args = ["loso", "--model", str(model_id), *common, *runs, "--folds", "1001"]
     assert main(args) == 0
     run_dir = tmp_path / "runs" / "cremad" / "beyond" / f"model{model_id}" / "seed0"
     assert read_run(run_dir)["config"]["features"]["frame_features"] == "rich"
