@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # Bump when the extraction code (here or in cremad.audio) changes in a way that changes its output.
 FEATURE_CODE_VERSION = 2  # 2: per-clip lengths cached, pad_side, log_floor_db
+# (section of the cache key payload, setting, value before it existed): see cache_key.
+KEY_ADDED_LATER = (("config", "frame_features", "mfcc"), ("", "drop_conflicting", False))
 # With jobs=-1, corpora smaller than this are extracted in-process (about 1500 clips/s per core).
 SERIAL_BELOW = 2000
 
@@ -196,20 +198,22 @@ def cache_key(
     extraction version and which clips the options leave out."""
     import librosa
 
-    settings = dataclasses.asdict(config)
-    if settings["frame_features"] == "mfcc":  # the paper's set keeps the keys made before the field
-        del settings["frame_features"]
     payload = {
-        "config": settings,
+        "config": dataclasses.asdict(config),
         "corpus": corpus,
         "files": file_list(clips) if files is None else files,
         "librosa": librosa.__version__,
         "code": FEATURE_CODE_VERSION,
         "skip_bad": skip_bad,
         "keep_silent": keep_silent,
+        "drop_conflicting": drop_conflicting,
     }
-    if drop_conflicting:  # only when set, so that the caches made before the option stay valid
-        payload["drop_conflicting"] = True
+    # A setting added after caches were made leaves the key while it holds the value every older
+    # cache was made with, so that those caches stay valid.
+    for section, key, old_value in KEY_ADDED_LATER:
+        holder = payload[section] if section else payload
+        if holder[key] == old_value:
+            del holder[key]
     return _digest(payload)
 
 

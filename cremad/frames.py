@@ -90,18 +90,14 @@ def frame_features(mfcc: np.ndarray, padded: np.ndarray, n_own: int, config: Fea
         lo, hi = max(0, own.start - margin), min(n_total, own.stop + margin)
         piece = padded[lo * hop :] if hi == n_total else padded[lo * hop : (hi - 1) * hop + 1]
         inner = slice(own.start - lo, own.stop - lo)  # the own frames, in the piece's frames
-        frame = dict(n_fft=config.n_fft, hop_length=hop, win_length=config.win_length)
-        magnitude = np.abs(
-            librosa.stft(piece, window="hann", center=config.center, pad_mode="constant", **frame)
-        )
-        magnitude = magnitude[:, inner]  # (bins, n_own)
+        magnitude = magnitude_spectrum(piece, config)[:, inner]  # (bins, n_own)
         prosody = np.zeros((n_total, len(PROSODY_COLUMNS)), np.float32)
         prosody[:, 0] = SILENCE_DB
         prosody[own] = _prosody(piece, magnitude, inner, config)
         columns.append(prosody)
         if config.frame_features == "rich":
             spectral = np.zeros((n_total, len(SPECTRAL_COLUMNS)), np.float32)
-            spectral[own] = _spectral(piece, magnitude, inner, config)
+            spectral[own] = spectral_descriptors(piece, magnitude, config, inner)
             columns.append(spectral)
     return np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.float32)
 
@@ -126,36 +122,59 @@ def pitch_track(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     )
 
 
-def _prosody(piece: np.ndarray, magnitude: np.ndarray, inner: slice, config: FeatureConfig) -> np.ndarray:
-    """(n_own, 3): log energy in dB, pitch in semitones (interpolated where unvoiced), voiced 0/1."""
+def magnitude_spectrum(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """|STFT| of `signal` framed as the MFCCs (window, hop, centring, zero-padded ends): (bins, frames)."""
+    import librosa
+
+    frame = dict(n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.win_length)
+    return np.abs(librosa.stft(signal, window="hann", center=config.center, pad_mode="constant", **frame))
+
+
+def energy_db(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """RMS level per frame in dB (re 1.0), floored at SILENCE_DB: (frames,)."""
     import librosa
 
     rms = librosa.feature.rms(S=magnitude, frame_length=config.n_fft, hop_length=config.hop_length)[0]
-    energy = 20 * np.log10(np.maximum(rms, 10 ** (SILENCE_DB / 20)))  # (n_own,)
-    f0 = pitch_track(piece, config)[inner]
+    return 20 * np.log10(np.maximum(rms, 10 ** (SILENCE_DB / 20)))
+
+
+def voicing(f0: np.ndarray, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(voiced, loud) per frame: loud within VOICED_WITHIN_DB of the loudest frame, voiced when
+    also its period is not pinned to a search bound (where yin clips when no period fits)."""
     loud = energy >= energy.max() - VOICED_WITHIN_DB
-    voiced = loud & (f0 > PITCH_FMIN * BOUND_MARGIN) & (f0 < PITCH_FMAX / BOUND_MARGIN)
+    return loud & (f0 > PITCH_FMIN * BOUND_MARGIN) & (f0 < PITCH_FMAX / BOUND_MARGIN), loud
+
+
+def spectral_descriptors(
+    signal: np.ndarray, magnitude: np.ndarray, config: FeatureConfig, frames: slice = slice(None)
+) -> np.ndarray:
+    """SPECTRAL_COLUMNS of the `frames` of `signal`, whose magnitude spectrum of those frames is
+    `magnitude`: centroid, bandwidth (Hz), flatness, 85 % roll-off (Hz), zero-crossing rate.
+    Returns (n_frames, 5)."""
+    import librosa
+
+    rate, n_fft = config.sample_rate, config.n_fft
+    zcr = librosa.feature.zero_crossing_rate(
+        signal, frame_length=config.win_length, hop_length=config.hop_length, center=config.center
+    )[0][frames]
+    n_frames = min(magnitude.shape[1], len(zcr))  # all share the hop; guard against off-by-one
+    columns = (
+        librosa.feature.spectral_centroid(S=magnitude, sr=rate, n_fft=n_fft)[0],
+        librosa.feature.spectral_bandwidth(S=magnitude, sr=rate, n_fft=n_fft)[0],
+        librosa.feature.spectral_flatness(S=magnitude)[0],
+        librosa.feature.spectral_rolloff(S=magnitude, sr=rate, n_fft=n_fft)[0],
+        zcr,
+    )
+    return np.column_stack([column[:n_frames] for column in columns])
+
+
+def _prosody(piece: np.ndarray, magnitude: np.ndarray, inner: slice, config: FeatureConfig) -> np.ndarray:
+    """(n_own, 3): log energy in dB, pitch in semitones (interpolated where unvoiced), voiced 0/1."""
+    energy = energy_db(magnitude, config)  # (n_own,)
+    f0 = pitch_track(piece, config)[inner]
+    voiced, loud = voicing(f0, energy)
     anchors = voiced if voiced.any() else loud  # the loudest frame always passes
     pitch = 12 * np.log2(f0 / PITCH_REFERENCE_HZ)
     positions = np.arange(len(pitch))
     pitch = np.interp(positions, positions[anchors], pitch[anchors])  # held flat at the ends
     return np.column_stack([energy, pitch, voiced])
-
-
-def _spectral(piece: np.ndarray, magnitude: np.ndarray, inner: slice, config: FeatureConfig) -> np.ndarray:
-    """(n_own, 5): centroid, bandwidth (Hz), flatness, 85 % roll-off (Hz), zero-crossing rate."""
-    import librosa
-
-    rate, n_fft = config.sample_rate, config.n_fft
-    zcr = librosa.feature.zero_crossing_rate(
-        piece, frame_length=config.win_length, hop_length=config.hop_length, center=config.center
-    )[0][inner]
-    return np.column_stack(
-        [
-            librosa.feature.spectral_centroid(S=magnitude, sr=rate, n_fft=n_fft)[0],
-            librosa.feature.spectral_bandwidth(S=magnitude, sr=rate, n_fft=n_fft)[0],
-            librosa.feature.spectral_flatness(S=magnitude)[0],
-            librosa.feature.spectral_rolloff(S=magnitude, sr=rate, n_fft=n_fft)[0],
-            zcr,
-        ]
-    )

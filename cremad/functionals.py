@@ -34,8 +34,11 @@ from cremad.frames import (
     PITCH_FMIN,
     PITCH_FRAME,
     PITCH_REFERENCE_HZ,
-    SILENCE_DB,
     VOICED_WITHIN_DB,
+    energy_db,
+    magnitude_spectrum,
+    spectral_descriptors,
+    voicing,
 )
 
 log = logging.getLogger(__name__)
@@ -128,36 +131,24 @@ def rich_descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     frame passes, the frames of the energy gate alone keep their pitch."""
     import librosa
 
-    frame = dict(
-        n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.win_length, center=config.center
-    )
-    rate = config.sample_rate
-    magnitude = np.abs(librosa.stft(signal, window="hann", pad_mode="constant", **frame))  # (bins, n_frames)
-    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=rate, n_fft=config.n_fft)[0]
-    bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=rate, n_fft=config.n_fft)[0]
-    flatness = librosa.feature.spectral_flatness(S=magnitude)[0]
-    rolloff = librosa.feature.spectral_rolloff(S=magnitude, sr=rate, n_fft=config.n_fft)[0]
-    zcr = librosa.feature.zero_crossing_rate(
-        signal, frame_length=config.win_length, hop_length=config.hop_length, center=config.center
-    )[0]
-    rms = librosa.feature.rms(S=magnitude, frame_length=config.n_fft, hop_length=config.hop_length)[0]
-    rms_db = 20 * np.log10(np.maximum(rms, 10 ** (SILENCE_DB / 20)))
-    f0 = librosa.yin(
+    magnitude = magnitude_spectrum(signal, config)  # (bins, n_frames)
+    spectral = spectral_descriptors(signal, magnitude, config)  # (n_frames, 5)
+    rms_db = energy_db(magnitude, config)
+    f0 = librosa.yin(  # at the full rate, as the baseline's runs were made
         signal,
         fmin=PITCH_FMIN,
         fmax=PITCH_FMAX,
-        sr=rate,
+        sr=config.sample_rate,
         frame_length=PITCH_FRAME,
         hop_length=config.hop_length,
         center=config.center,
     )
-    n_frames = min(len(centroid), len(zcr), len(f0))  # all share the hop; guard against off-by-one
-    f0, loud = f0[:n_frames], rms_db[:n_frames] >= rms_db.max() - VOICED_WITHIN_DB
-    voiced = loud & (f0 > PITCH_FMIN * BOUND_MARGIN) & (f0 < PITCH_FMAX / BOUND_MARGIN)
+    n_frames = min(len(spectral), len(rms_db), len(f0))  # all share the hop; guard against off-by-one
+    f0, rms_db = f0[:n_frames], rms_db[:n_frames]
+    voiced, loud = voicing(f0, rms_db)
     pitch = 12 * np.log2(f0 / PITCH_REFERENCE_HZ)
     pitch[~(voiced if voiced.any() else loud)] = np.nan
-    columns = (centroid, bandwidth, flatness, rolloff, zcr, rms_db)
-    return np.column_stack([column[:n_frames] for column in columns] + [pitch])  # (n_frames, 7)
+    return np.column_stack([spectral[:n_frames], rms_db, pitch])  # (n_frames, 7)
 
 
 def _rich_clip(path: str, length: int, config: FeatureConfig) -> np.ndarray:

@@ -134,7 +134,8 @@ def clip_attention(result, actor: str, clip_id: str) -> tuple[np.ndarray, str, s
 
 
 def run_setting(results: dict, key: str) -> Any:
-    """`key` from the first run.json that has it, at its top level or under config.features."""
+    """`key` from the earliest run.json (in `results` order) that has it, at its top level or
+    under config.features."""
     for result in results.values():
         for predictions in result.predictions.values():
             run = predictions.run

@@ -175,7 +175,7 @@ def train_model(
     stopping and the learning-rate schedule, or with train.early_stopping off the logged
     `val_*` curves); the model fits the others, and the standardization comes from them. With
     config.train.refit, a fresh model (same seed) then trains on every row, in the given order,
-    for the best epoch count, replaying the first run's learning rates, with statistics of every
+    for the best epoch count, replaying the early-stopped fit's learning rates, with statistics of every
     row. Without a mask the model trains config.train.max_epochs on every row. `frame_mask`
     (n_clips, n_frames) marks each clip's own frames; train.standardize_frames "speech",
     train.padding_value "zero" and train.utterance_normalization need it. The scaler returned
@@ -226,7 +226,7 @@ def train_model(
     refit_history = None
     if train.refit:
         # Early stopping only chose the epoch count; now every row trains a fresh model for that
-        # long, with the learning rates the first run used, and a scaler of them all.
+        # long, with the learning rates the early-stopped fit used, and a scaler of them all.
         # (ReduceLROnPlateau logs the rate of each epoch; without it the rate never changed.)
         logged = history.get("learning_rate", [train.learning_rate] * best_epoch)
         learning_rates = [float(rate) for rate in logged[:best_epoch]]
