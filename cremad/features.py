@@ -111,19 +111,21 @@ def read_clip(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, int]
 def extract_mfcc(signal: np.ndarray, config: FeatureConfig, pad_to: int) -> np.ndarray:
     """13 MFCCs of `signal` zero-padded (at config.pad_side) or cropped to `pad_to` samples.
     Returns float32 (n_frames(pad_to), n_mfcc)."""
+    from cremad.frames import magnitude_spectrum
+
+    return mfcc_of_magnitude(magnitude_spectrum(pad_signal(signal, pad_to, config.pad_side), config), config)
+
+
+def mfcc_of_magnitude(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The MFCCs of a clip from its |STFT| (bins, frames), frames.magnitude_spectrum's: the numbers
+    librosa.feature.melspectrogram(y=...) would give, with the spectrum left for the other frame
+    features. Returns float32 (frames, n_mfcc)."""
     import librosa
 
-    padded = pad_signal(signal, pad_to, config.pad_side)
     mel = librosa.feature.melspectrogram(
-        y=padded,
+        S=magnitude**2.0,  # power spectrum, as melspectrogram(power=2.0) squares it
         sr=config.sample_rate,
         n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        win_length=config.win_length,
-        window="hann",
-        center=config.center,
-        pad_mode="constant",  # the ends are zero-padded, like the clip padding itself
-        power=2.0,
         n_mels=config.n_mels,
         fmin=config.fmin,
         fmax=config.fmax,
@@ -137,14 +139,17 @@ def extract_mfcc(signal: np.ndarray, config: FeatureConfig, pad_to: int) -> np.n
 
 def extract_frames(signal: np.ndarray, config: FeatureConfig, pad_to: int) -> np.ndarray:
     """The model's input columns for `signal` padded or cropped to `pad_to` samples: the MFCCs,
-    then whatever config.frame_features adds (cremad.frames). Returns float32 (frames, columns)."""
-    mfcc = extract_mfcc(signal, config, pad_to)
-    if config.frame_features == "mfcc":
-        return mfcc
-    from cremad.frames import frame_features
+    then whatever config.frame_features adds (cremad.frames), all from one STFT.
+    Returns float32 (frames, columns)."""
+    from cremad.frames import frame_features, magnitude_spectrum
 
     padded = pad_signal(signal, pad_to, config.pad_side)
-    return frame_features(mfcc, padded, n_frames(min(len(signal), pad_to), config), config)
+    magnitude = magnitude_spectrum(padded, config)
+    mfcc = mfcc_of_magnitude(magnitude, config)
+    if config.frame_features == "mfcc":
+        return mfcc
+    n_own = n_frames(min(len(signal), pad_to), config)
+    return frame_features(mfcc, padded, n_own, config, magnitude)
 
 
 def _clip_length(path: str, sample_rate: int) -> int | str:

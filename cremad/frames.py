@@ -59,10 +59,13 @@ def column_names(config: FeatureConfig) -> list[str]:
     return names
 
 
-def frame_features(mfcc: np.ndarray, padded: np.ndarray, n_own: int, config: FeatureConfig) -> np.ndarray:
-    """The columns of config.frame_features for one clip: `mfcc` (frames, n_mfcc) of the zero-padded
-    signal `padded`, whose last (start padding) or first (end padding) `n_own` frames hold the
-    clip's own audio. Returns float32 (frames, len(column_names(config)))."""
+def frame_features(
+    mfcc: np.ndarray, padded: np.ndarray, n_own: int, config: FeatureConfig, magnitude: np.ndarray
+) -> np.ndarray:
+    """The columns of config.frame_features for one clip: `mfcc` (frames, n_mfcc) and `magnitude`
+    (magnitude_spectrum's (bins, frames)) of the zero-padded signal `padded`, whose last (start
+    padding) or first (end padding) `n_own` frames hold the clip's own audio.
+    Returns float32 (frames, len(column_names(config)))."""
     if config.frame_features == "mfcc":
         return mfcc
     import librosa
@@ -83,21 +86,21 @@ def frame_features(mfcc: np.ndarray, padded: np.ndarray, n_own: int, config: Fea
         ).T
     columns.append(deltas)
     if config.frame_features in ("prosody", "rich"):
-        # Only the clip's own frames need descriptors: cut the padded signal to them plus the
-        # widest window's half on each side, so that frame j of the piece is frame lo + j.
+        # yin and the zero-crossing rate run on the clip's own frames only: cut the padded signal
+        # to them plus the widest window's half on each side, so that frame j of the piece is frame lo + j.
         hop = config.hop_length
         margin = -(-max(PITCH_FRAME, config.n_fft) // (2 * hop))  # frames
         lo, hi = max(0, own.start - margin), min(n_total, own.stop + margin)
         piece = padded[lo * hop :] if hi == n_total else padded[lo * hop : (hi - 1) * hop + 1]
         inner = slice(own.start - lo, own.stop - lo)  # the own frames, in the piece's frames
-        magnitude = magnitude_spectrum(piece, config)[:, inner]  # (bins, n_own)
+        own_magnitude = magnitude[:, own]  # (bins, n_own)
         prosody = np.zeros((n_total, len(PROSODY_COLUMNS)), np.float32)
         prosody[:, 0] = SILENCE_DB
-        prosody[own] = _prosody(piece, magnitude, inner, config)
+        prosody[own] = _prosody(piece, own_magnitude, inner, config)
         columns.append(prosody)
         if config.frame_features == "rich":
             spectral = np.zeros((n_total, len(SPECTRAL_COLUMNS)), np.float32)
-            spectral[own] = spectral_descriptors(piece, magnitude, config, inner)
+            spectral[own] = spectral_descriptors(piece, own_magnitude, config, inner)
             columns.append(spectral)
     return np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.float32)
 
@@ -158,9 +161,10 @@ def spectral_descriptors(
         signal, frame_length=config.win_length, hop_length=config.hop_length, center=config.center
     )[0][frames]
     n_frames = min(magnitude.shape[1], len(zcr))  # all share the hop; guard against off-by-one
+    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=rate, n_fft=n_fft)
     columns = (
-        librosa.feature.spectral_centroid(S=magnitude, sr=rate, n_fft=n_fft)[0],
-        librosa.feature.spectral_bandwidth(S=magnitude, sr=rate, n_fft=n_fft)[0],
+        centroid[0],
+        librosa.feature.spectral_bandwidth(S=magnitude, sr=rate, n_fft=n_fft, centroid=centroid)[0],
         librosa.feature.spectral_flatness(S=magnitude)[0],
         librosa.feature.spectral_rolloff(S=magnitude, sr=rate, n_fft=n_fft)[0],
         zcr,
