@@ -56,8 +56,11 @@ def train_on_all_actors(
     if out_file.suffix != ".keras":
         raise CremadError(f"--out {out_file}: the model file must end in .keras")
     actors = np.asarray(features.actors).astype(str)
-    if len(set(actors)) < 2:
-        raise CremadError("training needs at least 2 actors (one of them for early stopping)")
+    if config.train.early_stopping and len(set(actors)) < 2:
+        raise CremadError(
+            f"experiment {config.name}: train.early_stopping holds validation actors out of "
+            f"training, so it needs at least 2 actors; the corpus has {len(set(actors))}"
+        )
     if config.train.speaker_normalization:
         raise CremadError(
             f"experiment {config.name}: train.speaker_normalization needs each speaker's own "

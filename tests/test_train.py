@@ -45,3 +45,14 @@ def test_speaker_normalization_cannot_be_deployed_and_is_refused(tmp_path):
     with pytest.raises(CremadError, match="speaker_normalization"):
         train_on_all_actors(config, tiny_features(), 3, tmp_path / "model3.keras")
     assert not list(tmp_path.iterdir())
+
+
+def test_one_actor_trains_without_early_stopping_and_is_refused_with_it(tmp_path):
+    features = tiny_features(actors=("1001",))
+    with pytest.raises(CremadError, match="early_stopping.*at least 2 actors.*has 1"):
+        train_on_all_actors(TINY, features, 3, tmp_path / "stopped.keras")
+    assert not list(tmp_path.iterdir())
+    config = replace(TINY, {"train": {"max_epochs": 1, "early_stopping": False}})
+    sidecar = train_on_all_actors(config, features, 3, tmp_path / "model3.keras")
+    assert sidecar["actors"] == ["1001"] and sidecar["validation_actors"] == []
+    assert (tmp_path / "model3.keras").is_file()
