@@ -83,7 +83,7 @@ table2: install
 	$(BIN)/cremad figures --runs $(RUNS) --corpus $(CORPUS) --experiment $(EXP) --data $(DATA) \
 		$(if $(strip $(CLIP)),--clip $(CLIP)) --out $(FIGURES)/$(CORPUS)/$(EXP)
 
-# README's results table: models 1-4 (seeds $(RESULT_SEEDS)) and the SVM baseline on Emo-DB, CASIA and
+# README's results table: models 1-4 (seeds $(RESULT_SEEDS)) and both SVMs (MFCC, rich functionals) on Emo-DB, CASIA and
 # the demo corpus (at $(DEMO_EPOCHS) epochs, as `make demo`), then figures/<corpus>/$(EXP)/table_full.md.
 # Hours on 2 CPU cores.
 results: install
@@ -94,7 +94,10 @@ results: install
 			$(BIN)/cremad loso --model $$model --data $$data --corpus $$corpus --experiment $(EXP) --seeds $(RESULT_SEEDS) \
 				--runs $(RUNS) --cache-dir $(CACHE) --no-save-models --jobs $(strip $(CPU_JOBS)) $$* || exit 1; \
 		done; \
-		$(BIN)/cremad baseline --data $$data --corpus $$corpus --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) || exit 1; \
+		for features in mfcc rich; do \
+			$(BIN)/cremad baseline --data $$data --corpus $$corpus --experiment $(EXP) --features $$features \
+				--runs $(RUNS) --cache-dir $(CACHE) || exit 1; \
+		done; \
 		$(BIN)/cremad figures --runs $(RUNS) --corpus $$corpus --experiment $(EXP) --data $$data --out $(FIGURES)/$$corpus/$(EXP) || exit 1; \
 	done
 
