@@ -33,6 +33,24 @@ def test_frame_count_of_cremads_longest_clip():
     assert extract_mfcc(tone(5.005), CONFIG, 80_080).shape == (501, 13)
 
 
+def test_mfccs_from_the_shared_stft_are_librosas_own_pipeline_bit_for_bit():
+    import librosa
+
+    rng = np.random.default_rng(0)
+    signal = (tone(1.3) + 0.05 * rng.standard_normal(20_800)).astype(np.float32)
+    for config in (CONFIG, FeatureConfig(pad_side="end"), FeatureConfig(frame_features="rich")):
+        padded = features_module.pad_signal(signal, 32_000, config.pad_side)
+        mel = librosa.feature.melspectrogram(
+            y=padded, sr=16_000, n_fft=512, hop_length=160, win_length=320, window="hann",
+            center=True, pad_mode="constant", power=2.0, n_mels=40, fmin=0.0, fmax=8000.0,
+        )  # fmt: skip
+        log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+        expected = librosa.feature.mfcc(S=log_mel, n_mfcc=13).T.astype(np.float32)
+        np.testing.assert_array_equal(extract_mfcc(signal, config, 32_000), expected)
+        frames = features_module.extract_frames(signal, config, 32_000)
+        np.testing.assert_array_equal(frames[:, :13], expected)
+
+
 def test_window_and_hop_are_the_papers():
     assert CONFIG.win_length / CONFIG.sample_rate == 0.020
     assert CONFIG.hop_length / CONFIG.sample_rate == 0.010
