@@ -69,14 +69,27 @@ def time_mfcc_only(repeats: int = 200) -> dict:
     }
 
 
+def median_seconds(function, repeats: int) -> float:
+    """Median wall time of `function()` over `repeats` calls after one warm-up: a call preempted by
+    another process moves it little."""
+    function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
 def time_frame_sets(repeats: int = 50) -> dict:
     """Single-core extraction of each frame feature set (cremad/frames.py) on a 5.005 s clip of
-    speech-like audio (a gliding harmonic tone in noise), the clip's own samples unpadded: median
-    time per clip over `repeats`."""
+    speech-like audio (a gliding harmonic tone in noise), the clip's own samples unpadded, and the
+    pitch track alone (the usual cost of prosodic features): median time per clip."""
     from threadpoolctl import threadpool_limits
 
     from cremad.config import FRAME_FEATURE_SETS
     from cremad.features import extract_frames
+    from cremad.frames import pitch_track
 
     limits = threadpool_limits(limits=1)
     t = np.arange(80_080) / 16_000
@@ -86,17 +99,16 @@ def time_frame_sets(repeats: int = 50) -> dict:
     results = {}
     for name in FRAME_FEATURE_SETS:
         config = FeatureConfig(frame_features=name)
-        extract_frames(signal, config, 80_080)
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            extract_frames(signal, config, 80_080)
-            times.append(time.perf_counter() - started)
-        per_clip = float(np.median(times))  # a clip preempted by another process moves it little
+        per_clip = median_seconds(lambda config=config: extract_frames(signal, config, 80_080), repeats)
         results[name] = {
             "ms_per_5s_clip": round(per_clip * 1e3, 2),
             "x_realtime_one_core": round(5.005 / per_clip),
         }
+    pitch = median_seconds(lambda: pitch_track(signal, FeatureConfig()), repeats)
+    results["pitch_track"] = {
+        "ms_per_5s_clip": round(pitch * 1e3, 2),
+        "x_realtime_one_core": round(5.005 / pitch),
+    }
     limits.restore_original_limits()
     return results
 
@@ -126,9 +138,11 @@ def main() -> None:
     results["cremad_projected_s"] = round(5.2 * 3600 / best, 1)  # CREMA-D holds about 5.2 h
     print(f"cores: {cores}; MFCC alone: {results['mfcc_x_realtime_one_core']}x realtime on one core")
     for name, row in results["frame_sets"].items():
+        what = "pitch alone (yin, 8 kHz)" if name == "pitch_track" else f"frame set {name}"
+        target = " (target: >= 200x)" if name == "rich" else ""
         print(
-            f"frame set {name:12} {row['ms_per_5s_clip']:7.2f} ms per 5.005 s clip, "
-            f"{row['x_realtime_one_core']}x realtime on one core (target for the richest: >= 200x)"
+            f"{what:24} {row['ms_per_5s_clip']:7.2f} ms per 5.005 s clip, "
+            f"{row['x_realtime_one_core']}x realtime on one core{target}"
         )
     print(
         f"{'corpus':32} {'jobs':>4} {'clips':>6} {'audio s':>8} {'extract s':>9} {'clips/s':>8} "
