@@ -127,3 +127,19 @@ def test_every_model_trains_two_epochs_of_beyond(tmp_path, model_id):
     predictions = load_predictions(run_dir)
     assert predictions.folds == ["1001"] and len(predictions.true) == 82
     assert np.allclose(predictions.probabilities.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_the_feature_benchmark_times_every_frame_set_and_the_pitch_track():
+    """bench/bench_features.py's per-set figures (make bench; the 200x target lives there)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_features.py"
+    spec = importlib.util.spec_from_file_location("bench_features", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = bench.time_frame_sets(repeats=2)
+    assert list(results) == [*FRAME_FEATURE_SETS, "pitch_track"]
+    for row in results.values():
+        assert row["ms_per_5s_clip"] > 0
+        assert row["x_realtime_one_core"] == pytest.approx(5005 / row["ms_per_5s_clip"], rel=0.01)
