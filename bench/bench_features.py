@@ -57,11 +57,7 @@ def time_mfcc_only(repeats: int = 200) -> dict:
     config = FeatureConfig()
     limits = threadpool_limits(limits=1)  # as load_features runs it
     signal = (np.random.default_rng(0).standard_normal(80_080) * 0.1).astype(np.float32)
-    extract_mfcc(signal, config, 80_080)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        extract_mfcc(signal, config, 80_080)
-    per_clip = (time.perf_counter() - started) / repeats
+    per_clip = median_seconds(lambda: extract_mfcc(signal, config, 80_080), repeats)
     limits.restore_original_limits()
     return {
         "mfcc_ms_per_5s_clip": round(per_clip * 1e3, 3),
