@@ -10,7 +10,9 @@ JAX and PyTorch backends alike) when a layer keeps cuDNN's fixed recipe: tanh / 
 activations, a bias, no recurrent dropout, no unrolling and no mask. Every LSTM here is built by
 `_lstm`, which pins that recipe; input dropout is a separate Dropout layer, and there is no
 Masking layer anywhere (CuDNNLSTM had none; the attention learns to ignore padded silence).
-Only backend-agnostic `keras.ops` are used, so the models run on all three backends.
+On a CPU under TensorFlow the same layer (`cremad.lstm.LSTM`, Keras' LSTM with the same weights
+and config) runs a fused recurrence instead of Keras' loop of small ops. Only backend-agnostic
+`keras.ops` are used, so the models run on all three backends.
 
 The facts about the models (ids, names, which have attention) live in `cremad.model_names`,
 which needs no Keras.
@@ -22,6 +24,7 @@ import keras
 from keras import layers, ops
 
 from cremad.config import ModelConfig
+from cremad.lstm import LSTM
 from cremad.model_names import (
     ATTENTION_MODEL_IDS,
     ATTENTION_WEIGHTS,
@@ -55,10 +58,11 @@ def load_model(path):
     return keras.models.load_model(path)
 
 
-def _lstm(units: int, name: str, **kwargs) -> keras.layers.LSTM:
-    """An LSTM that runs on the cuDNN kernel when a GPU is there (CuDNNLSTM's recipe)."""
+def _lstm(units: int, name: str, **kwargs) -> LSTM:
+    """An LSTM that runs on the cuDNN kernel when a GPU is there (CuDNNLSTM's recipe), and on the
+    fused CPU recurrence of `cremad.lstm` under TensorFlow without one."""
 
-    return layers.LSTM(
+    return LSTM(
         units,
         activation="tanh",
         recurrent_activation="sigmoid",

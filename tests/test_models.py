@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cremad.config import EMOTIONS, FeatureConfig, ModelConfig, TrainConfig
+from cremad.lstm import LSTM, cpu_kernel
 from cremad.models import attention_model, build_model, lstm_layers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,7 +102,7 @@ def test_models_2_and_4_have_a_bidirectional_pre_lstm(model_id):
         assert pre_lstm.merge_mode == "concat"  # p<t> = [p<t>(forward), p<t>(backward)]
         assert pre_lstm.output.shape == (None, 10, 2 * ModelConfig().pre_units)
     else:
-        assert type(pre_lstm) is keras.layers.LSTM
+        assert type(pre_lstm) is LSTM  # keras.layers.LSTM with the fused CPU recurrence
         assert pre_lstm.output.shape == (None, 10, ModelConfig().pre_units)
 
 
@@ -195,11 +196,14 @@ def test_cudnn_checker_says_no_on_a_cpu(monkeypatch):
     if gpu_check.gpu_available():
         pytest.skip("a GPU is present: test_every_lstm_runs_on_the_cudnn_kernel decides")
     for model in (build_model(2, 8), model_that_fits(2, 8, monkeypatch, input_noise=0.3)):
-        report = gpu_check.cudnn_report(model, batch_size=2)
+        with cpu_kernel("stock"):  # Keras' own path, the one a GPU takes, asks for cuDNN and is refused
+            report = gpu_check.cudnn_report(model, batch_size=2)
         assert report["cudnn_forward_ops"] == 0
         # forward, backward pre-LSTM and the post-LSTM (two decoder steps: two calls)
         assert len(report["lstm_calls"]) == (3 if model.name == "model2" else 4), model.name
         assert report["cudnn_ok"] is False
+        fused = gpu_check.cudnn_report(model, batch_size=2)  # the fused CPU path never asks
+        assert fused["lstm_calls"] == [] and fused["cudnn_ok"] is False
 
 
 @pytest.mark.gpu

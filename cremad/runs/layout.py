@@ -266,7 +266,8 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of Python, NumPy, scikit-learn, cremad and, when imported, Keras and its backend."""
+    """Versions of Python, NumPy, scikit-learn, cremad and, when imported, Keras, its backend and
+    which kernel runs the LSTMs (`cremad.lstm.kernel_in_use`)."""
     import sklearn
 
     import cremad
@@ -283,6 +284,9 @@ def library_versions() -> dict[str, str]:
         versions.update({"keras": keras.__version__, "keras_backend": backend})
         if backend in sys.modules:
             versions[backend] = getattr(sys.modules[backend], "__version__", "?")
+        from cremad.lstm import kernel_in_use
+
+        versions["lstm_kernel"] = kernel_in_use()
     return versions
 
 

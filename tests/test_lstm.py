@@ -1,0 +1,189 @@
+"""The fused CPU recurrence (cremad.lstm) computes what Keras' own LSTM computes: the same outputs,
+final states and gradients from the same weights, in both directions and in every model; a model
+saved on one path predicts the same on the other; a fold trains on it."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from cremad import lstm
+from cremad.config import ExperimentConfig, replace
+from cremad.lstm import LSTM, cpu_kernel, fused_available
+from cremad.model_names import MODEL_IDS
+from cremad.models import build_model, load_model
+
+pytestmark = pytest.mark.skipif(
+    not fused_available(), reason="the fused recurrence runs on TensorFlow without a GPU only"
+)
+
+# float32 rounding: the two paths sum the same products in another order, over up to 60 frames
+# here (observed differences: about 1e-6 of values of order 1-10).
+TOLERANCE = {"rtol": 1e-4, "atol": 2e-5}
+PADDING_FRAMES = 15  # every input begins with all-zero frames, as clips zero-padded at the start
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """How many times a layer took the fused path (calls to cremad.lstm.fused_lstm)."""
+    calls = []
+    original = lstm.fused_lstm
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(lstm, "fused_lstm", counted)
+    return calls
+
+
+def padded_inputs(batch: int, frames: int, features: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, frames, features)).astype("float32")
+    x[:, :PADDING_FRAMES] = 0.0
+    return x
+
+
+def layer_run(kernel: str, weights, units: int, x, initial_state, **options):
+    """Outputs, states and gradients (input, kernel, recurrent kernel, bias) of an LSTM with
+    `weights` on `x`, traced under CPU kernel `kernel`."""
+    import tensorflow as tf
+
+    with cpu_kernel(kernel):
+        layer = LSTM(units, return_state=True, **options)
+        layer.build((None, *x.shape[1:]))
+        layer.set_weights(weights)
+
+        @tf.function
+        def run(x, h0, c0):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                output, h, c = layer(x, initial_state=None if h0 is None else [h0, c0])
+                # a loss that weighs every output frame and both final states differently
+                weights_over_time = tf.reshape(
+                    tf.sin(tf.range(tf.size(output), dtype=tf.float32)), output.shape
+                )
+                loss = tf.reduce_sum(output * weights_over_time) + tf.reduce_sum(h**2) + 3 * tf.reduce_sum(c)
+            return output, h, c, tape.gradient(loss, [x, *layer.trainable_variables])
+
+        h0, c0 = (None, None) if initial_state is None else initial_state
+        return [np.asarray(value) for value in tf.nest.flatten(run(tf.constant(x), h0, c0))]
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("n_inputs, units, frames", [(13, 64, 60), (64, 128, 40), (128, 128, 30), (5, 7, 1)])
+@pytest.mark.parametrize("initial_state", [False, True])
+def test_fused_layer_equals_keras_own(
+    go_backwards, return_sequences, n_inputs, units, frames, initial_state, fused_calls
+):
+    x = padded_inputs(4, frames, n_inputs)
+    rng = np.random.default_rng(1)
+    weights = [
+        rng.uniform(-0.4, 0.4, (n_inputs, 4 * units)).astype("float32"),
+        rng.uniform(-0.4, 0.4, (units, 4 * units)).astype("float32"),
+        rng.uniform(-1.0, 1.0, 4 * units).astype("float32"),
+    ]
+    states = [rng.standard_normal((4, units)).astype("float32") for _ in range(2)] if initial_state else None
+    options = {"go_backwards": go_backwards, "return_sequences": return_sequences}
+    stock = layer_run("stock", weights, units, x, states, **options)
+    assert not fused_calls
+    fused = layer_run("fused", weights, units, x, states, **options)
+    assert fused_calls
+    names = ["output", "h", "c", "d input", "d kernel", "d recurrent kernel", "d bias"]
+    for name, expected, got in zip(names, stock, fused):
+        np.testing.assert_allclose(got, expected, **TOLERANCE, err_msg=name)
+
+
+def test_fused_gradient_matches_finite_differences():
+    """The hand-written gradient against the forward pass itself (central differences)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((6, 2, 3)).astype("float32"))  # (T, B, I)
+    kernel = rng.uniform(-0.5, 0.5, (3, 32)).astype("float32")
+    recurrent, bias = (
+        tf.constant(rng.uniform(-0.5, 0.5, shape).astype("float32")) for shape in ((8, 32), (32,))
+    )
+    h0 = c0 = tf.constant(rng.standard_normal((2, 8)).astype("float32"))
+
+    def loss(kernel):
+        h_sequence, h, c = lstm.fused_lstm(x, kernel, recurrent, bias, h0, c0)
+        return tf.reduce_sum(h_sequence**2) + tf.reduce_sum(c * h)
+
+    variable = tf.constant(kernel)
+    with tf.GradientTape() as tape:
+        tape.watch(variable)
+        value = loss(variable)
+    gradient = tape.gradient(value, variable).numpy()
+    for index in [(0, 0), (1, 5), (2, 9), (0, 17), (1, 25), (2, 31)]:
+        step = np.zeros_like(kernel)
+        step[index] = 1e-2
+        numeric = (float(loss(kernel + step)) - float(loss(kernel - step))) / 2e-2
+        assert gradient[index] == pytest.approx(numeric, abs=2e-3), index
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_every_model_fused_equals_keras_own(model_id, fused_calls):
+    """Predictions and the gradient of every weight, from the same weights, on padded inputs."""
+    import tensorflow as tf
+
+    x = padded_inputs(3, 40, 13)
+    y = tf.constant([0, 3, 5])
+    results = {}
+    for kernel in ("stock", "fused"):
+        with cpu_kernel(kernel):
+            keras.utils.set_random_seed(0)
+            model = build_model(model_id, 40)
+
+            @tf.function
+            def run(x, model=model):
+                with tf.GradientTape() as tape:
+                    probabilities = model(x, training=False)  # dropout off: both paths see the same
+                    loss = keras.losses.sparse_categorical_crossentropy(y, probabilities)
+                return probabilities, tape.gradient(loss, model.trainable_variables)
+
+            probabilities, gradients = run(tf.constant(x))
+            results[kernel] = [np.asarray(probabilities), *(np.asarray(g) for g in gradients)]
+    assert fused_calls
+    for stock, fused in zip(results["stock"], results["fused"]):
+        np.testing.assert_allclose(fused, stock, **TOLERANCE)
+
+
+@pytest.mark.parametrize("saved_on, loaded_on", [("fused", "stock"), ("stock", "fused")])
+@pytest.mark.parametrize("model_id", [2, 4])  # both directions, with and without attention
+def test_a_model_saved_on_one_path_predicts_the_same_on_the_other(model_id, saved_on, loaded_on, tmp_path):
+    x = padded_inputs(5, 30, 13)
+    with cpu_kernel(saved_on):
+        keras.utils.set_random_seed(0)
+        model = build_model(model_id, 30)
+        expected = model.predict(x, verbose=0)
+        model.save(tmp_path / "model.keras")
+    with cpu_kernel(loaded_on):
+        got = load_model(tmp_path / "model.keras").predict(x, verbose=0)
+    np.testing.assert_allclose(got, expected, **TOLERANCE)
+
+
+@pytest.mark.slow
+def test_a_two_epoch_fold_trains_on_the_fused_path(tmp_path, fused_calls):
+    from test_loso import tiny_features
+
+    from cremad import runs
+    from cremad.folds import run_fold
+
+    config = replace(ExperimentConfig(), {"train": {"max_epochs": 2, "batch_size": 16}})
+    run_fold(config, tiny_features(), "1003", tmp_path, model_id=2, save_model=False)
+    assert fused_calls  # the forward and backward pre-LSTM and the post-LSTM took it
+    done = json.loads((tmp_path / runs.DONE).read_text())
+    assert done["epochs"] == 2
+    history = (tmp_path / runs.HISTORY).read_text().splitlines()
+    assert len(history) == 3  # header and two epochs
+
+
+def test_an_unknown_cpu_kernel_is_refused():
+    with pytest.raises(ValueError, match="cpu_kernel must be one of"):
+        with cpu_kernel("cudnn"):
+            pass
