@@ -9,16 +9,11 @@ Unknown keys and wrong types raise `ValueError` naming the key.
 from __future__ import annotations
 
 import dataclasses
-import sys
+import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: tomli is the package tomllib was made from (setup.cfg requires it there)
-    import tomli as tomllib
 
 from cremad.model_names import MODEL_IDS, model_name
 
