@@ -7,7 +7,9 @@ recall over the classes present, with its chance level), macro-F1 and the mean a
 deviation of the per-fold accuracy, and writes them to the run's summary.json. A class with no
 clip in the run (CASIA has no disgust) is *absent*: its recall and confusion row are null, never
 0 %, and UA and chance leave it out. `load_results` gathers the runs of a selection per model,
-with `cremad.stats.aggregate_seeds` giving mean and sd over seeds. Every number is in percent.
+with `cremad.stats.aggregate_seeds` giving mean and sd over seeds; `combined_results` adds each
+model's seed ensemble and its fusion with each SVM baseline (`cremad.ensembles`). Every number is
+in percent.
 
     cremad summarize --runs runs/cremad/paper/model2/seed0     # one run
     cremad summarize --runs runs --experiment tuned           # every run of an experiment
@@ -24,9 +26,17 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, recall_score
 
-from cremad import CremadError, runs
+from cremad import CremadError, ensembles, runs
 from cremad.config import EMOTION_NAMES, EMOTIONS
-from cremad.model_names import MODEL_IDS, model_label, model_name, paper_model_id
+from cremad.model_names import (
+    BASELINE_MODEL_NAMES,
+    MODEL_IDS,
+    ensemble_name,
+    fusion_name,
+    model_label,
+    model_name,
+    paper_model_id,
+)
 from cremad.runs import Predictions, RunKey
 from cremad.stats import aggregate_seeds, row_percent
 
@@ -127,12 +137,15 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
 @dataclasses.dataclass
 class ModelResults:
     """One model's runs in a selection: per seed its predictions and summary, and the summary
-    aggregated over the seeds (`cremad.stats.aggregate_seeds`)."""
+    aggregated over the seeds (`cremad.stats.aggregate_seeds`). A combined result (a seed
+    ensemble or a fusion, see `combined_results`) has one entry, keyed by its lowest seed, and
+    names the results it is tested against."""
 
     model: str
     predictions: dict[int, Predictions]  # seed -> pooled fold predictions
     summaries: dict[int, dict[str, Any]]  # seed -> compute_summary
     summary: dict[str, Any]  # over seeds
+    tested_against: tuple[str, ...] = ()  # empty for a run: runs are tested against each other
 
     @property
     def label(self) -> str:
@@ -179,6 +192,40 @@ def load_results(selected: dict[RunKey, Path]) -> dict[str, ModelResults]:
     if not results:
         raise CremadError("no model has a finished fold; run `cremad loso` first")
     return results
+
+
+def _combined_result(predictions: Predictions, seeds: list[int], tested_against) -> ModelResults:
+    """A combined result from its predictions; its summary lists the seeds it averages."""
+    summary = compute_summary(predictions)
+    over_seeds = {**aggregate_seeds({seeds[0]: summary}), "seeds": seeds, "n_seeds": len(seeds)}
+    return ModelResults(
+        predictions.model, {seeds[0]: predictions}, {seeds[0]: summary}, over_seeds, tuple(tested_against)
+    )
+
+
+def combined_results(results: dict[str, ModelResults]) -> dict[str, ModelResults]:
+    """Beyond the paper, from the runs in `results` (name -> ModelResults): each model with
+    several seeds as its seed ensemble, tested against every run, then that ensemble fused with
+    each SVM baseline present (`cremad.ensembles.FUSION_WEIGHT`), tested against the ensemble and
+    the baseline. Grouped by model: an ensemble, then its fusions. Baselines are deterministic and
+    not ensembled; one run with several seeds is fused through its lowest seed."""
+    baselines = {}
+    for name in (name for name in results if name in BASELINE_MODEL_NAMES.values()):
+        seed = min(results[name].predictions)
+        if len(results[name].predictions) > 1:
+            log.warning("%s: several seeds; fusions use seed %d", name, seed)
+        baselines[name] = results[name].predictions[seed]
+    combined = {}
+    for model, result in results.items():
+        if model in baselines or len(result.predictions) < 2:
+            continue
+        seeds = sorted(result.predictions)
+        ensemble = ensembles.seed_ensemble(ensemble_name(model), result.predictions)
+        combined[ensemble.model] = _combined_result(ensemble, seeds, list(results))
+        for baseline, predictions in baselines.items():
+            fused = ensembles.fuse(fusion_name(ensemble.model, baseline), ensemble, predictions)
+            combined[fused.model] = _combined_result(fused, seeds, (ensemble.model, baseline))
+    return combined
 
 
 def _fold_status(summary: dict[str, Any]) -> str:
