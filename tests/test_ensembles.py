@@ -1,5 +1,7 @@
 """Seed ensembles and fusions with the SVM: averaged class probabilities from fabricated runs."""
 
+import csv
+
 import numpy as np
 import pytest
 from results_fixtures import ACTORS, write_model, write_probabilities
@@ -7,6 +9,7 @@ from results_fixtures import ACTORS, write_model, write_probabilities
 from cremad import CremadError, runs
 from cremad.config import EMOTIONS
 from cremad.ensembles import FUSION_WEIGHT
+from cremad.figures import make_figures
 from cremad.metrics import combined_results, load_results
 from cremad.model_names import model_label
 from cremad.runs import select_runs
@@ -68,6 +71,43 @@ def test_single_seed_models_get_no_ensemble(tmp_path):
     write_model(tmp_path, 1)
     write_model(tmp_path, 2)
     assert combined_results(load_results(select_runs(tmp_path))) == {}
+
+
+def test_ensembles_are_in_the_full_table_and_the_tests_but_not_table_ii(two_seeds_and_svm):
+    root, probabilities = two_seeds_and_svm
+    out = root / "figures"
+    written = {path.name for path in make_figures(root, out)}
+    with open(out / "table_full.csv") as handle:
+        full = {row["model"]: row for row in csv.DictReader(handle)}
+    assert list(full) == ["model2", "svm-rich", "model2-ensemble", "model2-ensemble+svm-rich"]
+    assert full["model2-ensemble"]["seeds"] == "0,1"
+    assert float(full["model2-ensemble+svm-rich"]["ua"]) == pytest.approx(
+        hand_ua(0.25 * (probabilities["seed0"] + probabilities["seed1"]) + 0.5 * probabilities["svm-rich"]),
+        abs=1e-3,
+    )
+    assert "| Model 2, seeds averaged + svm-rich | 0,1 | 2/2 |" in (out / "table_full.md").read_text()
+
+    with open(out / "significance.csv") as handle:
+        pairs = [(row["model_a"], row["model_b"]) for row in csv.DictReader(handle)]
+    assert pairs == [
+        ("model2", "svm-rich"),
+        ("model2-ensemble", "model2"),
+        ("model2-ensemble", "svm-rich"),
+        ("model2-ensemble+svm-rich", "model2-ensemble"),
+        ("model2-ensemble+svm-rich", "svm-rich"),
+    ]
+
+    table2 = (out / "table2.md").read_text()
+    assert "ensemble" not in table2 and "averaged" not in table2
+    with open(out / "table2.csv") as handle:
+        assert {row["best_model"] for row in csv.DictReader(handle)} <= {"2"}
+
+    # Fig. 3 holds them, and their predictions are written out to be checked by hand.
+    assert {"fig3_confusion_model2-ensemble.png", "fig3_confusion_combined.png"} <= written
+    rows = runs.read_fold_predictions(out / "combined" / "model2-ensemble" / runs.PREDICTIONS)
+    averaged = (probabilities["seed0"] + probabilities["seed1"]) / 2
+    assert [float(row["p_ANG"]) for row in rows] == pytest.approx(averaged[:, 0], abs=1e-6)
+    assert (out / "combined" / "model2-ensemble+svm-rich" / "sources.json").is_file()
 
 
 def test_seeds_with_different_clips_combine_the_clips_they_share(tmp_path, caplog):
