@@ -128,9 +128,14 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     """Summarize a run folder and write its summary.json (atomically).
 
     Returns the summary dict (see `compute_summary`); `format_summary` makes it a table."""
-    summary = compute_summary(runs.load_predictions(run_dir))
-    runs.write_summary(run_dir, summary)
-    log.info("%s: %s; summary.json written", run_dir, _fold_status(summary))
+    return summarize_predictions(runs.load_predictions(run_dir))
+
+
+def summarize_predictions(predictions: Predictions) -> dict[str, Any]:
+    """`summarize` for a run's predictions already read (`cremad.runs.load_predictions`)."""
+    summary = compute_summary(predictions)
+    runs.write_summary(predictions.run_dir, summary)
+    log.info("%s: %s; summary.json written", predictions.run_dir, _fold_status(summary))
     return summary
 
 
@@ -293,6 +298,17 @@ def format_seeds(summary: dict[str, Any]) -> str:
     )
 
 
+def format_combined(result: ModelResults) -> str:
+    """One line: a seed ensemble's or a fusion's numbers (one prediction per clip, no sd)."""
+    (summary,) = result.summaries.values()
+    seeds = ", ".join(map(str, result.summary["seeds"]))
+    return (
+        f"{result.label} (seeds {seeds}): WA {_format(summary['wa'])}  "
+        f"UA {_format(summary['ua'])} (chance {_format(summary['chance_ua'])})  "
+        f"macro-F1 {_format(summary['macro_f1'])}  {summary['n_clips']} clips, {_fold_status(summary)}"
+    )
+
+
 def add_arguments(parser) -> None:
     runs.add_selection_arguments(
         parser,
@@ -309,14 +325,22 @@ def run(args) -> int:
     failed, by_model = 0, {}
     for key, run_dir in selected.items():
         try:
-            summary = summarize(run_dir)
+            predictions = runs.load_predictions(run_dir)
+            summary = summarize_predictions(predictions)
         except CremadError as error:  # one empty run folder must not hide the others
             log.warning("%s", error)
             failed += 1
             continue
         print(format_summary(summary) + "\n")
-        by_model.setdefault(key.model, {})[key.seed] = summary
+        by_model.setdefault(key.model, {})[key.seed] = (predictions, summary)
+    results = {}
     for model in sorted(by_model, key=model_order):
-        if len(by_model[model]) > 1:
-            print(format_seeds(aggregate_seeds(by_model[model])))
+        seeds = dict(sorted(by_model[model].items()))
+        summaries = {seed: summary for seed, (_, summary) in seeds.items()}
+        predictions = {seed: predictions for seed, (predictions, _) in seeds.items()}
+        results[model] = ModelResults(model, predictions, summaries, aggregate_seeds(summaries))
+        if len(summaries) > 1:
+            print(format_seeds(results[model].summary))
+    for result in combined_results(results).values():
+        print(format_combined(result))
     return 1 if failed else 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from results_fixtures import ACTORS, write_model, write_probabilities
 
-from cremad import CremadError, runs
+from cremad import CremadError, cli, runs
 from cremad.config import EMOTIONS
 from cremad.ensembles import FUSION_WEIGHT
 from cremad.figures import make_figures
@@ -132,3 +132,14 @@ def test_seeds_that_disagree_on_a_clips_emotion_are_an_error(tmp_path):
 def test_labels_name_the_ensemble_and_the_fusion():
     assert model_label("model2-ensemble") == "Model 2, seeds averaged"
     assert model_label("model2-ensemble+svm-rich") == "Model 2, seeds averaged + svm-rich"
+
+
+def test_summarize_prints_the_ensemble_after_the_seeds(two_seeds_and_svm, capsys):
+    root, probabilities = two_seeds_and_svm
+    assert cli.main(["summarize", "--runs", str(root)]) == 0
+    printed = capsys.readouterr().out
+    averaged = (probabilities["seed0"] + probabilities["seed1"]) / 2
+    assert "Model 2 over 2 seeds (0, 1)" in printed
+    assert "Model 2, seeds averaged (seeds 0, 1): WA" in printed
+    assert f"UA {hand_ua(averaged):.2f}" in printed
+    assert "Model 2, seeds averaged + svm-rich (seeds 0, 1)" in printed
