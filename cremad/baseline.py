@@ -37,6 +37,7 @@ from cremad.corpus import CORPORA, CORPUS_HELP
 from cremad.features import add_clip_arguments, clip_options, load_features
 from cremad.functionals import FEATURE_KINDS, FUNCTIONALS_CODE_VERSION, load_functionals
 from cremad.metrics import format_summary, summarize
+from cremad.model_names import BASELINE_MODEL_NAMES
 from cremad.scaling import normalize_speakers
 from cremad.splits import loso_actors
 
@@ -51,7 +52,6 @@ PARAM_GRID = (
 )
 INNER_SPLITS = 5  # GroupKFold splits over the training actors (fewer when there are fewer actors)
 SCORING = "balanced_accuracy"  # UA, the paper's and the field's headline number
-MODEL_NAMES = {"mfcc": "svm", "rich": "svm-rich"}  # run-folder model name per functional set
 
 
 @dataclasses.dataclass
@@ -203,7 +203,7 @@ def baseline_record(kind: str, names: list[str]) -> dict[str, Any]:
 def run(args) -> int:
     started = time.time()
     config = resolve_config(args.experiment, args.seed)
-    seed, model = config.train.seed, MODEL_NAMES[args.features]
+    seed, model = config.train.seed, BASELINE_MODEL_NAMES[args.features]
     runs.refuse_old_layout(args.runs, args.corpus, config.name, model)
     features = load_features(
         args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir, **clip_options(args)

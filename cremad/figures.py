@@ -6,7 +6,10 @@ run folders, for one corpus and one experiment at a time.
 Nothing is retrained: tables and confusion matrices come from `fold-*/predictions.csv` (read by
 `cremad.runs`, summarized by `cremad.metrics`, over seeds by `cremad.stats`), Fig. 2's attention
 curves from the `attention.npz` of the fold that held the clip's actor out. Beyond the paper:
-the per-fold accuracy of each model and paired tests between models. Missing models or folds are
+the per-fold accuracy of each model, paired tests between models, and each model's seed
+ensemble and its fusion with each SVM baseline (`cremad.ensembles`): rows of the full table and
+the tests, drawn together in fig3_confusion_combined, their predictions written under
+combined/. Missing models or folds are
 named in log lines and left out; what exists is drawn. The tables are `cremad.result_tables`,
 the drawings `cremad.plots`.
 """
@@ -19,9 +22,9 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from cremad import CremadError, runs
-from cremad.metrics import load_results
-from cremad.model_names import ATTENTION_MODEL_IDS, model_name
+from cremad import CremadError, ensembles, runs
+from cremad.metrics import combined_results, load_results
+from cremad.model_names import ATTENTION_MODEL_IDS, ENSEMBLE_SUFFIX, model_name
 from cremad.plots import STYLE, attention_figure, confusion_figures, fold_accuracy_figure, run_setting, save
 from cremad.result_tables import write_tables
 
@@ -99,15 +102,23 @@ def make_figures(
     selected = runs.select_runs(runs_root, corpus, experiment, models, seeds)
     corpus, experiment = next(iter(selected)).corpus, next(iter(selected)).experiment
     results = load_results(selected)
+    combined = combined_results(results)
     # Fig. 2's clip and audio are checked first, so a mistyped --clip fails before anything is drawn.
     chosen = choose_clip(results, runs_root, clip, corpus)
     audio_path = locate_audio(results, chosen[0], data, corpus) if chosen else None
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    written = write_tables(results, out, corpus, experiment)
+    written = write_tables({**results, **combined}, out, corpus, experiment)
+    combined_predictions = [
+        predictions for result in combined.values() for predictions in result.predictions.values()
+    ]
+    written += ensembles.write_combined(out / "combined", combined_predictions)
     with matplotlib.rc_context(STYLE):
         written += confusion_figures(results, out)
+        if combined:  # one row per ensemble: the ensemble, then its fusions
+            n_ensembles = sum(name.endswith(ENSEMBLE_SUFFIX) for name in combined)
+            written += confusion_figures(combined, out, "fig3_confusion_combined", rows=n_ensembles)
         written += fold_accuracy_figure(results, out)
         if chosen:
             clip_id, actor = chosen

@@ -7,7 +7,9 @@ recall over the classes present, with its chance level), macro-F1 and the mean a
 deviation of the per-fold accuracy, and writes them to the run's summary.json. A class with no
 clip in the run (CASIA has no disgust) is *absent*: its recall and confusion row are null, never
 0 %, and UA and chance leave it out. `load_results` gathers the runs of a selection per model,
-with `cremad.stats.aggregate_seeds` giving mean and sd over seeds. Every number is in percent.
+with `cremad.stats.aggregate_seeds` giving mean and sd over seeds; `combined_results` adds each
+model's seed ensemble and its fusion with each SVM baseline (`cremad.ensembles`). Every number is
+in percent.
 
     cremad summarize --runs runs/cremad/paper/model2/seed0     # one run
     cremad summarize --runs runs --experiment tuned           # every run of an experiment
@@ -24,9 +26,17 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, recall_score
 
-from cremad import CremadError, runs
+from cremad import CremadError, ensembles, runs
 from cremad.config import EMOTION_NAMES, EMOTIONS
-from cremad.model_names import MODEL_IDS, model_label, model_name, paper_model_id
+from cremad.model_names import (
+    BASELINE_MODEL_NAMES,
+    MODEL_IDS,
+    ensemble_name,
+    fusion_name,
+    model_label,
+    model_name,
+    paper_model_id,
+)
 from cremad.runs import Predictions, RunKey
 from cremad.stats import aggregate_seeds, row_percent
 
@@ -118,21 +128,29 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     """Summarize a run folder and write its summary.json (atomically).
 
     Returns the summary dict (see `compute_summary`); `format_summary` makes it a table."""
-    summary = compute_summary(runs.load_predictions(run_dir))
-    runs.write_summary(run_dir, summary)
-    log.info("%s: %s; summary.json written", run_dir, _fold_status(summary))
+    return summarize_predictions(runs.load_predictions(run_dir))
+
+
+def summarize_predictions(predictions: Predictions) -> dict[str, Any]:
+    """`summarize` for a run's predictions already read (`cremad.runs.load_predictions`)."""
+    summary = compute_summary(predictions)
+    runs.write_summary(predictions.run_dir, summary)
+    log.info("%s: %s; summary.json written", predictions.run_dir, _fold_status(summary))
     return summary
 
 
 @dataclasses.dataclass
 class ModelResults:
     """One model's runs in a selection: per seed its predictions and summary, and the summary
-    aggregated over the seeds (`cremad.stats.aggregate_seeds`)."""
+    aggregated over the seeds (`cremad.stats.aggregate_seeds`). A combined result (a seed
+    ensemble or a fusion, see `combined_results`) has one entry, keyed by its lowest seed, and
+    names the results it is tested against."""
 
     model: str
     predictions: dict[int, Predictions]  # seed -> pooled fold predictions
     summaries: dict[int, dict[str, Any]]  # seed -> compute_summary
     summary: dict[str, Any]  # over seeds
+    tested_against: tuple[str, ...] = ()  # empty for a run: runs are tested against each other
 
     @property
     def label(self) -> str:
@@ -179,6 +197,40 @@ def load_results(selected: dict[RunKey, Path]) -> dict[str, ModelResults]:
     if not results:
         raise CremadError("no model has a finished fold; run `cremad loso` first")
     return results
+
+
+def _combined_result(predictions: Predictions, seeds: list[int], tested_against) -> ModelResults:
+    """A combined result from its predictions; its summary lists the seeds it averages."""
+    summary = compute_summary(predictions)
+    over_seeds = {**aggregate_seeds({seeds[0]: summary}), "seeds": seeds, "n_seeds": len(seeds)}
+    return ModelResults(
+        predictions.model, {seeds[0]: predictions}, {seeds[0]: summary}, over_seeds, tuple(tested_against)
+    )
+
+
+def combined_results(results: dict[str, ModelResults]) -> dict[str, ModelResults]:
+    """Beyond the paper, from the runs in `results` (name -> ModelResults): each model with
+    several seeds as its seed ensemble, tested against every run, then that ensemble fused with
+    each SVM baseline present (`cremad.ensembles.FUSION_WEIGHT`), tested against the ensemble and
+    the baseline. Grouped by model: an ensemble, then its fusions. Baselines are deterministic and
+    not ensembled; one run with several seeds is fused through its lowest seed."""
+    baselines = {}
+    for name in (name for name in results if name in BASELINE_MODEL_NAMES.values()):
+        seed = min(results[name].predictions)
+        if len(results[name].predictions) > 1:
+            log.warning("%s: several seeds; fusions use seed %d", name, seed)
+        baselines[name] = results[name].predictions[seed]
+    combined = {}
+    for model, result in results.items():
+        if model in baselines or len(result.predictions) < 2:
+            continue
+        seeds = sorted(result.predictions)
+        ensemble = ensembles.seed_ensemble(ensemble_name(model), result.predictions)
+        combined[ensemble.model] = _combined_result(ensemble, seeds, list(results))
+        for baseline, predictions in baselines.items():
+            fused = ensembles.fuse(fusion_name(ensemble.model, baseline), ensemble, predictions)
+            combined[fused.model] = _combined_result(fused, seeds, (ensemble.model, baseline))
+    return combined
 
 
 def _fold_status(summary: dict[str, Any]) -> str:
@@ -246,6 +298,17 @@ def format_seeds(summary: dict[str, Any]) -> str:
     )
 
 
+def format_combined(result: ModelResults) -> str:
+    """One line: a seed ensemble's or a fusion's numbers (one prediction per clip, no sd)."""
+    (summary,) = result.summaries.values()
+    seeds = ", ".join(map(str, result.summary["seeds"]))
+    return (
+        f"{result.label} (seeds {seeds}): WA {_format(summary['wa'])}  "
+        f"UA {_format(summary['ua'])} (chance {_format(summary['chance_ua'])})  "
+        f"macro-F1 {_format(summary['macro_f1'])}  {summary['n_clips']} clips, {_fold_status(summary)}"
+    )
+
+
 def add_arguments(parser) -> None:
     runs.add_selection_arguments(
         parser,
@@ -262,14 +325,22 @@ def run(args) -> int:
     failed, by_model = 0, {}
     for key, run_dir in selected.items():
         try:
-            summary = summarize(run_dir)
+            predictions = runs.load_predictions(run_dir)
+            summary = summarize_predictions(predictions)
         except CremadError as error:  # one empty run folder must not hide the others
             log.warning("%s", error)
             failed += 1
             continue
         print(format_summary(summary) + "\n")
-        by_model.setdefault(key.model, {})[key.seed] = summary
+        by_model.setdefault(key.model, {})[key.seed] = (predictions, summary)
+    results = {}
     for model in sorted(by_model, key=model_order):
-        if len(by_model[model]) > 1:
-            print(format_seeds(aggregate_seeds(by_model[model])))
+        seeds = dict(sorted(by_model[model].items()))
+        summaries = {seed: summary for seed, (_, summary) in seeds.items()}
+        predictions = {seed: predictions for seed, (predictions, _) in seeds.items()}
+        results[model] = ModelResults(model, predictions, summaries, aggregate_seeds(summaries))
+        if len(summaries) > 1:
+            print(format_seeds(results[model].summary))
+    for result in combined_results(results).values():
+        print(format_combined(result))
     return 1 if failed else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -82,25 +83,33 @@ def plot_confusion(ax, summary: dict[str, Any], title: str, values_format: str =
     ax.set_ylabel("True (% of row)")
 
 
-def _title(label: str, summary: dict[str, Any]) -> str:
-    return f"{label}: WA {summary['wa']:.1f}%, UA {summary['ua']:.1f}% (chance {summary['chance_ua']:.0f}%)"
+def _title(label: str, summary: dict[str, Any], separator: str = ": ") -> str:
+    numbers = f"WA {summary['wa']:.1f}%, UA {summary['ua']:.1f}% (chance {summary['chance_ua']:.0f}%)"
+    return f"{label}{separator}{numbers}"
 
 
-def confusion_figures(results: dict, out: Path) -> list[Path]:
-    """fig3_confusion_<model> for each model and fig3_confusion_all, the models side by side."""
+def confusion_figures(
+    results: dict, out: Path, stem: str = "fig3_confusion_all", rows: int = 1
+) -> list[Path]:
+    """fig3_confusion_<model> for each model and `stem`, the models side by side in `rows` rows
+    (filled row by row)."""
     written = []
     for name, result in results.items():
         figure = Figure(figsize=(COLUMN_WIDTH, COLUMN_WIDTH), layout="constrained")
         plot_confusion(figure.add_subplot(), result.summary, _title(result.label, result.summary))
         written += save(figure, out, f"fig3_confusion_{name}")
-    figure = Figure(figsize=(PAGE_WIDTH, PAGE_WIDTH / len(results) + 0.9), layout="constrained")
-    axes = figure.subplots(1, len(results), squeeze=False)[0]
-    for ax, result in zip(axes, results.values()):
-        # Whole percents: four matrices share one page width, so the cells are narrow.
-        plot_confusion(ax, result.summary, _title(result.label, result.summary), values_format=".0f")
-        if ax is not axes[0]:
+    columns = math.ceil(len(results) / rows)
+    figure = Figure(figsize=(PAGE_WIDTH, rows * PAGE_WIDTH / columns + 0.9), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, (ax, result) in enumerate(zip(axes.flat, results.values())):
+        # Whole percents and two-line titles: several matrices share one page width.
+        title = _title(result.label, result.summary, separator="\n")
+        plot_confusion(ax, result.summary, title, values_format=".0f")
+        if index % columns:
             ax.set_ylabel("")
-    return written + save(figure, out, "fig3_confusion_all")
+    for ax in axes.flat[len(results) :]:  # a last row not filled
+        ax.set_visible(False)
+    return written + save(figure, out, stem)
 
 
 def fold_accuracy_figure(results: dict, out: Path) -> list[Path]:

@@ -3,7 +3,8 @@ model-vs-model tests, each as Markdown (printed too) and CSV.
 
 With several seeds every number is the mean over seeds with "± sd" beside it in Markdown and a
 `<key>_sd` column in the CSV; with one seed the plain value. A class with no clip in the runs is
-"absent" (Table II, the per-class columns), never 0 %.
+"absent" (Table II, the per-class columns), never 0 %. Seed ensembles and fusions
+(`cremad.metrics.combined_results`) are rows of the full table and the tests, never of Table II.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cremad.config import EMOTION_NAMES, EMOTIONS
+from cremad.ensembles import FUSION_WEIGHT
 from cremad.model_names import model_label, paper_model_id
 from cremad.stats import significance
 from cremad.tables import markdown, write_table
@@ -207,6 +209,13 @@ def write_tables(results: dict, out: Path, corpus: str, experiment: str) -> list
     full_header, full_rows, full_markdown = full_table(summaries)
     models = ", ".join(model_label(name) for name in summaries if paper_model_id(name) is not None)
     spread = "; mean ± sd over seeds" if len(seeds) > 1 else ""
+    combined = (
+        '; "seeds averaged": one prediction per clip, the argmax of the class probabilities averaged '
+        f'over the seeds (no sd); "+": that average and the SVM\'s, weighted {FUSION_WEIGHT:g} : '
+        f"{1 - FUSION_WEIGHT:g}; over the clips every input holds"
+        if any(result.tested_against for result in results.values())
+        else ""
+    )
     tables = {
         "table2": (
             f"Table II: true-positive % per emotion, best and worst of {models} ({where}){spread}; "
@@ -217,7 +226,7 @@ def write_tables(results: dict, out: Path, corpus: str, experiment: str) -> list
         ),
         "table_full": (
             f"Per-class recall, WA, UA (chance = 1 / classes present), macro-F1 and per-fold accuracy "
-            f"(mean, sample std), % ({where}){spread}",
+            f"(mean, sample std), % ({where}){spread}{combined}",
             full_markdown,
             full_header,
             full_rows,
@@ -233,6 +242,11 @@ def write_tables(results: dict, out: Path, corpus: str, experiment: str) -> list
             + (
                 "; several seeds: per-fold UA averaged, clip predictions voted over seeds"
                 if len(seeds) > 1
+                else ""
+            )
+            + (
+                f"; each ensemble against every run, each fusion against its two inputs{combined}"
+                if combined
                 else ""
             ),
             markdown(

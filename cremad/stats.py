@@ -16,6 +16,9 @@ of models, two-sided and unadjusted for the several pairs:
   id. With several seeds a clip's prediction is the model's vote over its seeds (the label most
   seeds predicted; a tie goes to the tied label with the highest mean probability), so each clip
   still counts once. With one seed it is that seed's prediction.
+
+A combined result (a seed ensemble or a fusion, `cremad.metrics.combined_results`) has one
+prediction per clip, and is tested only against the results it names in `tested_against`.
 """
 
 from __future__ import annotations
@@ -107,11 +110,20 @@ def seed_vote(predictions: dict[int, Predictions]) -> dict[str, tuple[str, str]]
     return voted
 
 
+def comparisons(results: dict) -> list[tuple[str, str]]:
+    """The pairs to test: every pair of runs, then each combined result against those it names."""
+    plain = [name for name, result in results.items() if not result.tested_against]
+    pairs = list(itertools.combinations(plain, 2))
+    for name, result in results.items():
+        pairs += [(name, other) for other in result.tested_against if other in results]
+    return pairs
+
+
 def significance(results: dict) -> list[dict[str, Any]]:
-    """Paired tests for each pair of models in `results` (name -> `cremad.metrics.ModelResults`):
+    """Paired tests for the `comparisons` of `results` (name -> `cremad.metrics.ModelResults`):
     Wilcoxon on per-fold UA (seed-averaged), exact McNemar on (seed-voted) clip predictions."""
     rows = []
-    for a, b in itertools.combinations(results, 2):
+    for a, b in comparisons(results):
         folds_a, folds_b = results[a].summary["folds"], results[b].summary["folds"]
         actors = [
             actor

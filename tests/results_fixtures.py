@@ -154,3 +154,31 @@ def write_runs(
     for model_id in models:
         write_model(root, model_id, data_dir=data_dir, experiment=experiment)
     return root / "cremad"
+
+
+def write_probabilities(
+    root: Path, model: str, probabilities: np.ndarray, seed: int = 0, experiment: str = "paper"
+) -> Path:
+    """The run folder <root>/cremad/<experiment>/<model>/seed<seed>/ whose 24 test clips (those of
+    `clip_rows`, actor 1001's first) get the given class probabilities (24, 6); returns it."""
+    run_dir = runs.run_dir(root, "cremad", experiment, model, seed)
+    runs.prepare_run(
+        run_dir,
+        {"experiment": experiment, "model": model, "corpus": "cremad", "seed": seed, "actors": list(ACTORS)},
+        force=False,
+    )
+    start = 0
+    for actor, rows in clip_rows(1).items():
+        folder = runs.start_fold(runs.fold_dir(run_dir, actor))
+        labels = [EMOTIONS.index(true) for _, true, _ in rows]
+        fold_probabilities = probabilities[start : start + len(rows)]
+        runs.finish_fold(
+            folder,
+            [row[0] for row in rows],
+            [actor] * len(rows),
+            labels,
+            fold_probabilities,
+            {"test_actor": actor},
+        )
+        start += len(rows)
+    return run_dir
