@@ -9,10 +9,10 @@ with the same variables in fewer, larger ops:
 
 - forward: TensorFlow's fused kernel `BlockLSTMV2` (the kernel behind `LSTMBlockFusedCell`), one
   op for the whole sequence;
-- backward: the gradient written out (`tf.custom_gradient`). Only dh and dc run back through
-  time, in one loop compiled by XLA; the input and weight gradients, which do not recur, are
-  then large matrix products over every frame at once (TensorFlow's fused gradient instead
-  accumulates the weight gradient frame by frame, in products over only the batch).
+- backward: the gradient written out (`tf.custom_gradient`; TensorFlow's registered gradient of
+  BlockLSTMV2 does not match its forward pass). Only dh and dc run back through time, in one loop
+  compiled by XLA; the input and weight gradients, which do not recur, are then large matrix
+  products over every frame at once.
 
 Everything else (GPU, the JAX and PyTorch backends, masks, dropout inside the layer, other
 activations or dtypes) runs Keras' own code. The layer's variables, config and saved files are
@@ -112,7 +112,7 @@ def fused_lstm(inputs, kernel, recurrent_kernel, bias, h0, c0):
     LSTM weights (kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,), gates i, f, c, o; tanh and
     sigmoid). Returns every step's h (T, B, H), the last h and the last c (B, H), differentiable in
     all six arguments by `_hoisted_gradient` (not TensorFlow's registered gradient of BlockLSTMV2,
-    which disagrees with its own forward pass: tests/test_lstm.py)."""
+    which disagrees with its own forward pass: experiments/README.md#cpu-lstm)."""
     import tensorflow as tf
 
     @tf.custom_gradient
@@ -120,22 +120,9 @@ def fused_lstm(inputs, kernel, recurrent_kernel, bias, h0, c0):
         i, cs, f, o, ci, co, h = _block_lstm(inputs, kernel, recurrent_kernel, bias, h0, c0)
 
         def gradient(dh_sequence, dh_last, dc_last):
+            upstream = (dh_sequence, dh_last, dc_last)
             return _hoisted_gradient(
-                dh_sequence,
-                dh_last,
-                dc_last,
-                inputs,
-                kernel,
-                recurrent_kernel,
-                h0,
-                c0,
-                i,
-                cs,
-                f,
-                o,
-                ci,
-                co,
-                h,
+                upstream, inputs, kernel, recurrent_kernel, h0, c0, (i, cs, f, o, ci, co, h)
             )
 
         return (h, h[-1], cs[-1]), gradient
@@ -164,16 +151,16 @@ def _block_lstm(inputs, kernel, recurrent_kernel, bias, h0, c0):
     )
 
 
-def _hoisted_gradient(
-    dh_sequence, dh_last, dc_last, inputs, kernel, recurrent_kernel, h0, c0, i, cs, f, o, ci, co, h
-):
-    """The gradient of `fused_lstm` with respect to its six arguments, given those of its three
-    outputs (None for an output that got none). Only dh and dc run back through time, in one loop
-    compiled by XLA; the input and weight gradients, which do not recur, are then large matrix
-    products over every frame at once, where TensorFlow's own gradient accumulates the weight
-    gradient frame by frame in products over only the batch."""
+def _hoisted_gradient(upstream, inputs, kernel, recurrent_kernel, h0, c0, saved):
+    """The gradient of `fused_lstm` with respect to its six arguments, given the gradients of its
+    three outputs (`upstream`; None for an output that got none) and the forward's gates and
+    states (`saved`: _block_lstm's seven outputs). Only dh and dc run back through time, in one
+    loop compiled by XLA; the input and weight gradients, which do not recur, are then large
+    matrix products over every frame at once."""
     import tensorflow as tf
 
+    dh_sequence, dh_last, dc_last = upstream
+    i, cs, f, o, ci, co, h = saved
     n_inputs, n_units = kernel.shape[0], recurrent_kernel.shape[0]
     dh_sequence = tf.zeros_like(h) if dh_sequence is None else dh_sequence
     dh_last = tf.zeros_like(h0) if dh_last is None else dh_last
