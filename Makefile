@@ -145,7 +145,7 @@ docs-figure: install
 
 bench: install
 	$(BIN)/python bench/bench_features.py --out bench/results/features.json
-	$(BIN)/python bench/bench_models.py --out bench/results/models.json
+	$(BIN)/python bench/bench_models.py --profile --out bench/results/models.json
 	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/emodb/paper --out bench/results/loso.json
 	$(BIN)/python bench/bench_jobs.py --out bench/results/jobs.json
 
