@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=int, choices=MODEL_IDS, required=True, help="paper model 1-4")
+    parser.add_argument(
+        "--model", type=int, choices=MODEL_IDS, required=True, help="model id (the paper's: 1-4)"
+    )
     parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/)")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
     add_clip_arguments(parser)

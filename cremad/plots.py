@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from cremad import runs
 from cremad.config import EMOTION_NAMES, EMOTIONS, FeatureConfig
-from cremad.model_names import ATTENTION_MODEL_IDS, model_name
+from cremad.model_names import FIG2_MODEL_IDS, MODEL_SPECS, model_name
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     sample_rate, hop_length = features.sample_rate, features.hop_length
     signal, _ = read_clip(audio_path, features)  # (n_samples,)
     duration = len(signal) / sample_rate
-    names = [model_name(model_id) for model_id in ATTENTION_MODEL_IDS]
+    names = [model_name(model_id) for model_id in FIG2_MODEL_IDS]
     curves = {name: clip_attention(results[name], actor, clip_id) for name in names if name in results}
     n_frames = max(
         (curve[0].shape[-1] for curve in curves.values() if curve), default=1 + len(signal) // hop_length
@@ -210,8 +210,8 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     ax_spec.set_xlabel("")
 
     true = None
-    for ax, name, model_id in zip(ax_attention, names, ATTENTION_MODEL_IDS):
-        kind = "uni-directional" if model_id == 1 else "bi-directional"
+    for ax, name, model_id in zip(ax_attention, names, FIG2_MODEL_IDS):
+        kind, colour = MODEL_SPECS[model_id].label, MODEL_SPECS[model_id].colour
         ax.set_ylabel("Weight")
         curve = curves.get(name)
         if curve is None:
@@ -226,7 +226,7 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
                 seconds,
                 step[np.minimum(frame_of_sample, len(step) - 1)],
                 linewidth=0.6,
-                color="tab:red" if model_id == 1 else "tab:blue",
+                color=colour,
             )
         # Dotted: uniform attention (1 / n_frames), the level of a model that attends to nothing.
         uniform = 1.0 / weights.shape[-1]

@@ -127,7 +127,7 @@ def train_on_all_actors(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", type=int, choices=MODEL_IDS, default=2, help="paper model (default: %(default)s)"
+        "--model", type=int, choices=MODEL_IDS, default=2, help="model id (default: %(default)s)"
     )
     parser.add_argument("--data", required=True, help="corpus root or its audio folder")
     parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)

@@ -12,6 +12,7 @@ from scipy.stats import binomtest
 from cremad import CremadError, cli
 from cremad.figures import find_clip, make_figures
 from cremad.metrics import load_results
+from cremad.model_names import PAPER_MODEL_IDS
 from cremad.plots import attention_figure
 from cremad.result_tables import table_ii
 from cremad.runs import select_runs
@@ -63,7 +64,7 @@ def test_every_figure_exists_and_is_not_blank(drawn):
     root, _, written = drawn
     names = {path.name for path in written}
     expected = {"fig2_1001_DFA_ANG_XX", "fig3_confusion_all", "fold_accuracy"} | {
-        f"fig3_confusion_model{k}" for k in (1, 2, 3, 4)
+        f"fig3_confusion_model{k}" for k in PAPER_MODEL_IDS
     }
     for stem in expected:
         assert f"{stem}.png" in names and f"{stem}.pdf" in names
