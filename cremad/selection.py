@@ -29,7 +29,7 @@ from cremad import CremadError
 from cremad.arguments import comma_list, nonnegative_int
 from cremad.atomic import write_json
 from cremad.config import ExperimentConfig, replace
-from cremad.corpus import CORPORA, CORPUS_HELP
+from cremad.corpus import CORPORA, CORPUS_HELP, DEFAULT_CORPUS
 from cremad.features import add_clip_arguments, clip_options
 from cremad.model_names import MODEL_IDS, PAPER_MODEL_IDS, model_ids_text
 
@@ -135,7 +135,7 @@ def format_curves(rows: list[dict[str, Any]]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="corpus folder")
-    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    parser.add_argument("--corpus", choices=CORPORA, default=DEFAULT_CORPUS, help=CORPUS_HELP)
     add_clip_arguments(parser)
     parser.add_argument(
         "--experiments",
