@@ -163,7 +163,8 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     import librosa
     import librosa.display
 
-    from cremad.features import read_clip
+    from cremad.features import n_frames as frames_of
+    from cremad.features import read_clip, speech_mask
 
     # The run's own feature settings, so the clip is read (resampled, trimmed) as its models saw it.
     settings = {
@@ -184,10 +185,10 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     padded = np.pad(signal, (0, pad_to - len(signal)))  # (pad_to,)
     seconds = np.arange(pad_to) / sample_rate  # (pad_to,)
     # With start padding the clip's samples sat after pad_to - n zeros in the model's input.
-    shift = pad_to - len(signal) if run_setting(results, "pad_side") == "start" else 0
+    pad_side = "start" if run_setting(results, "pad_side") == "start" else "end"
+    shift = pad_to - len(signal) if pad_side == "start" else 0
     frame_of_sample = np.rint((np.arange(pad_to) + shift) / hop_length).astype(int)  # (pad_to,)
-    first_frame = int(np.ceil(shift / hop_length))  # the clip's own frames: first_frame .. last_frame
-    last_frame = first_frame + int(np.ceil(len(signal) / hop_length))
+    own_frames = frames_of(len(signal), features)  # the clip's own frames, as training's mask counts them
 
     figure = Figure(figsize=(COLUMN_WIDTH, 4.6), layout="constrained")
     ax_wave, ax_spec, *ax_attention = figure.subplots(2 + len(names), 1, sharex=True)
@@ -239,7 +240,8 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
             f"predicted {EMOTION_NAMES[predicted]} ({verdict}){seed_note}"
         )
         # Softmax mass on the zero padding is off the axis; say how much there is.
-        on_padding = 1.0 - float(weights[:, first_frame:last_frame].sum() / weights.sum())
+        own = speech_mask(np.array([own_frames]), weights.shape[-1], pad_side)[0]  # (n_frames,)
+        on_padding = 1.0 - float(weights[:, own].sum() / weights.sum())
         if on_padding > 0.005:
             ax.text(
                 0.99,
