@@ -76,7 +76,7 @@ figures: install
 # (bench/bench_loso.py, about a minute; epochs per fold from finished folds, else the max_epochs bound).
 table2: install
 	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/$(CORPUS)/$(EXP)
-	for model in 1 2 3 4; do \
+	for model in $$($(BIN)/cremad models); do \
 		$(BIN)/cremad loso --model $$model --data $(DATA) --corpus $(CORPUS) --experiment $(EXP) --runs $(RUNS) --cache-dir $(CACHE) \
 			$(if $(BACKEND),--backend $(BACKEND)) $(if $(strip $(SEEDS)),--seeds $(SEEDS)) --jobs $(strip $(JOBS)) $(CLIPS) || exit 1; \
 	done
@@ -90,7 +90,7 @@ results: install
 	$(BIN)/cremad synth $(DEMO)/CREMA-D --actors 6 --seed 0
 	for spec in "emodb $(EMODB)" "casia $(CASIA)" "cremad $(DEMO)/CREMA-D --epochs $(DEMO_EPOCHS)"; do \
 		set -- $$spec; corpus=$$1; data=$$2; shift 2; \
-		for model in 1 2 3 4; do \
+		for model in $$($(BIN)/cremad models); do \
 			$(BIN)/cremad loso --model $$model --data $$data --corpus $$corpus --experiment $(EXP) --seeds $(RESULT_SEEDS) \
 				--runs $(RUNS) --cache-dir $(CACHE) --no-save-models --jobs $(strip $(CPU_JOBS)) $$* || exit 1; \
 		done; \
@@ -107,7 +107,7 @@ perception: install
 # Emo-DB (real speech, 10 speakers) with the faithful, tuned and speakernorm recipes (~55 min on 2 cores),
 # each beside the baseline's two functional sets.
 emodb: install
-	for exp in paper tuned speakernorm; do for model in 1 2 3 4; do \
+	for exp in paper tuned speakernorm; do for model in $$($(BIN)/cremad models); do \
 		$(BIN)/cremad loso --model $$model --data $(EMODB) --corpus emodb --experiment $$exp --runs $(RUNS) --cache-dir $(CACHE) --no-save-models \
 			--jobs $(strip $(CPU_JOBS)) || exit 1; \
 	done; for features in mfcc rich; do \
@@ -122,7 +122,7 @@ data: install
 demo: install
 	$(BIN)/cremad synth $(DEMO)/CREMA-D --actors 6 --seed 0
 	$(BIN)/cremad features --data $(DEMO)/CREMA-D --cache-dir $(CACHE)
-	for model in 1 2 3 4; do \
+	for model in $$($(BIN)/cremad models); do \
 		$(BIN)/cremad loso --model $$model --data $(DEMO)/CREMA-D --runs $(DEMO)/runs --cache-dir $(CACHE) \
 			--experiment $(strip $(DEMO_EXP)) --epochs $(DEMO_EPOCHS) --jobs $(strip $(CPU_JOBS)) || exit 1; \
 	done

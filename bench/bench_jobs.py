@@ -74,8 +74,10 @@ def run_configuration(processes: int, threads: int | None, args) -> dict:
 
 
 def main(argv=None) -> int:
+    from cremad.model_names import MODEL_IDS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=int, default=3, choices=(1, 2, 3, 4))
+    parser.add_argument("--model", type=int, default=3, choices=MODEL_IDS)
     parser.add_argument("--clips", type=int, default=750, help="training clips per fold (CASIA: 750)")
     parser.add_argument("--frames", type=int, default=494, help="frames per clip (CASIA: 494)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per process; the first is not timed")

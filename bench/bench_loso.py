@@ -268,8 +268,10 @@ def pack_folds(
 
 
 def main(argv=None) -> int:
+    from cremad.model_names import PAPER_MODEL_IDS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--models", type=int, nargs="+", default=list(PAPER_MODEL_IDS))  # Table II's
     parser.add_argument("--data", help="real corpus folder (default: CREMA-D-shaped random features)")
     parser.add_argument("--corpus", default="cremad", choices=CORPORA)
     parser.add_argument("--cache-dir", default="cache")

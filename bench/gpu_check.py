@@ -203,8 +203,10 @@ def cudnn_report(model, batch_size: int = 8) -> dict:
 
 
 def main(argv=None) -> int:
+    from cremad.model_names import MODEL_IDS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--models", type=int, nargs="+", default=list(MODEL_IDS))
     parser.add_argument("--frames", type=int, default=501)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=50, help="timed training steps per model")

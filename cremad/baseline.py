@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from cremad import CremadError, runs
 from cremad.config import EMOTIONS, load_experiment, replace
-from cremad.corpus import CORPORA, CORPUS_HELP
+from cremad.corpus import CORPORA, CORPUS_HELP, DEFAULT_CORPUS
 from cremad.features import add_clip_arguments, clip_options, load_features
 from cremad.functionals import FEATURE_KINDS, FUNCTIONALS_CODE_VERSION, load_functionals
 from cremad.metrics import format_summary, summarize
@@ -162,7 +162,7 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/), or a manifest CSV"
     )
-    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    parser.add_argument("--corpus", choices=CORPORA, default=DEFAULT_CORPUS, help=CORPUS_HELP)
     add_clip_arguments(parser)
     parser.add_argument(
         "--features",

@@ -21,6 +21,7 @@ COMMANDS = {
     "synth": ("cremad.synth", "write the deterministic demo corpus (CREMA-D names)"),
     "manifest": ("cremad.corpus", "write a corpus's clip list as an editable CSV manifest"),
     "features": ("cremad.features", "extract and cache the paper's MFCCs"),
+    "models": ("cremad.model_names", "print the model ids (the paper's four; --all: every one)"),
     "loso": ("cremad.loso", "train a model in leave-one-actor-out folds"),
     "baseline": ("cremad.baseline", "functionals + SVM in the same leave-one-actor-out folds (a yardstick)"),
     "select": ("cremad.selection", "score candidate recipes by validation inside the training actors"),

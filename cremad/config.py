@@ -180,6 +180,9 @@ class TrainConfig:
     # "none" trains unweighted, which cost model 3 in validation on imbalanced Emo-DB
     # (experiments/README.md#class-weights-and-batch-size).
     class_weight: str = "balanced"
+    # Label smoothing (the paper is silent): the cross-entropy's target puts this much of its
+    # mass evenly on all classes. 0 = off, the paper's plain cross-entropy; untested in validation.
+    label_smoothing: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -198,6 +201,8 @@ class TrainConfig:
             )
         if not 0 <= self.ema_momentum < 1:
             raise ValueError(f"train.ema_momentum must be in [0, 1), got {self.ema_momentum!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not self.input_noise >= 0:
             raise ValueError(f"train.input_noise must be >= 0, got {self.input_noise!r}")
         if self.utterance_normalization not in ("none", "mean", "meanvar"):

@@ -2,7 +2,9 @@
 table becomes `Clip`s, the emotion label mapped to CREMA-D's six classes (section II-A).
 
 The table is what a CSV manifest holds (`--corpus manifest --data FILE.csv`); the presets build
-it from the layouts we know: CREMA-D and Emo-DB file names, CASIA's <speaker>/<emotion>/<id>.wav.
+it from the layouts we know: CREMA-D, Emo-DB and RAVDESS file names, CASIA's
+<speaker>/<emotion>/<id>.wav. Each preset is one `CorpusPreset` record in `PRESETS`: the CLI
+choices, the audio-folder check and the README's corpus table come from it.
 `cremad manifest --corpus X --data DIR` writes a preset's table for editing. File names that do
 not parse are returned with the reason, never dropped silently; `strict=True` makes them an error.
 Labels with no CREMA-D class (surprise, boredom, calm) are dropped and counted in one log line.
@@ -18,6 +20,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cremad import CremadError
@@ -49,6 +52,28 @@ EMODB_LABELS = {
 }
 EMODB_PATTERN = re.compile(r"^(?P<actor>\d{2})(?P<sentence>[ab]\d{2})(?P<emotion>[WLEAFTN])(?P<take>[a-z])$")
 
+# RAVDESS: MM-VV-EE-II-SS-RR-AA.wav (modality, vocal channel, emotion, intensity, statement,
+# repetition, actor); the speech set as distributed is audio-only (03) speech (01).
+RAVDESS_LABELS = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
+RAVDESS_PATTERN = re.compile(
+    r"^(?P<modality>\d{2})-(?P<channel>\d{2})-(?P<emotion>\d{2})-(?P<intensity>\d{2})-"
+    r"(?P<statement>\d{2})-(?P<repetition>\d{2})-(?P<actor>\d{2})$"
+)
+RAVDESS_REFUSED = {  # what the other files of the distribution are, named when one is refused
+    ("modality", "01"): "audio-video, not the audio-only speech set",
+    ("modality", "02"): "video-only, not the audio-only speech set",
+    ("channel", "02"): "the song set (vocal channel 02), not speech",
+}
+
 # Emotion labels (matched case-insensitively) and the CREMA-D class each means; others are dropped.
 EMOTION_ALIASES = {
     "ANG": ("ang", "angry", "anger"),
@@ -72,7 +97,7 @@ class CorpusError(CremadError):
 class Clip:
     path: str
     clip_id: str  # unique in the corpus: the file name without extension on CREMA-D and Emo-DB
-    actor: str  # the speaker: folds leave one out
+    speaker: str  # the table's speaker (CREMA-D's actor): folds leave one out
     sentence: str
     emotion: str  # one of EMOTIONS
     level: str  # LO/MD/HI/XX on CREMA-D, the take letter on Emo-DB
@@ -116,7 +141,7 @@ def clip_of(row: dict[str, str]) -> Clip | None:
 def row_of(clip: Clip) -> dict[str, str]:
     return {
         "path": clip.path,
-        "speaker": clip.actor,
+        "speaker": clip.speaker,
         "emotion": clip.emotion,
         "clip": clip.clip_id,
         "sentence": clip.sentence,
@@ -166,17 +191,18 @@ def parse_emodb_name(path: str | Path) -> Clip | None:
 
 
 def audio_dir(data_dir: str | Path, corpus: str = "cremad") -> Path:
-    """The folder holding the WAVs: `DIR/AudioWAV` (CREMA-D) or `DIR/wav` (Emo-DB) or DIR itself."""
-    if corpus not in ("cremad", "emodb"):
-        raise CorpusError(f"{corpus!r} is not a corpus of named files (cremad, emodb)")
+    """The folder holding a preset's WAVs: its `audio_folder` under DIR (`AudioWAV` on CREMA-D,
+    `wav` on Emo-DB) or DIR itself."""
+    flat = [name for name, preset in PRESETS.items() if preset.audio_folder]
+    if corpus not in flat:
+        raise CorpusError(f"{corpus!r} is not a corpus of named files in one folder ({', '.join(flat)})")
+    subfolder = PRESETS[corpus].audio_folder
     root = Path(data_dir)
     if not root.is_dir():
         raise CorpusError(f"{root}: no such folder (expected a {corpus} checkout or its audio folder)")
-    sub = root / ("AudioWAV" if corpus == "cremad" else "wav")
-    folder = sub if sub.is_dir() else root
+    folder = root / subfolder if (root / subfolder).is_dir() else root
     if not any(path.suffix.lower() == ".wav" for path in folder.iterdir()):
-        expected = "AudioWAV/*.wav" if corpus == "cremad" else "wav/*.wav"
-        raise CorpusError(f"{root}: no .wav files in it (expected {expected} or the WAVs themselves)")
+        raise CorpusError(f"{root}: no .wav files in it (expected {subfolder}/*.wav or the WAVs themselves)")
     return folder
 
 
@@ -200,6 +226,50 @@ def cremad_table(data_dir: str | Path) -> tuple[list[dict[str, str]], list[Rejec
 def emodb_table(data_dir: str | Path) -> tuple[list[dict[str, str]], list[Rejected]]:
     """Emo-DB: `DIR/wav/<speaker><text><emotion letter><take>.wav`."""
     return _named_files(audio_dir(data_dir, "emodb"), emodb_row)
+
+
+def ravdess_row(path: str | Path) -> dict[str, str]:
+    """The table row of `Actor_01/03-01-05-02-01-01-01.wav` (emotion in English, calm and
+    surprised included); ValueError for a name that does not parse or a file of the song set or
+    a video modality."""
+    path = Path(path)
+    match = RAVDESS_PATTERN.match(path.stem)
+    if path.suffix.lower() != ".wav":
+        raise ValueError("not a .wav file")
+    if not match:
+        raise ValueError(
+            "name is not <modality>-<channel>-<emotion>-<intensity>-<statement>-<repetition>-<actor>"
+        )
+    for (field, code), what in RAVDESS_REFUSED.items():
+        if match[field] == code:
+            raise ValueError(f"refused: {what}")
+    if match["modality"] != "03" or match["channel"] != "01" or match["emotion"] not in RAVDESS_LABELS:
+        raise ValueError("modality, vocal channel or emotion code outside RAVDESS's (03, 01, 01-08)")
+    folder = path.parent.name
+    if folder.startswith("Actor_") and folder != f"Actor_{match['actor']}":
+        raise ValueError(f"actor {match['actor']} of the name is not the folder's {folder}")
+    return {
+        "path": str(path),
+        "speaker": match["actor"],
+        "emotion": RAVDESS_LABELS[match["emotion"]],
+        "clip": path.stem,
+        "sentence": match["statement"],
+        "level": match["intensity"],
+    }
+
+
+def ravdess_table(data_dir: str | Path) -> tuple[list[dict[str, str]], list[Rejected]]:
+    """RAVDESS speech: `DIR/Actor_XX/03-01-<emotion>-<intensity>-<statement>-<repetition>-XX.wav`."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise CorpusError(f"{root}: no such folder (expected RAVDESS's Actor_XX/*.wav)")
+    rows, rejected = [], []
+    for folder in sorted(path for path in root.glob("Actor_*") if path.is_dir()):
+        folder_rows, folder_rejected = _named_files(folder, ravdess_row)
+        rows, rejected = rows + folder_rows, rejected + folder_rejected
+    if not rows:
+        raise CorpusError(f"{root}: no Actor_XX/*.wav speech files in it (RAVDESS's layout)")
+    return rows, rejected
 
 
 def casia_table(data_dir: str | Path) -> tuple[list[dict[str, str]], list[Rejected]]:
@@ -271,7 +341,76 @@ def manifest_table(manifest: str | Path) -> tuple[list[dict[str, str]], list[Rej
     return table, []
 
 
-PRESETS = {"cremad": cremad_table, "emodb": emodb_table, "casia": casia_table, "manifest": manifest_table}
+@dataclasses.dataclass(frozen=True)
+class CorpusPreset:
+    """One `--corpus` choice: how its table is read and what README's corpus table says of it."""
+
+    name: str
+    reader: Callable[[str | Path], tuple[list[dict[str, str]], list[Rejected]]]  # --data -> table
+    data: str  # what --data is
+    speaker: str  # where the speaker comes from
+    emotion: str  # where the emotion comes from, and its codes
+    clip: str  # the clip id
+    audio_folder: str = ""  # the folder of --data the WAVs sit in, flat; "" when they are not flat
+    labels: dict[str, str] | None = None  # the corpus's emotion codes -> labels; None: words
+
+    def readme_row(self) -> str:
+        """This preset's row of README's corpus table."""
+        name = f"`{self.name}`" + (" (default)" if self.name == DEFAULT_CORPUS else "")
+        return f"| {name} | {self.data} | {self.speaker} | {self.emotion} | {self.clip} |"
+
+
+DEFAULT_CORPUS = "cremad"
+PRESETS = {
+    preset.name: preset
+    for preset in (
+        CorpusPreset(
+            "cremad",
+            cremad_table,
+            data="folder holding `AudioWAV/`",
+            speaker="`1001` of `1001_DFA_ANG_XX.wav`",
+            emotion="`ANG`",
+            clip="file name",
+            audio_folder="AudioWAV",
+            labels={code: code for code in EMOTIONS},
+        ),
+        CorpusPreset(
+            "emodb",
+            emodb_table,
+            data="folder holding `wav/`",
+            speaker="`03` of `03a01Wa.wav`",
+            emotion="letter: `W` anger ... `L` boredom",
+            clip="file name",
+            audio_folder="wav",
+            labels=EMODB_LABELS,
+        ),
+        CorpusPreset(
+            "casia",
+            casia_table,
+            data="folder of `<speaker>/<emotion>/<id>.wav`",
+            speaker="first folder",
+            emotion="second folder",
+            clip="`wangzhe_angry_201`",
+        ),
+        CorpusPreset(
+            "ravdess",
+            ravdess_table,
+            data="folder of `Actor_XX/03-01-EE-II-SS-RR-AA.wav`",
+            speaker="`AA` of the name",
+            emotion="`EE`: `01` neutral ... `08` surprised; `02` calm, `08` dropped",
+            clip="file name",
+            labels=RAVDESS_LABELS,
+        ),
+        CorpusPreset(
+            "manifest",
+            manifest_table,
+            data="a CSV file",
+            speaker="`speaker` column",
+            emotion="`emotion` column",
+            clip="`clip` column",
+        ),
+    )
+}
 CORPORA = tuple(PRESETS)
 CORPUS_HELP = "corpus layout; with manifest, --data is a CSV file path,speaker,emotion[,clip,...]"
 
@@ -280,7 +419,7 @@ def corpus_table(data_dir: str | Path, corpus: str) -> tuple[list[dict[str, str]
     """The table of corpus `corpus` at `data_dir` (a folder, or a CSV file for `manifest`)."""
     if corpus not in PRESETS:
         raise CorpusError(f"unknown corpus {corpus!r} (choose from {', '.join(CORPORA)})")
-    return PRESETS[corpus](data_dir)
+    return PRESETS[corpus].reader(data_dir)
 
 
 def clips_of_table(rows: list[dict[str, str]], source: str, skip_bad: bool = False) -> list[Clip]:
@@ -314,7 +453,7 @@ def clips_of_table(rows: list[dict[str, str]], source: str, skip_bad: bool = Fal
         )
     if missing and skip_bad:
         log.warning("%s: skipped %d missing file(s): %s", source, len(missing), ", ".join(missing))
-    empty = sorted(set(speakers) - {clip.actor for clip in kept})
+    empty = sorted(set(speakers) - {clip.speaker for clip in kept})
     problems += [
         f"speaker {speaker} has no clips left ({speakers[speaker]} row(s), each a label with no CREMA-D "
         "class or a missing file)"
@@ -346,7 +485,7 @@ def scan(
 def check_against_published(clips: list[Clip]) -> list[str]:
     """Compare a CREMA-D clip list with the published corpus; return (and log) the differences."""
     notes = []
-    actors = {clip.actor for clip in clips}
+    actors = {clip.speaker for clip in clips}
     if len(clips) != CREMAD_CLIPS:
         notes.append(f"{len(clips)} clips, the published CREMA-D has {CREMAD_CLIPS}")
     missing = sorted(set(CREMAD_ACTORS) - actors)

@@ -23,7 +23,7 @@ from cremad import CremadError
 from cremad.atomic import atomic_path
 from cremad.audio import BadAudioError, load_audio, pad_signal, trim_digital_silence
 from cremad.config import EMOTIONS, FeatureConfig, load_experiment
-from cremad.corpus import CORPORA, CORPUS_HELP, Clip, scan
+from cremad.corpus import CORPORA, CORPUS_HELP, DEFAULT_CORPUS, Clip, scan
 from cremad.duplicates import DROP_OPTION, clip_digests, find_identical
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class FeatureSet:
 
     @property
     def actors(self) -> np.ndarray:
-        return np.array([clip.actor for clip in self.clips])
+        return np.array([clip.speaker for clip in self.clips])
 
     @property
     def labels(self) -> np.ndarray:
@@ -374,7 +374,7 @@ def _extract_clips(
         config=np.array(json.dumps(dataclasses.asdict(config))),
     )
     elapsed = time.perf_counter() - started
-    actors = len({clip.actor for clip in kept_clips})
+    actors = len({clip.speaker for clip in kept_clips})
     log.info(
         "features: %d clips, %d actors, %d frames x %d columns, %.1f s of audio in %.1f s "
         "(%.0fx realtime) -> %s",
@@ -422,7 +422,7 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--data", default="data/CREMA-D", help="corpus root or its audio folder (manifest: the CSV)"
     )
-    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    parser.add_argument("--corpus", choices=CORPORA, default=DEFAULT_CORPUS, help=CORPUS_HELP)
     parser.add_argument("--cache-dir", default="cache")
     add_clip_arguments(parser)
     parser.add_argument(

@@ -24,14 +24,14 @@ import numpy as np
 
 from cremad import CremadError, ensembles, runs
 from cremad.metrics import combined_results, load_results
-from cremad.model_names import ATTENTION_MODEL_IDS, ENSEMBLE_SUFFIX, model_name
+from cremad.model_names import ENSEMBLE_SUFFIX, FIG2_MODEL_IDS, model_name
 from cremad.plots import STYLE, attention_figure, confusion_figures, fold_accuracy_figure, run_setting, save
 from cremad.result_tables import write_tables
 
 log = logging.getLogger(__name__)
 
 PAPER_CLIP = "1015_DFA_ANG_XX"  # the clip of the paper's Fig. 2
-ATTENTION_MODELS = tuple(model_name(model_id) for model_id in ATTENTION_MODEL_IDS)
+ATTENTION_MODELS = tuple(model_name(model_id) for model_id in FIG2_MODEL_IDS)
 
 
 def find_clip(results: dict, clip_id: str) -> str | None:

@@ -47,13 +47,14 @@ def run_fold(
     started = time.time()
     train = config.train
     folder = runs.start_fold(out_dir)
-    split = split_fold(features.actors, test_actor, train.validation_fraction, train.seed)
+    # Without early stopping no actor is held back: every training actor fits.
+    split = split_fold(
+        features.actors, test_actor, train.validation_fraction, train.seed, train.early_stopping
+    )
     frame_mask = features.speech_mask() if train.needs_frame_mask else None  # (clips, frames)
     x_all, y_all = model_inputs(config, features, frame_mask), np.asarray(features.labels)
     train_index = np.sort(np.concatenate([split.fit_index, split.validation_index]))  # training actors' clips
-    # Without early stopping no actor is held back: every training actor fits.
     validation = np.isin(train_index, split.validation_index) if train.early_stopping else None
-    fit_index = split.fit_index if train.early_stopping else train_index
     seed = train.seed + fold_index
     with runs.history_loggers(*runs.history_paths(folder)) as (fit_log, refit_log):
         result = train_model(
@@ -89,10 +90,10 @@ def run_fold(
     fold_config = {
         "test_actor": test_actor,
         "train_actors": list(split.train_actors),
-        "validation_actors": list(split.validation_actors) if train.early_stopping else [],
-        "fit_actors": list(split.fit_actors) if train.early_stopping else list(split.train_actors),
-        "n_fit": len(fit_index),
-        "n_validation": len(split.validation_index) if train.early_stopping else 0,
+        "validation_actors": list(split.validation_actors),
+        "fit_actors": list(split.fit_actors),
+        "n_fit": len(split.fit_index),
+        "n_validation": len(split.validation_index),
         "n_test": len(split.test_index),
         "seed": seed,
         "fold_index": fold_index,
@@ -100,7 +101,7 @@ def run_fold(
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
         "refit": train.refit,
-        "class_weight": class_weights(y_all[fit_index], train.class_weight),
+        "class_weight": class_weights(y_all[split.fit_index], train.class_weight),
         "experiment": config.to_dict(),
         "versions": runs.library_versions(),
     }

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from cremad import CremadError, runs
 from cremad.arguments import comma_list, nonnegative_int
 from cremad.config import load_experiment, replace
-from cremad.corpus import CORPORA, CORPUS_HELP
+from cremad.corpus import CORPORA, CORPUS_HELP, DEFAULT_CORPUS
 from cremad.features import add_clip_arguments, clip_options
 from cremad.model_names import MODEL_IDS, model_name
 from cremad.process import limit_threads
@@ -39,9 +39,11 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=int, choices=MODEL_IDS, required=True, help="paper model 1-4")
+    parser.add_argument(
+        "--model", type=int, choices=MODEL_IDS, required=True, help="model id (the paper's: 1-4)"
+    )
     parser.add_argument("--data", required=True, help="corpus folder (CREMA-D: holds AudioWAV/)")
-    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    parser.add_argument("--corpus", choices=CORPORA, default=DEFAULT_CORPUS, help=CORPUS_HELP)
     add_clip_arguments(parser)
     parser.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     parser.add_argument("--experiment", default="paper", help="experiments/NAME.toml (default: paper)")

@@ -30,12 +30,12 @@ from cremad import CremadError, ensembles, runs
 from cremad.config import EMOTION_NAMES, EMOTIONS
 from cremad.model_names import (
     BASELINE_MODEL_NAMES,
-    MODEL_IDS,
+    PAPER_MODEL_IDS,
     ensemble_name,
     fusion_name,
+    model_id_of,
     model_label,
     model_name,
-    paper_model_id,
 )
 from cremad.runs import Predictions, RunKey
 from cremad.stats import aggregate_seeds, row_percent
@@ -98,7 +98,7 @@ def compute_summary(predictions: Predictions) -> dict[str, Any]:
     return {
         "run_dir": str(predictions.run_dir),
         "model": model,
-        "model_id": paper_model_id(model),
+        "model_id": model_id_of(model),
         "seed": run.get("seed", run.get("config", {}).get("train", {}).get("seed")),
         "experiment": run.get("experiment"),
         "corpus": run.get("corpus"),
@@ -158,8 +158,8 @@ class ModelResults:
 
 
 def model_order(name: str) -> tuple:
-    """The paper's models by number first, then the others by name."""
-    model_id = paper_model_id(name)
+    """The models by number first, then the others (baselines, ensembles) by name."""
+    model_id = model_id_of(name)
     return (model_id is None, model_id or 0, name)
 
 
@@ -173,7 +173,7 @@ def load_results(selected: dict[RunKey, Path]) -> dict[str, ModelResults]:
             log.warning("%s: no finished folds in %s, left out", key.model, path)
             continue
         by_model.setdefault(key.model, {})[key.seed] = predictions
-    for model_id in MODEL_IDS:
+    for model_id in PAPER_MODEL_IDS:
         if model_name(model_id) not in {key.model for key in selected}:
             log.warning("model %d: no run folder, left out", model_id)
     results = {}

@@ -14,8 +14,9 @@ On a CPU under TensorFlow the same layer (`cremad.lstm.LSTM`, Keras' LSTM with t
 and config) runs a fused recurrence instead of Keras' loop of small ops. Only backend-agnostic
 `keras.ops` are used, so the models run on all three backends.
 
-The facts about the models (ids, names, which have attention) live in `cremad.model_names`,
-which needs no Keras.
+The facts about the models (one `ModelSpec` each: encoder, direction, attention, whether the
+paper has it) live in `cremad.model_names`, which needs no Keras; `build_model` composes a model
+from its record, its encoder from `ENCODERS`.
 """
 
 from __future__ import annotations
@@ -25,13 +26,7 @@ from keras import layers, ops
 
 from cremad.config import ModelConfig
 from cremad.lstm import LSTM
-from cremad.model_names import (
-    ATTENTION_MODEL_IDS,
-    ATTENTION_WEIGHTS,
-    BIDIRECTIONAL_MODEL_IDS,
-    MODEL_IDS,
-    model_name,
-)
+from cremad.model_names import ATTENTION_WEIGHTS, model_spec
 
 
 @keras.saving.register_keras_serializable(package="cremad")
@@ -54,8 +49,10 @@ class ZeroState(layers.Layer):
 
 
 def load_model(path):
-    """Load a `.keras` file holding one of these models (ZeroState is registered above)."""
-    return keras.models.load_model(path)
+    """Load a `.keras` file holding one of these models (ZeroState is registered above) for
+    prediction. Uncompiled: the loss and optimizer a recipe trained with stay with training, so
+    a model trained with any option loads in a process that imports nothing from training."""
+    return keras.models.load_model(path, compile=False)
 
 
 def _lstm(units: int, name: str, **kwargs) -> LSTM:
@@ -85,6 +82,10 @@ def pre_lstm(inputs, units: int, bidirectional: bool):
     return _lstm(units, name="pre_lstm", return_sequences=True)(inputs)
 
 
+# A ModelSpec's encoder -> the function that builds it: (inputs, units, bidirectional) -> (B, x, P).
+ENCODERS = {"lstm": pre_lstm}
+
+
 def attention_block(pre_outputs, s_prev, energy_dense, score_dense, suffix: str = ""):
     """Fig. 1's dotted box for one post-LSTM step t: equation (1).
 
@@ -110,30 +111,29 @@ def build_model(
     n_classes: int = 6,
     config: ModelConfig = ModelConfig(),
 ) -> keras.Model:
-    """Build paper model `model_id` (1-4) for inputs of shape (n_frames, n_features).
+    """Build model `model_id` (a record of `cremad.model_names.MODELS`) for inputs of shape
+    (n_frames, n_features).
 
-    Models 1 and 2 run the attention block and the post-LSTM for `config.decoder_steps` steps
-    (default 1: one label per utterance, one attention curve per clip as in Fig. 2), starting
-    from s<0> = c<0> = 0, with the same post-LSTM layer at every step; the Dense softmax reads
-    the last s<t>. Models 3 and 4 feed the whole dropped-out pre-LSTM sequence to the post-LSTM.
+    Models with attention (the paper's 1 and 2) run the attention block and the post-LSTM for
+    `config.decoder_steps` steps (default 1: one label per utterance, one attention curve per
+    clip as in Fig. 2), starting from s<0> = c<0> = 0, with the same post-LSTM layer at every
+    step; the Dense softmax reads the last s<t>. The others (3 and 4) feed the whole dropped-out
+    pre-LSTM sequence to the post-LSTM.
     Returns an uncompiled keras.Model named "model<k>"."""
 
-    if model_id not in MODEL_IDS:
-        raise ValueError(f"model_id must be one of {MODEL_IDS}, got {model_id!r}")
+    spec = model_spec(model_id)
     if n_frames < 1 or n_features < 1 or n_classes < 2:
         raise ValueError(
             f"need n_frames >= 1, n_features >= 1, n_classes >= 2; got {n_frames}, {n_features}, {n_classes}"
         )
     if config.decoder_steps < 1:
         raise ValueError(f"decoder_steps must be >= 1, got {config.decoder_steps}")
-    bidirectional = model_id in BIDIRECTIONAL_MODEL_IDS
-    with_attention = model_id in ATTENTION_MODEL_IDS
 
     inputs = keras.Input(shape=(n_frames, n_features), name="mfcc")  # (B, x, 13)
-    pre_outputs = pre_lstm(inputs, config.pre_units, bidirectional)  # (B, x, P)
+    pre_outputs = ENCODERS[spec.encoder](inputs, config.pre_units, spec.bidirectional)  # (B, x, P)
     pre_outputs = layers.Dropout(config.dropout_rate, name="dropout")(pre_outputs)
 
-    if with_attention:
+    if spec.attention:
         energy_dense = layers.Dense(config.attention_units, activation="tanh", name="attention_energy")
         score_dense = layers.Dense(1, activation="relu", name="attention_score")
         post_lstm = _lstm(config.post_units, name="post_lstm", return_state=True)
@@ -147,7 +147,7 @@ def build_model(
         final_state = _lstm(config.post_units, name="post_lstm")(pre_outputs)  # (B, S)
 
     outputs = layers.Dense(n_classes, activation="softmax", name="output")(final_state)
-    return keras.Model(inputs, outputs, name=model_name(model_id))
+    return keras.Model(inputs, outputs, name=spec.name)
 
 
 def lstm_layers(model: keras.Model) -> list[keras.layers.LSTM]:
@@ -177,11 +177,11 @@ def attention_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 def attention_model(model: keras.Model) -> keras.Model:
     """A model sharing `model`'s weights that maps its input to the attention weights
-    a<t, t'>, shape (batch, decoder_steps, n_frames). Models 1 and 2 only."""
+    a<t, t'>, shape (batch, decoder_steps, n_frames). Models with attention only."""
 
     found = attention_layers(model)
     if not found:
-        raise ValueError(f"{model.name} has no attention layer (only models 1 and 2 do)")
+        raise ValueError(f"{model.name} has no attention layer (a model without attention)")
     steps = [layers.Reshape((1, -1))(layer.output) for layer in found]  # each (B, 1, x)
     weights = steps[0] if len(steps) == 1 else layers.Concatenate(axis=1)(steps)
     return keras.Model(model.input, weights, name=f"{model.name}_attention")

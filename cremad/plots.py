@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from cremad import runs
 from cremad.config import EMOTION_NAMES, EMOTIONS, FeatureConfig
-from cremad.model_names import ATTENTION_MODEL_IDS, model_name
+from cremad.model_names import FIG2_MODEL_IDS, MODEL_SPECS, model_name
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,8 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     import librosa
     import librosa.display
 
-    from cremad.features import read_clip
+    from cremad.features import n_frames as frames_of
+    from cremad.features import read_clip, speech_mask
 
     # The run's own feature settings, so the clip is read (resampled, trimmed) as its models saw it.
     settings = {
@@ -175,7 +176,7 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     sample_rate, hop_length = features.sample_rate, features.hop_length
     signal, _ = read_clip(audio_path, features)  # (n_samples,)
     duration = len(signal) / sample_rate
-    names = [model_name(model_id) for model_id in ATTENTION_MODEL_IDS]
+    names = [model_name(model_id) for model_id in FIG2_MODEL_IDS]
     curves = {name: clip_attention(results[name], actor, clip_id) for name in names if name in results}
     n_frames = max(
         (curve[0].shape[-1] for curve in curves.values() if curve), default=1 + len(signal) // hop_length
@@ -184,10 +185,10 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     padded = np.pad(signal, (0, pad_to - len(signal)))  # (pad_to,)
     seconds = np.arange(pad_to) / sample_rate  # (pad_to,)
     # With start padding the clip's samples sat after pad_to - n zeros in the model's input.
-    shift = pad_to - len(signal) if run_setting(results, "pad_side") == "start" else 0
+    pad_side = "start" if run_setting(results, "pad_side") == "start" else "end"
+    shift = pad_to - len(signal) if pad_side == "start" else 0
     frame_of_sample = np.rint((np.arange(pad_to) + shift) / hop_length).astype(int)  # (pad_to,)
-    first_frame = int(np.ceil(shift / hop_length))  # the clip's own frames: first_frame .. last_frame
-    last_frame = first_frame + int(np.ceil(len(signal) / hop_length))
+    own_frames = frames_of(len(signal), features)  # the clip's own frames, as training's mask counts them
 
     figure = Figure(figsize=(COLUMN_WIDTH, 4.6), layout="constrained")
     ax_wave, ax_spec, *ax_attention = figure.subplots(2 + len(names), 1, sharex=True)
@@ -210,8 +211,8 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     ax_spec.set_xlabel("")
 
     true = None
-    for ax, name, model_id in zip(ax_attention, names, ATTENTION_MODEL_IDS):
-        kind = "uni-directional" if model_id == 1 else "bi-directional"
+    for ax, name, model_id in zip(ax_attention, names, FIG2_MODEL_IDS):
+        kind, colour = MODEL_SPECS[model_id].label, MODEL_SPECS[model_id].colour
         ax.set_ylabel("Weight")
         curve = curves.get(name)
         if curve is None:
@@ -226,7 +227,7 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
                 seconds,
                 step[np.minimum(frame_of_sample, len(step) - 1)],
                 linewidth=0.6,
-                color="tab:red" if model_id == 1 else "tab:blue",
+                color=colour,
             )
         # Dotted: uniform attention (1 / n_frames), the level of a model that attends to nothing.
         uniform = 1.0 / weights.shape[-1]
@@ -239,7 +240,8 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
             f"predicted {EMOTION_NAMES[predicted]} ({verdict}){seed_note}"
         )
         # Softmax mass on the zero padding is off the axis; say how much there is.
-        on_padding = 1.0 - float(weights[:, first_frame:last_frame].sum() / weights.sum())
+        own = speech_mask(np.array([own_frames]), weights.shape[-1], pad_side)[0]  # (n_frames,)
+        on_padding = 1.0 - float(weights[:, own].sum() / weights.sum())
         if on_padding > 0.005:
             ax.text(
                 0.99,

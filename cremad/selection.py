@@ -29,9 +29,9 @@ from cremad import CremadError
 from cremad.arguments import comma_list, nonnegative_int
 from cremad.atomic import write_json
 from cremad.config import ExperimentConfig, replace
-from cremad.corpus import CORPORA, CORPUS_HELP
+from cremad.corpus import CORPORA, CORPUS_HELP, DEFAULT_CORPUS
 from cremad.features import add_clip_arguments, clip_options
-from cremad.model_names import MODEL_IDS
+from cremad.model_names import MODEL_IDS, PAPER_MODEL_IDS, model_ids_text
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def format_curves(rows: list[dict[str, Any]]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="corpus folder")
-    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    parser.add_argument("--corpus", choices=CORPORA, default=DEFAULT_CORPUS, help=CORPUS_HELP)
     add_clip_arguments(parser)
     parser.add_argument(
         "--experiments",
@@ -143,7 +143,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated candidate recipes: names in experiments/candidates/ or "
         "experiments/, or paths to TOML files",
     )
-    parser.add_argument("--models", default="1,2,3,4", help="comma-separated paper models (default: 1,2,3,4)")
+    parser.add_argument(
+        "--models",
+        default=model_ids_text(PAPER_MODEL_IDS),
+        help="comma-separated models (default: the paper's, %(default)s)",
+    )
     parser.add_argument("--outer", type=int, help="how many outer folds (default: all)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     parser.add_argument(
@@ -171,7 +175,7 @@ def run(args) -> int:
     models = comma_list(args.models, "--models", int, example="1,2")
     seeds = comma_list(args.seeds, "--seeds", nonnegative_int, example="0,1,2")
     if set(models) - set(MODEL_IDS):
-        raise CremadError(f"--models {args.models}: paper models are {', '.join(map(str, MODEL_IDS))}")
+        raise CremadError(f"--models {args.models}: the models are {model_ids_text(MODEL_IDS, ', ')}")
     candidates = comma_list(args.experiments, "--experiments")
     configs = {(text, model_id): candidate(text, model_id) for text in candidates for model_id in models}
     out = Path(args.out)

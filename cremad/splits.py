@@ -4,7 +4,7 @@
     fit         the other actors minus the validation actors: weights, class weights and the
                 standardization statistics come from these clips alone
     validation  a few *training* actors (never the test actor) for early stopping and the
-                learning-rate schedule
+                learning-rate schedule; none when the recipe does not stop early
 
 Index arrays and actor ids only: no Keras, no files, so run folders and the SVM baseline can
 use the same folds as the four models.
@@ -58,11 +58,14 @@ def validation_mask(
     return mask
 
 
-def split_fold(actors: np.ndarray, test_actor: str, validation_fraction: float, seed: int) -> FoldSplit:
+def split_fold(
+    actors: np.ndarray, test_actor: str, validation_fraction: float, seed: int, with_validation: bool = True
+) -> FoldSplit:
     """Split clips (by their actor ids, one per clip) into fit / validation / test for the fold
-    that holds out `test_actor`. The validation actors are `validation_fraction` of the training
-    actors (at least one), drawn by GroupShuffleSplit from seed and test actor, so a fold gets
-    the same ones whatever else runs beside it."""
+    that holds out `test_actor`. With `with_validation` (a recipe that stops early) the
+    validation actors are `validation_fraction` of the training actors (at least one), drawn by
+    GroupShuffleSplit from seed and test actor, so a fold gets the same ones whatever else runs
+    beside it; without it every training actor fits, and one training actor is enough."""
     actors = np.asarray(actors).astype(str)
     if test_actor not in set(actors):
         raise ValueError(f"test actor {test_actor!r} has no clips (actors: {', '.join(sorted(set(actors)))})")
@@ -71,9 +74,15 @@ def split_fold(actors: np.ndarray, test_actor: str, validation_fraction: float, 
     test_index = np.flatnonzero(actors == test_actor)
     train_index = np.flatnonzero(actors != test_actor)
     train_actors = tuple(sorted(set(actors[train_index])))
-    if len(train_actors) < 2:
+    if with_validation and len(train_actors) < 2:
         raise ValueError(f"fold {test_actor}: need at least 2 training actors (one for validation)")
-    validation = validation_mask(actors[train_index], validation_fraction, seed, test_actor)
+    if not train_actors:
+        raise ValueError(f"fold {test_actor}: no other actor to train on")
+    validation = (
+        validation_mask(actors[train_index], validation_fraction, seed, test_actor)
+        if with_validation
+        else np.zeros(len(train_index), dtype=bool)
+    )
     fit_index, validation_index = train_index[~validation], train_index[validation]
     split = FoldSplit(
         test_actor=test_actor,

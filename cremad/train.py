@@ -30,7 +30,7 @@ import numpy as np
 from cremad import CremadError, runs
 from cremad.atomic import atomic_path, write_json
 from cremad.config import EMOTIONS, ExperimentConfig, load_experiment, replace
-from cremad.corpus import CORPORA, CORPUS_HELP
+from cremad.corpus import CORPORA, CORPUS_HELP, DEFAULT_CORPUS
 from cremad.features import add_clip_arguments, clip_options
 from cremad.model_names import MODEL_IDS, model_name
 
@@ -127,10 +127,10 @@ def train_on_all_actors(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", type=int, choices=MODEL_IDS, default=2, help="paper model (default: %(default)s)"
+        "--model", type=int, choices=MODEL_IDS, default=2, help="model id (default: %(default)s)"
     )
     parser.add_argument("--data", required=True, help="corpus root or its audio folder")
-    parser.add_argument("--corpus", choices=CORPORA, default="cremad", help=CORPUS_HELP)
+    parser.add_argument("--corpus", choices=CORPORA, default=DEFAULT_CORPUS, help=CORPUS_HELP)
     add_clip_arguments(parser)
     parser.add_argument(
         "--experiment", default="paper", help="experiments/<NAME>.toml (default: %(default)s)"

@@ -81,6 +81,30 @@ class SpeechFrameNoise(keras.layers.Layer):
         return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
 
 
+# Hand-written: Keras' SparseCategoricalCrossentropy has no label smoothing.
+@keras.saving.register_keras_serializable(package="cremad")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels against targets smoothed by `label_smoothing`."""
+
+    def __init__(self, label_smoothing: float, n_classes: int, name: str = "smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing, self.n_classes = label_smoothing, n_classes
+
+    def call(self, y_true, y_pred):
+        one_hot = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.n_classes)  # (B, classes)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing, "n_classes": self.n_classes}
+
+
+def loss_of(train) -> str | keras.losses.Loss:
+    """The loss config.train asks for: the paper's sparse cross-entropy, or it label-smoothed."""
+    if train.label_smoothing > 0:
+        return SmoothedSparseCrossentropy(train.label_smoothing, len(EMOTIONS))
+    return "sparse_categorical_crossentropy"
+
+
 def fit_model(
     config: ExperimentConfig,
     model_id: int,
@@ -92,8 +116,8 @@ def fit_model(
     verbose: int = 0,
     epochs: int | None = None,
 ):
-    """Build, compile (optimizer and learning rate from config.train, sparse categorical
-    cross-entropy) and fit model `model_id` from seed `seed` on arrays already standardized.
+    """Build, compile (optimizer, learning rate and loss from config.train, by default sparse
+    categorical cross-entropy) and fit model `model_id` from seed `seed` on arrays already standardized.
     With `validation` data and train.early_stopping, early stopping (best weights restored) and
     the plateau schedule watch its loss; without train.early_stopping the validation data is
     only watched: its loss, accuracy and unweighted accuracy (`val_ua`) are logged per epoch.
@@ -121,7 +145,7 @@ def fit_model(
             [keras.Input(shape=x.shape[1:]), SpeechFrameNoise(train.input_noise, seed), model],
             name=f"{model.name}_with_noise",
         )
-    fitted.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    fitted.compile(optimizer=optimizer, loss=loss_of(train), metrics=["accuracy"])
     early_stopping = None
     own = []  # before the caller's callbacks, so that a CSVLogger among those sees every log
     if train.ema_momentum > 0 and validation is not None:

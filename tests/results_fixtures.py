@@ -15,7 +15,7 @@ import soundfile
 
 from cremad import runs
 from cremad.config import EMOTIONS
-from cremad.model_names import ATTENTION_MODEL_IDS, model_name
+from cremad.model_names import ATTENTION_MODEL_IDS, PAPER_MODEL_IDS, model_name
 
 ACTORS = ("1001", "1002")
 SENTENCES = ("DFA", "IEO")
@@ -147,7 +147,7 @@ def write_corpus(root: Path, clip_ids=("1001_DFA_ANG_XX",)) -> Path:
 
 
 def write_runs(
-    root: Path, models=(1, 2, 3, 4), data_dir: Path | None = None, experiment: str = "paper"
+    root: Path, models=PAPER_MODEL_IDS, data_dir: Path | None = None, experiment: str = "paper"
 ) -> Path:
     """A seed-0 run of each model, as `cremad loso --runs root` would leave them; returns
     root/cremad (a folder `--runs` takes)."""

@@ -4,6 +4,7 @@ classes a corpus lacks."""
 import logging
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import soundfile
 
 from cremad.cli import COMMANDS, build_parser, main
 from cremad.config import EMOTIONS, FeatureConfig
-from cremad.corpus import CORPORA, CorpusError, emotion_code, scan
+from cremad.corpus import CORPORA, PRESETS, CorpusError, emotion_code, scan
 from cremad.features import cache_key, load_features
 from cremad.scaling import class_weights
 
@@ -73,7 +74,7 @@ def test_casia_layout_gives_unique_ids_and_drops_surprise(casia_tree, caplog):
         "wangzhe_sad_201",
         "wangzhe_sad_202",
     ]
-    assert {clip.actor for clip in clips} == {"liuchanhg", "wangzhe"}
+    assert {clip.speaker for clip in clips} == {"liuchanhg", "wangzhe"}
     assert [clip.emotion for clip in clips[:4]] == ["ANG", "ANG", "SAD", "SAD"]
     assert clips[0].sentence == "201" and clips[0].path == str(casia_tree / "liuchanhg" / "angry" / "201.wav")
     assert [os.path.basename(item.path) for item in rejected] == ["stray.wav"]
@@ -114,7 +115,7 @@ def test_manifest_paths_are_relative_to_it_and_extras_kept(tmp_path):
     )
     clips, rejected = scan(manifest, "manifest")
     assert rejected == []
-    assert [(clip.clip_id, clip.actor, clip.emotion, clip.extra) for clip in clips] == [
+    assert [(clip.clip_id, clip.speaker, clip.emotion, clip.extra) for clip in clips] == [
         ("audio_s1_a", "s1", "ANG", {"gender": "f"}),
         ("audio_s2_b", "s2", "HAP", {"gender": "m"}),
     ]
@@ -210,14 +211,14 @@ def test_manifest_of_a_preset_reads_back_the_same_clips(corpus, casia_tree, tmp_
     assert main(["manifest", "--corpus", corpus, "--data", str(data)]) == 0
     (tmp_path / "stdout.csv").write_text(capsys.readouterr().out)
     expected = [
-        (clip.clip_id, clip.actor, clip.emotion, clip.sentence, clip.level, os.path.realpath(clip.path))
+        (clip.clip_id, clip.speaker, clip.emotion, clip.sentence, clip.level, os.path.realpath(clip.path))
         for clip in scan(data, corpus)[0]
     ]
     for manifest in (out, tmp_path / "stdout.csv"):
         assert not os.path.isabs(manifest.read_text().splitlines()[1].split(",")[0])
         clips, _ = scan(manifest, "manifest")
         assert [
-            (clip.clip_id, clip.actor, clip.emotion, clip.sentence, clip.level, os.path.realpath(clip.path))
+            (clip.clip_id, clip.speaker, clip.emotion, clip.sentence, clip.level, os.path.realpath(clip.path))
             for clip in clips
         ] == expected
     if corpus == "emodb":
@@ -266,7 +267,7 @@ def test_real_casia(casia_dir, caplog):
     with caplog.at_level(logging.INFO):
         clips, rejected = scan(casia_dir, "casia")
     assert len(clips) == 1000 and rejected == []
-    assert sorted({clip.actor for clip in clips}) == ["ZhaoZuoxiang", "liuchanhg", "wangzhe", "zhaoquanyin"]
+    assert sorted({clip.speaker for clip in clips}) == ["ZhaoZuoxiang", "liuchanhg", "wangzhe", "zhaoquanyin"]
     assert "dropped 200 clips whose emotion has no CREMA-D class (surprise 200)" in caplog.text
     counts = np.bincount([clip.label for clip in clips], minlength=len(EMOTIONS))
     assert dict(zip(EMOTIONS, counts.tolist())) == {
@@ -304,3 +305,33 @@ def test_a_real_corpus_is_skipped_only_when_its_folder_is_absent(tmp_path):
     (folder / "wav" / "03a01Fa.wav").write_bytes(b"RIFF")  # a clip whose header does not parse
     result, message = outcome(folder)
     assert result == "fail" and "03a01Fa.wav" in message
+
+
+@pytest.mark.parametrize("name", CORPORA)
+def test_readme_corpus_table_has_each_preset_row(name):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert PRESETS[name].readme_row() in readme.splitlines()
+
+
+def test_ravdess_speech_set_reads_with_the_preset(tmp_path, caplog):
+    """Two actors' tones in RAVDESS's layout: calm and surprised dropped and counted, the song set
+    and a video file refused by name, the speaker the name's last field."""
+    root = tmp_path / "ravdess"
+    for actor in ("01", "02"):
+        for index, emotion in enumerate(("01", "02", "03", "04", "05", "06", "07", "08")):
+            write_wav(
+                root / f"Actor_{actor}" / f"03-01-{emotion}-01-01-01-{actor}.wav", frequency=200 + 20 * index
+            )
+    write_wav(root / "Actor_01" / "03-02-05-01-01-01-01.wav")  # song
+    write_wav(root / "Actor_02" / "01-01-05-01-01-01-02.wav")  # audio-video
+    with caplog.at_level(logging.INFO, logger="cremad.corpus"):
+        clips, rejected = scan(root, "ravdess")
+    assert len(clips) == 12 and {clip.speaker for clip in clips} == {"01", "02"}
+    assert {clip.emotion for clip in clips} == set(EMOTIONS)
+    assert [(clip.sentence, clip.level) for clip in clips[:1]] == [("01", "01")]
+    assert "dropped 4 clips" in caplog.text and "calm 2" in caplog.text and "surprised 2" in caplog.text
+    reasons = {Path(item.path).name: item.reason for item in rejected}
+    assert "song set" in reasons["03-02-05-01-01-01-01.wav"]
+    assert "audio-video" in reasons["01-01-05-01-01-01-02.wav"]
+    with pytest.raises(CorpusError, match="2 file name"):
+        scan(root, "ravdess", strict=True)

@@ -14,7 +14,7 @@ from cremad.corpus import (
 
 def test_parse_cremad_name():
     clip = parse_cremad_name("/data/AudioWAV/1015_DFA_ANG_XX.wav")
-    assert (clip.clip_id, clip.actor, clip.sentence, clip.emotion, clip.level) == (
+    assert (clip.clip_id, clip.speaker, clip.sentence, clip.emotion, clip.level) == (
         "1015_DFA_ANG_XX",
         "1015",
         "DFA",
@@ -45,7 +45,7 @@ def test_parse_cremad_bad_names(name, reason):
 
 def test_parse_emodb_names():
     clip = parse_emodb_name("03a01Wa.wav")
-    assert (clip.actor, clip.sentence, clip.emotion, clip.level) == ("03", "a01", "ANG", "a")
+    assert (clip.speaker, clip.sentence, clip.emotion, clip.level) == ("03", "a01", "ANG", "a")
     assert parse_emodb_name("03a01La.wav") is None  # boredom has no CREMA-D class
     with pytest.raises(ValueError):
         parse_emodb_name("1001_DFA_ANG_XX.wav")
@@ -87,9 +87,9 @@ def test_published_corpus_check_against_real_file_list(cremad_meta):
         names = [row["filename"] for row in csv.DictReader(handle)]
     clips = [parse_cremad_name(name) for name in names]
     assert len(clips) == 7442
-    assert len({clip.actor for clip in clips}) == 91
+    assert len({clip.speaker for clip in clips}) == 91
     assert check_against_published(clips) == []
     per_actor = {}
     for clip in clips:
-        per_actor[clip.actor] = per_actor.get(clip.actor, 0) + 1
+        per_actor[clip.speaker] = per_actor.get(clip.speaker, 0) + 1
     assert round(sum(per_actor.values()) / len(per_actor)) == 82  # the paper: "an average of 82"

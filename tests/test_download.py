@@ -233,7 +233,7 @@ def test_real_pointer_table():
     rows = lfs.read_manifest(REAL_POINTERS)
     assert len(rows) == 7442
     assert sum(size for _, size in rows.values()) == 605_899_936  # about 606 MB
-    assert len({parse_cremad_name(path).actor for path in rows}) == 91
+    assert len({parse_cremad_name(path).speaker for path in rows}) == 91
     assert {"AudioWAV/1076_MTI_SAD_XX.wav", "AudioWAV/1040_ITH_SAD_XX.wav"} <= set(rows)
     for sha256, size in rows.values():
         assert lfs.parse_pointer(lfs.format_pointer(sha256, size)) == (sha256, size)

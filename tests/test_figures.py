@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import soundfile
 from matplotlib.image import imread
 from results_fixtures import CLIP_SECONDS, HAND_TABLE_II, write_corpus, write_runs
 from scipy.stats import binomtest
@@ -12,9 +13,10 @@ from scipy.stats import binomtest
 from cremad import CremadError, cli
 from cremad.figures import find_clip, make_figures
 from cremad.metrics import load_results
+from cremad.model_names import PAPER_MODEL_IDS
 from cremad.plots import attention_figure
 from cremad.result_tables import table_ii
-from cremad.runs import select_runs
+from cremad.runs import select_runs, write_attention
 from cremad.stats import significance
 
 CLIP = "1001_DFA_ANG_XX"
@@ -63,7 +65,7 @@ def test_every_figure_exists_and_is_not_blank(drawn):
     root, _, written = drawn
     names = {path.name for path in written}
     expected = {"fig2_1001_DFA_ANG_XX", "fig3_confusion_all", "fold_accuracy"} | {
-        f"fig3_confusion_model{k}" for k in (1, 2, 3, 4)
+        f"fig3_confusion_model{k}" for k in PAPER_MODEL_IDS
     }
     for stem in expected:
         assert f"{stem}.png" in names and f"{stem}.pdf" in names
@@ -314,3 +316,25 @@ def test_figures_summarize_and_perception_never_train(tmp_path):
     assert frameworks == "frameworks: []"
     assert (out / f"fig2_{CLIP}.png").is_file() and (out / "perception.png").is_file()
     assert len(list(runs.rglob("summary.json"))) == 4
+
+
+def test_fig2_counts_no_padding_on_an_unpadded_clip_a_whole_number_of_hops_long(tmp_path):
+    """A 0.4 s clip (40 hops) padded to nothing has 41 centred frames, all its own: uniform
+    attention over them puts none of its mass on padding."""
+    corpus = tmp_path / "CREMA-D"
+    (corpus / "AudioWAV").mkdir(parents=True)
+    time = np.arange(6400) / 16_000  # (6400,) = 40 hops of 160
+    soundfile.write(corpus / "AudioWAV" / f"{CLIP}.wav", (0.5 * np.sin(2 * np.pi * 220 * time)), 16_000)
+    run_root = write_runs(tmp_path / "runs", models=(1,), data_dir=corpus)
+    (run_dir,) = {path.parent for path in run_root.rglob("run.json")}
+    run = json.loads((run_dir / "run.json").read_text())
+    run["config"]["features"]["pad_to"] = 6400
+    (run_dir / "run.json").write_text(json.dumps(run))
+    fold = run_dir / "fold-1001"
+    with np.load(fold / "attention.npz") as archive:
+        clips = archive["clips"]
+    write_attention(fold, clips, np.full((len(clips), 1, 41), 1 / 41))  # (clips, 1, 41)
+    figure = attention_figure(
+        load_results(select_runs(run_root)), CLIP, corpus / "AudioWAV" / f"{CLIP}.wav", "1001"
+    )
+    assert not [text for ax in figure.axes for text in ax.texts if "on padding" in text.get_text()]

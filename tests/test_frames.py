@@ -7,6 +7,7 @@ import pytest
 from cremad.config import FRAME_FEATURE_SETS, FeatureConfig
 from cremad.features import cache_key, extract_frames, extract_mfcc, n_frames
 from cremad.frames import column_names
+from cremad.model_names import MODEL_IDS
 
 RATE = 16_000
 PAD_TO = 80_080  # CREMA-D's longest clip: 501 frames
@@ -109,7 +110,7 @@ def test_unknown_set_is_a_config_error():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+@pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_every_model_trains_two_epochs_of_beyond(tmp_path, model_id):
     """experiments/beyond.toml (the richest set, per-speaker normalization) end to end, 2 epochs."""
     from cremad.cli import main

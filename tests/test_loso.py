@@ -151,6 +151,25 @@ def test_validation_actors_depend_only_on_seed_and_test_actor():
     assert len(others) > 1
 
 
+def test_two_actors_make_folds_without_early_stopping_and_need_a_third_with_it():
+    actors = np.repeat(["1001", "1002"], 3)
+    split = split_fold(actors, "1001", 0.1, seed=0, with_validation=False)
+    assert split.fit_actors == split.train_actors == ("1002",) and split.validation_actors == ()
+    assert list(split.fit_index) == [3, 4, 5] and split.validation_index.size == 0
+    with pytest.raises(ValueError, match="one for validation"):
+        split_fold(actors, "1001", 0.1, seed=0)
+
+
+@pytest.mark.slow
+def test_a_two_actor_corpus_runs_loso_with_the_default_recipe(tmp_path):
+    config = replace(TINY, {"train": {"max_epochs": 1, "early_stopping": False}})
+    model_dir = runs.run_dir(tmp_path, "cremad", "paper", "model3", 0)
+    run_folds(
+        config, tiny_features(actors=("1001", "1002")), model_dir, LosoOptions(model_id=3, save_models=False)
+    )
+    assert all((runs.fold_dir(model_dir, actor) / DONE).is_file() for actor in ("1001", "1002"))
+
+
 def test_scaler_statistics_ignore_an_extreme_test_actor(features):
     planted = FeatureSet(
         features.features.copy(), features.clips, features.config, features.pad_to, lengths=features.lengths

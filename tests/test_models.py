@@ -13,7 +13,8 @@ import pytest
 
 from cremad.config import EMOTIONS, FeatureConfig, ModelConfig, TrainConfig
 from cremad.lstm import LSTM, cpu_kernel
-from cremad.models import attention_model, build_model, lstm_layers
+from cremad.model_names import ATTENTION_MODEL_IDS, BIDIRECTIONAL_MODEL_IDS, MODEL_IDS, PAPER_MODEL_IDS
+from cremad.models import attention_model, build_model, load_model, lstm_layers
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_FRAMES = 501  # a 5.005 s clip at a 10 ms hop (section II-B)
@@ -38,7 +39,7 @@ def random_mfcc(n_clips, n_frames, seed=0):
 
 @pytest.mark.filterwarnings("ignore:You are using a softmax over axis 1")  # one frame: a = 1
 @pytest.mark.parametrize("n_frames", [PAPER_FRAMES, 1])
-@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+@pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_each_model_maps_a_clip_to_six_emotion_probabilities(model_id, n_frames):
     model = build_model(model_id, n_frames)
     probabilities = keras.ops.convert_to_numpy(model(random_mfcc(3, n_frames)))
@@ -49,13 +50,13 @@ def test_each_model_maps_a_clip_to_six_emotion_probabilities(model_id, n_frames)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+@pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_parameter_counts_match_the_hand_count(model_id):
     assert build_model(model_id, PAPER_FRAMES).count_params() == PARAMETERS[model_id]
 
 
 @pytest.mark.parametrize("decoder_steps", [1, 3])
-@pytest.mark.parametrize("model_id", [1, 2])
+@pytest.mark.parametrize("model_id", ATTENTION_MODEL_IDS)
 def test_attention_weights_are_a_distribution_over_frames(model_id, decoder_steps):
     model = build_model(model_id, 40, config=ModelConfig(decoder_steps=decoder_steps))
     weights = keras.ops.convert_to_numpy(attention_model(model)(random_mfcc(4, 40)))
@@ -71,14 +72,14 @@ def test_models_without_attention_have_no_attention_model():
 
 def test_bad_arguments_raise_value_error():
     with pytest.raises(ValueError, match="model_id"):
-        build_model(5, 10)
+        build_model(max(MODEL_IDS) + 1, 10)
     with pytest.raises(ValueError, match="n_frames"):
         build_model(1, 0)
     with pytest.raises(ValueError, match="decoder_steps"):
         build_model(1, 10, config=ModelConfig(decoder_steps=0))
 
 
-@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+@pytest.mark.parametrize("model_id", PAPER_MODEL_IDS)
 def test_layers_carry_the_names_of_fig_1(model_id):
     names = {layer.name for layer in build_model(model_id, 10).layers}
     assert {"mfcc", "pre_lstm", "dropout", "post_lstm", "output"} <= names
@@ -90,14 +91,14 @@ def test_layers_carry_the_names_of_fig_1(model_id):
         "attention_weights",
         "attention_context",
     }
-    assert attention <= names if model_id in (1, 2) else not attention & names
+    assert attention <= names if model_id in ATTENTION_MODEL_IDS else not attention & names
 
 
-@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+@pytest.mark.parametrize("model_id", PAPER_MODEL_IDS)
 def test_models_2_and_4_have_a_bidirectional_pre_lstm(model_id):
     model = build_model(model_id, 10)
     pre_lstm = model.get_layer("pre_lstm")
-    if model_id in (2, 4):
+    if model_id in BIDIRECTIONAL_MODEL_IDS:
         assert isinstance(pre_lstm, keras.layers.Bidirectional)
         assert pre_lstm.merge_mode == "concat"  # p<t> = [p<t>(forward), p<t>(backward)]
         assert pre_lstm.output.shape == (None, 10, 2 * ModelConfig().pre_units)
@@ -147,7 +148,7 @@ def every_layer(layer):
 
 
 @pytest.mark.parametrize("input_noise", [0.0, 0.3])
-@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+@pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_every_lstm_keeps_the_cudnn_recipe(model_id, input_noise, monkeypatch):
     """CuDNNLSTM's fixed recipe, so Keras picks the cuDNN kernel on a GPU (any backend), in the
     model that training fits: with train.input_noise the paper's model sits inside a Sequential,
@@ -173,10 +174,10 @@ def test_keras_file_round_trips_with_identical_predictions(model_id, tmp_path):
     model = build_model(model_id, 20, config=ModelConfig(decoder_steps=2))
     path = tmp_path / "m.keras"
     model.save(path)
-    loaded = keras.models.load_model(path)  # safe_mode: no Lambda layer to refuse
+    loaded = load_model(path)  # safe_mode: no Lambda layer to refuse
     clips = random_mfcc(3, 20)
     np.testing.assert_array_equal(model.predict(clips, verbose=0), loaded.predict(clips, verbose=0))
-    if model_id in (1, 2):
+    if model_id in ATTENTION_MODEL_IDS:
         np.testing.assert_array_equal(
             attention_model(model).predict(clips, verbose=0),
             attention_model(loaded).predict(clips, verbose=0),
@@ -208,7 +209,7 @@ def test_cudnn_checker_says_no_on_a_cpu(monkeypatch):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("input_noise", [0.0, 0.3])
-@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+@pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_every_lstm_runs_on_the_cudnn_kernel(model_id, input_noise, monkeypatch):
     """One training step on the GPU of the model training fits (behind the input-noise layer
     too); the executed ops must include a cuDNN RNN op per LSTM call (TF: CudnnRNNV3 nodes, JAX:
@@ -255,7 +256,7 @@ def demo_clips():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_id", [1, 2, 3, 4])
+@pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_a_few_epochs_lower_the_loss(model_id, demo_clips):
     keras.utils.set_random_seed(0)
     x, y = demo_clips["x"][:96], demo_clips["y"][:96]

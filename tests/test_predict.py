@@ -6,6 +6,8 @@ import csv
 import json
 import logging
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -203,3 +205,33 @@ def test_predict_applies_the_per_clip_normalization_it_was_trained_with(trained,
     expected = model.model.predict(inputs, verbose=0)
     for clip, probabilities in zip(features.clips[:2], expected):
         assert predict_file(clip.path, model).probabilities == pytest.approx(probabilities, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_a_model_trained_with_a_custom_loss_predicts_in_a_fresh_process(trained, tmp_path):
+    """train.label_smoothing compiles with a loss of cremad.training; `cremad predict` in a new
+    interpreter loads the model uncompiled and never imports training."""
+    config = replace(TINY, {"train": {"label_smoothing": 0.1}})
+    out = tmp_path / "smoothed.keras"
+    arguments = ["train", "--model", "1", "--data", str(trained / "corpus"), "--epochs", "1"]
+    arguments += ["--out", str(out), "--cache-dir", str(trained / "cache"), "--jobs", "1"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("cremad.train.load_experiment", lambda name, model_id=None: config)
+        assert cli.main(arguments) == 0
+    wav = trained / "corpus" / "AudioWAV" / "1001_DFA_ANG_XX.wav"
+    script = (
+        "import sys\n"
+        "from cremad.cli import main\n"
+        "status = main(['predict', sys.argv[1], '--model', sys.argv[2], '--csv', sys.argv[3]])\n"
+        "assert 'cremad.training' not in sys.modules, 'predict imported training'\n"
+        "sys.exit(status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(wav), str(out), str(tmp_path / "out.csv")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(tmp_path / "out.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert sum(float(row[f"p_{e}"]) for e in EMOTIONS) == pytest.approx(1, abs=1e-4)
