@@ -362,3 +362,23 @@ def test_a_two_epoch_fold_trains_with_each_option(option, tiny_corpus, tmp_path)
     assert fold["epochs"] == 2 and "1001" not in fold["train_actors"]
     n_voices = len(OPTIONS[option].get("speed_factors", OPTIONS[option].get("vtlp_factors", [])))
     assert len(list((tmp_path / "cache").glob("augment-*.npz"))) == n_voices
+
+
+AUGMENTATION_KEYS = {"speed_factors", "vtlp_factors", *OPTIONS["masks"]}
+
+
+@pytest.mark.parametrize("name", ["beyond-speed", "beyond-vtlp", "beyond-mask"])
+def test_each_candidate_is_beyond_plus_one_augmentation(name):
+    import dataclasses
+
+    from cremad.config import load_experiment
+    from cremad.selection import candidate
+
+    beyond, config = load_experiment("beyond", model_id=2), candidate(name, 2)
+    assert config.features == beyond.features and config.model == beyond.model
+    changed = {
+        field.name
+        for field in dataclasses.fields(config.train)
+        if getattr(config.train, field.name) != getattr(beyond.train, field.name)
+    }
+    assert changed and changed <= AUGMENTATION_KEYS
