@@ -6,7 +6,7 @@ them; both perturbations are the usual remedy in speech recognition and SER:
     speed  the clip resampled to play `factor` times faster, so that tempo and pitch both move
            by the factor (Kaldi's and Ko et al. 2015's speed perturbation)
     vtlp   the spectrum's frequency axis scaled by `factor` below VTLP_BOUNDARY_HZ and bent to
-           keep the Nyquist frequency fixed above it (Jaitly & Hinton 2013)
+           keep the Nyquist frequency fixed above it (Jaitly & Hinton 2013; cremad.frames.warp_spectrum)
 
 Each (kind, factor) is a *voice*: every clip of the corpus gets one copy per voice, extracted by
 the feature code itself (cremad.features.extract_frames) and cached once per corpus and voice
@@ -28,14 +28,12 @@ import numpy as np
 
 from cremad.atomic import atomic_path
 from cremad.config import ExperimentConfig, FeatureConfig, TrainConfig
+from cremad.frames import VTLP_BOUNDARY_HZ
 
 log = logging.getLogger(__name__)
 
 # Bump when a copy's extraction changes in a way that changes its output.
 AUGMENT_CODE_VERSION = 1
-# Jaitly & Hinton's F_hi at 16 kHz: below it frequencies scale by the factor; above it the warp
-# is linear again, so that the band up to the Nyquist frequency stays covered.
-VTLP_BOUNDARY_HZ = 4800.0
 VOICE_KINDS = ("speed", "vtlp")
 
 
@@ -86,28 +84,6 @@ def fit_length(signal: np.ndarray, pad_to: int, pad_side: str) -> np.ndarray:
     if len(signal) <= pad_to:
         return signal
     return signal[len(signal) - pad_to :] if pad_side == "start" else signal[:pad_to]
-
-
-def vtlp_warp(frequencies: np.ndarray, factor: float, nyquist: float) -> np.ndarray:
-    """Jaitly & Hinton's piecewise-linear warp: f -> factor * f up to the knee
-    VTLP_BOUNDARY_HZ * min(factor, 1) / factor, then linear to the Nyquist, which stays fixed."""
-    knee = min(VTLP_BOUNDARY_HZ, nyquist) * min(factor, 1.0) / factor
-    return np.interp(frequencies, [0.0, knee, nyquist], [0.0, factor * knee, nyquist])
-
-
-def warp_spectrum(magnitude: np.ndarray, factor: float, config: FeatureConfig) -> np.ndarray:
-    """|STFT| (bins, frames) with its frequency axis warped by vtlp_warp: the output bin at f
-    reads the input at the warp's inverse of f (linear interpolation between bins), so that a
-    tone at f comes out at about factor * f. The same as warping the mel filterbank's
-    frequencies, and it warps every column computed from the spectrum too."""
-    nyquist = config.sample_rate / 2
-    bins = np.linspace(0.0, nyquist, magnitude.shape[0])  # (bins,) Hz
-    knee = min(VTLP_BOUNDARY_HZ, nyquist) * min(factor, 1.0) / factor
-    source = np.interp(bins, [0.0, factor * knee, nyquist], [0.0, knee, nyquist])  # the inverse warp
-    position = source / (bins[1] - bins[0])  # fractional input bin
-    below = np.minimum(position.astype(int), len(bins) - 2)
-    weight = (position - below)[:, None]  # (bins, 1)
-    return (1 - weight) * magnitude[below] + weight * magnitude[below + 1]
 
 
 def augment_cache_key(feature_key: str, kind: str, factor: float) -> str:

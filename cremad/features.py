@@ -143,15 +143,13 @@ def mfcc_of_magnitude(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarra
 def extract_frames(signal: np.ndarray, config: FeatureConfig, pad_to: int, warp: float = 1.0) -> np.ndarray:
     """The model's input columns for `signal` padded or cropped to `pad_to` samples: the MFCCs,
     then whatever config.frame_features adds (cremad.frames), all from one STFT. `warp` other
-    than 1 scales the spectrum's frequencies first (VTLP, cremad.augment.warp_spectrum).
+    than 1 scales the spectrum's frequencies first (VTLP, cremad.frames.warp_spectrum).
     Returns float32 (frames, columns)."""
-    from cremad.frames import frame_features, magnitude_spectrum
+    from cremad.frames import frame_features, magnitude_spectrum, warp_spectrum
 
     padded = pad_signal(signal, pad_to, config.pad_side)
     magnitude = magnitude_spectrum(padded, config)
     if warp != 1.0:
-        from cremad.augment import warp_spectrum
-
         magnitude = warp_spectrum(magnitude, warp, config)
     mfcc = mfcc_of_magnitude(magnitude, config)
     if config.frame_features == "mfcc":

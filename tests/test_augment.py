@@ -18,13 +18,11 @@ from cremad.augment import (
     augmented_inputs,
     fit_length,
     speed_perturb,
-    vtlp_warp,
-    warp_spectrum,
 )
 from cremad.config import SAMPLE_RATE, ExperimentConfig, FeatureConfig, TrainConfig, replace
 from cremad.features import FeatureSet, extract_frames, load_features
 from cremad.folds import run_fold
-from cremad.frames import column_names, magnitude_spectrum
+from cremad.frames import column_names, magnitude_spectrum, vtlp_warp, warp_spectrum
 from cremad.scaling import fit_scaler
 from cremad.selection import selection_split, validation_curve
 from cremad.training import SpeechFrameMasking, train_model
