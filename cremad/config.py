@@ -9,6 +9,7 @@ Unknown keys and wrong types raise `ValueError` naming the key.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 import types
 import typing
@@ -184,6 +185,20 @@ class TrainConfig:
     # mass evenly on all classes. 0 = off, the paper's plain cross-entropy; untested in validation.
     label_smoothing: float = 0.0
     seed: int = 0
+    # Beyond the paper, off by default: new "voices" for the few training speakers
+    # (cremad/augment.py). Each speed factor gives every fit clip one more copy resampled to play
+    # that many times faster (tempo and pitch, Ko et al. 2015); each VTLP factor one more copy whose
+    # spectrum's frequencies are scaled by it (Jaitly & Hinton 2013). Copies of validation,
+    # selection and test actors never train.
+    speed_factors: tuple[float, ...] = ()
+    vtlp_factors: tuple[float, ...] = ()
+    # SpecAugment-style masks on every training batch (cremad.training.SpeechFrameMasking), inside
+    # each clip's own frames only: this many runs of up to time_mask_frames frames and this many
+    # runs of up to frequency_mask_columns consecutive columns, set to 0. 0 masks = off.
+    time_masks: int = 0
+    time_mask_frames: int = 0
+    frequency_masks: int = 0
+    frequency_mask_columns: int = 0
 
     def __post_init__(self):
         if self.standardize_frames not in ("all", "speech"):
@@ -210,6 +225,36 @@ class TrainConfig:
                 "train.utterance_normalization must be 'none', 'mean' or 'meanvar', "
                 f"got {self.utterance_normalization!r}"
             )
+        for key in ("speed_factors", "vtlp_factors"):
+            factors = getattr(self, key)
+            if any(not factor > 0 or factor == 1.0 for factor in factors) or len(set(factors)) < len(factors):
+                raise ValueError(
+                    f"train.{key} must be distinct positive factors other than 1 (the clip itself "
+                    f"trains already), got {list(factors)!r}"
+                )
+        for count, width in (
+            ("time_masks", "time_mask_frames"),
+            ("frequency_masks", "frequency_mask_columns"),
+        ):
+            if getattr(self, count) < 0 or getattr(self, width) < 0:
+                raise ValueError(f"train.{count} and train.{width} must be >= 0")
+            if getattr(self, count) > 0 and getattr(self, width) == 0:
+                raise ValueError(f"train.{count} > 0 needs train.{width} > 0")
+        if self.masks and self.padding_value != "zero":
+            # The masking layer tells padding from speech by its zeros.
+            raise ValueError("train.time_masks / frequency_masks need train.padding_value = 'zero'")
+
+    @property
+    def masks(self) -> bool:
+        """Whether training masks time or frequency runs of the speech frames."""
+        return self.time_masks > 0 or self.frequency_masks > 0
+
+    @property
+    def voices(self) -> tuple[tuple[str, float], ...]:
+        """The augmented copies each fit clip gets: ("speed", factor) and ("vtlp", factor) pairs."""
+        return tuple(("speed", factor) for factor in self.speed_factors) + tuple(
+            ("vtlp", factor) for factor in self.vtlp_factors
+        )
 
     @property
     def needs_frame_mask(self) -> bool:
@@ -231,7 +276,8 @@ class ExperimentConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Through JSON: tuples (the augmentation factors) become lists, as config.json reads back.
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
 def _check_type(key: str, value: Any, annotation: Any) -> Any:
@@ -249,6 +295,11 @@ def _check_type(key: str, value: Any, annotation: Any) -> Any:
             except ValueError:
                 pass
         raise ValueError(f"{key}: expected {annotation}, got {value!r}")
+    if origin is tuple:  # tuple[float, ...]: a TOML or JSON list, stored as a tuple (hashable)
+        (item, _ellipsis) = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}: expected a list, got {value!r}")
+        return tuple(_check_type(f"{key}[{index}]", element, item) for index, element in enumerate(value))
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation in (int, float, str, bool):

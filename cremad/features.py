@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,8 @@ class FeatureSet:
     excluded: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (clip path, reason)
     lengths: np.ndarray | None = None  # (clips,) samples of each clip before padding (at most pad_to)
     drop_conflicting: bool = False  # identical clips under different labels were left out
+    # The training copies train.speed_factors / vtlp_factors ask for (cremad.augment.attach_augmented).
+    augmented: Any = None  # cremad.augment.AugmentedSet, or None
 
     @property
     def actors(self) -> np.ndarray:
@@ -137,14 +140,17 @@ def mfcc_of_magnitude(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarra
     return np.ascontiguousarray(mfcc.T, dtype=np.float32)  # (frames, n_mfcc)
 
 
-def extract_frames(signal: np.ndarray, config: FeatureConfig, pad_to: int) -> np.ndarray:
+def extract_frames(signal: np.ndarray, config: FeatureConfig, pad_to: int, warp: float = 1.0) -> np.ndarray:
     """The model's input columns for `signal` padded or cropped to `pad_to` samples: the MFCCs,
-    then whatever config.frame_features adds (cremad.frames), all from one STFT.
+    then whatever config.frame_features adds (cremad.frames), all from one STFT. `warp` other
+    than 1 scales the spectrum's frequencies first (VTLP, cremad.frames.warp_spectrum).
     Returns float32 (frames, columns)."""
-    from cremad.frames import frame_features, magnitude_spectrum
+    from cremad.frames import frame_features, magnitude_spectrum, warp_spectrum
 
     padded = pad_signal(signal, pad_to, config.pad_side)
     magnitude = magnitude_spectrum(padded, config)
+    if warp != 1.0:
+        magnitude = warp_spectrum(magnitude, warp, config)
     mfcc = mfcc_of_magnitude(magnitude, config)
     if config.frame_features == "mfcc":
         return mfcc

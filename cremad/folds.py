@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from cremad import runs
+from cremad.augment import augmented_inputs
 from cremad.config import ExperimentConfig
 from cremad.model_names import ATTENTION_MODEL_IDS
 from cremad.models import attention_model
@@ -68,6 +69,7 @@ def run_fold(
             refit_callbacks=(*callbacks, refit_log),
             verbose=verbose,
             frame_mask=None if frame_mask is None else frame_mask[train_index],
+            copies=augmented_inputs(config, features, train_index),  # the training actors' copies only
         )
     runs.write_scaler(folder, result.mean, result.std)  # the statistics the final model was trained with
 

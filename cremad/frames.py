@@ -17,7 +17,9 @@ Pitch is librosa.yin on the signal resampled to 8 kHz (pitch_track: pyin's voici
 far more); a frame is voiced when it lies within VOICED_WITHIN_DB of the clip's loudest frame and
 its period is not pinned to a search bound, the gate `cremad.functionals` uses. Unvoiced frames
 carry the pitch interpolated between their voiced neighbours, so that the pitch column stays
-continuous and the flag says which is which.
+continuous and the flag says which is which. `warp_spectrum` is VTLP's frequency warp
+(cremad.augment): applied to the spectrum, it reaches the MFCCs, energy and spectral shape, while
+pitch, voicing and the zero-crossing rate, read from the waveform, stay as they are.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ VOICED_WITHIN_DB = 30.0
 BOUND_MARGIN = 1.02  # a pitch within 2 % of PITCH_FMIN or PITCH_FMAX counts as pinned
 SILENCE_DB = -100.0  # RMS floor in dB, as features.log_floor_db floors the log-mel power
 PITCH_RATE = 8000  # the frame features' pitch track runs at this rate (pitch_track)
+# VTLP (cremad.augment): Jaitly & Hinton's F_hi at 16 kHz. Below it frequencies scale by the warp
+# factor; above it the warp is linear again, so that the band up to the Nyquist stays covered.
+VTLP_BOUNDARY_HZ = 4800.0
 
 
 PROSODY_COLUMNS = ("energy_db", "pitch_st", "voiced")
@@ -131,6 +136,32 @@ def magnitude_spectrum(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
     frame = dict(n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.win_length)
     return np.abs(librosa.stft(signal, window="hann", center=config.center, pad_mode="constant", **frame))
+
+
+def _vtlp_knots(factor: float, nyquist: float) -> tuple[list[float], list[float]]:
+    """(frequencies, where vtlp_warp sends them): the warp is linear between these knots."""
+    knee = min(VTLP_BOUNDARY_HZ, nyquist) * min(factor, 1.0) / factor
+    return [0.0, knee, nyquist], [0.0, factor * knee, nyquist]
+
+
+def vtlp_warp(frequencies: np.ndarray, factor: float, nyquist: float) -> np.ndarray:
+    """Jaitly & Hinton's piecewise-linear warp: f -> factor * f up to the knee
+    VTLP_BOUNDARY_HZ * min(factor, 1) / factor, then linear to the Nyquist, which stays fixed."""
+    return np.interp(frequencies, *_vtlp_knots(factor, nyquist))
+
+
+def warp_spectrum(magnitude: np.ndarray, factor: float, config: FeatureConfig) -> np.ndarray:
+    """|STFT| (bins, frames) with its frequency axis warped by vtlp_warp: the output bin at f
+    reads the input at the warp's inverse of f (linear interpolation between bins), so that a
+    tone at f comes out at about factor * f. The same as warping the mel filterbank's
+    frequencies, and every column computed from the spectrum is warped with it."""
+    nyquist = config.sample_rate / 2
+    bins = np.linspace(0.0, nyquist, magnitude.shape[0])  # (bins,) Hz
+    knots, warped = _vtlp_knots(factor, nyquist)
+    position = np.interp(bins, warped, knots) / bins[1]  # (bins,) fractional input bin of each output bin
+    below = np.minimum(position.astype(int), len(bins) - 2)
+    weight = (position - below)[:, None]  # (bins, 1)
+    return ((1 - weight) * magnitude[below] + weight * magnitude[below + 1]).astype(magnitude.dtype)
 
 
 def energy_db(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:

@@ -408,6 +408,7 @@ def run(args) -> int:
 
 def run_with(options: LosoOptions) -> int:
     """`cremad loso`: load the features, then each seed's run (`run_seed`)."""
+    from cremad.augment import attach_augmented
     from cremad.features import load_features
 
     if options.jobs == 1:
@@ -421,6 +422,7 @@ def run_with(options: LosoOptions) -> int:
         cache_dir=options.cache_dir,
         **options.clip_options,
     )
+    features = attach_augmented(features, configs[0].train, options.cache_dir)  # seeds share train's voices
     test_actors = select_folds(loso_actors(features.actors), options.folds, options.shard)
     with contextlib.ExitStack() as stack:
         pool = None

@@ -61,6 +61,7 @@ def validation_curve(
     """Train `model_id` with `config`'s recipe on the inner training actors of `outer_actor`'s
     fold for `epochs` epochs, logging UA on the selection actor after each. Returns a record
     with the curve (`ua`, one value per epoch)."""
+    from cremad.augment import augmented_inputs
     from cremad.scaling import model_inputs
     from cremad.training import train_model
 
@@ -78,6 +79,7 @@ def validation_curve(
         validation=np.isin(rows, selection_rows),
         seed=seed,
         frame_mask=None if frame_mask is None else frame_mask[rows],
+        copies=augmented_inputs(config, features, rows),  # the selection actor's never train
     )
     return {
         "experiment": config.name,
@@ -168,6 +170,7 @@ def candidate(text: str, model_id: int) -> ExperimentConfig:
 
 
 def run(args) -> int:
+    from cremad.augment import attach_augmented
     from cremad.features import load_features
     from cremad.process import limit_threads
 
@@ -191,6 +194,7 @@ def run(args) -> int:
             progress=False,
             **clip_options(args),
         )
+        features = attach_augmented(features, config.train, args.cache_dir, progress=False)
         for seed in seeds:
             for actor in outer_actors(features.actors, args.outer):
                 if (config.name, model_id, actor, seed) in done:

@@ -49,6 +49,7 @@ def train_on_all_actors(
     """Train `model_id` on every actor of `features` (a FeatureSet); with train.early_stopping,
     validation actors held out of them watch it. Writes the model, its sidecar JSON and history;
     returns the sidecar."""
+    from cremad.augment import augmented_inputs
     from cremad.splits import validation_mask
     from cremad.training import train_model
 
@@ -84,6 +85,7 @@ def train_on_all_actors(
             refit_callbacks=(refit_log,),
             verbose=verbose,
             frame_mask=features.speech_mask() if train.needs_frame_mask else None,
+            copies=augmented_inputs(config, features, np.arange(len(actors))),
         )
     held_out = np.zeros(len(actors), bool) if validation is None else validation
     scaler_actors = sorted(set(actors if result.refit_history is not None else actors[~held_out]))
@@ -146,6 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cremad.augment import attach_augmented
     from cremad.features import load_features
     from cremad.process import limit_threads
 
@@ -162,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         **clip_options(args),
     )
+    features = attach_augmented(features, config.train, args.cache_dir, jobs=args.jobs)
     log.info(
         "model %d, experiment %s: %d clips of %d actors, %d frames",
         args.model,

@@ -105,6 +105,75 @@ def loss_of(train) -> str | keras.losses.Loss:
     return "sparse_categorical_crossentropy"
 
 
+# Hand-written: SpecAugment's masks know no padding, and a mask there would only waste itself.
+@keras.saving.register_keras_serializable(package="cremad")
+class SpeechFrameMasking(keras.layers.Layer):
+    """In training only, SpecAugment-style masks inside each clip's own frames (the frames that
+    are not all zeros, pure padding after prepare_inputs' "zero" padding value): `time_masks`
+    runs of 0 to `time_mask_frames` consecutive speech frames and `frequency_masks` runs of 0 to
+    `frequency_mask_columns` consecutive columns, set to 0 (the standardized mean), widths and
+    places drawn afresh for every clip of every batch. Padding stays as it is; at inference it
+    passes its input through."""
+
+    def __init__(
+        self,
+        time_masks: int,
+        time_mask_frames: int,
+        frequency_masks: int,
+        frequency_mask_columns: int,
+        seed: int,
+        name: str = "speech_frame_masking",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.time_masks, self.time_mask_frames = time_masks, time_mask_frames
+        self.frequency_masks, self.frequency_mask_columns = frequency_masks, frequency_mask_columns
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _run(self, batch, widest: int, room):
+        """(start, width) per clip, (B, 1) each: width uniform in 0..widest, at most `room`
+        (B, 1), start uniform in 0..room - width."""
+        width = keras.random.randint((batch, 1), 0, widest + 1, seed=self.seed_generator)
+        width = ops.minimum(ops.cast(width, "float32"), room)
+        start = ops.floor(keras.random.uniform((batch, 1), seed=self.seed_generator) * (room - width + 1))
+        return start, width
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        batch, n_columns = ops.shape(x)[0], x.shape[-1]
+        own = ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1), "float32")  # (B, frames)
+        place = ops.cumsum(own, axis=1) - 1.0  # (B, frames) each own frame's place among its clip's own
+        keep_frames = ops.ones_like(own)
+        for _ in range(self.time_masks):
+            start, width = self._run(batch, self.time_mask_frames, ops.sum(own, axis=1, keepdims=True))
+            inside = (place >= start) & (place < start + width)  # (B, frames)
+            keep_frames = keep_frames * (1.0 - own * ops.cast(inside, "float32"))
+        columns = ops.cast(ops.arange(n_columns), "float32")[None, :]  # (1, columns)
+        keep_columns = ops.ones((batch, n_columns))
+        for _ in range(self.frequency_masks):
+            start, width = self._run(
+                batch, self.frequency_mask_columns, ops.full((batch, 1), float(n_columns))
+            )
+            inside = (columns >= start) & (columns < start + width)  # (B, columns)
+            keep_columns = keep_columns * (1.0 - ops.cast(inside, "float32"))
+        keep = (
+            keep_frames[:, :, None] * keep_columns[:, None, :]
+        )  # (B, frames, columns); padding is 0 either way
+        return x * ops.cast(keep, x.dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "time_masks": self.time_masks,
+            "time_mask_frames": self.time_mask_frames,
+            "frequency_masks": self.frequency_masks,
+            "frequency_mask_columns": self.frequency_mask_columns,
+            "seed": self.seed,
+        }
+
+
 def fit_model(
     config: ExperimentConfig,
     model_id: int,
@@ -139,11 +208,22 @@ def fit_model(
     if train.ema_momentum > 0:  # fit ends by copying the averaged weights into the model
         settings.update(use_ema=True, ema_momentum=train.ema_momentum)
     optimizer = keras.optimizers.get({"class_name": train.optimizer, "config": settings})
-    fitted = model  # what model.fit runs: the paper's model, or it behind the training-only noise
+    fitted = model  # what model.fit runs: the paper's model, or it behind training-only layers
+    training_only = {}
     if train.input_noise > 0:
+        training_only["noise"] = SpeechFrameNoise(train.input_noise, seed)
+    if train.masks:  # after the noise: a masked value is 0, the standardized mean
+        training_only["masks"] = SpeechFrameMasking(
+            train.time_masks,
+            train.time_mask_frames,
+            train.frequency_masks,
+            train.frequency_mask_columns,
+            seed + 1,  # its own random stream, not the noise's
+        )
+    if training_only:
         fitted = keras.Sequential(
-            [keras.Input(shape=x.shape[1:]), SpeechFrameNoise(train.input_noise, seed), model],
-            name=f"{model.name}_with_noise",
+            [keras.Input(shape=x.shape[1:]), *training_only.values(), model],
+            name=f"{model.name}_with_{'_'.join(training_only)}",
         )
     fitted.compile(optimizer=optimizer, loss=loss_of(train), metrics=["accuracy"])
     early_stopping = None
@@ -191,6 +271,7 @@ def train_model(
     verbose: int = 0,
     frame_mask: np.ndarray | None = None,
     refit_callbacks=None,
+    copies=None,
 ) -> TrainResult:
     """Train paper model `model_id` on raw MFCCs `x` (n_clips, n_frames, n_mfcc) with labels `y`
     (EMOTIONS indices).
@@ -205,7 +286,10 @@ def train_model(
     train.padding_value "zero" and train.utterance_normalization need it. The scaler returned
     describes the per-clip-normalized MFCCs (prepare_inputs redoes that step). `callbacks` are
     extra Keras callbacks (e.g. a timer, a CSVLogger); `refit_callbacks` replace them for the
-    refit (default: the same)."""
+    refit (default: the same). `copies` (cremad.augment.TrainingCopies, needed when
+    train.speed_factors or vtlp_factors are set) are augmented copies of rows of `x`: each trains
+    beside the rows that fit, never when its row is a validation one, and never enters the
+    standardization statistics, which describe the original clips only."""
 
     train = config.train
     y = np.asarray(y)
@@ -216,6 +300,10 @@ def train_model(
         )
     if frame_mask is not None and frame_mask.shape != x.shape[:2]:
         raise ValueError(f"frame_mask has shape {frame_mask.shape}, expected {x.shape[:2]}")
+    if train.voices and copies is None:
+        raise ValueError(
+            "train.speed_factors / vtlp_factors need the copies (cremad.augment.augmented_inputs)"
+        )
     scaler_mask = frame_mask if train.standardize_frames == "speech" else None
     x = normalize_utterances(x, frame_mask, train.utterance_normalization)  # per clip, before the scaler
 
@@ -227,11 +315,22 @@ def train_model(
             x[rows], mean, std, train.padding_value, None if frame_mask is None else frame_mask[rows]
         )
 
+    def fit_arrays(rows, mean, std):  # these rows, then their copies: a watched row's copies never train
+        if copies is None:
+            return inputs_of(rows, mean, std), y[rows]
+        kept = rows[copies.source]
+        copy_mask = None if copies.frame_mask is None else copies.frame_mask[kept]
+        x_copies = normalize_utterances(copies.x[kept], copy_mask, train.utterance_normalization)
+        x_copies = prepare_inputs(x_copies, mean, std, train.padding_value, copy_mask)
+        return np.concatenate([inputs_of(rows, mean, std), x_copies]), np.concatenate(
+            [y[rows], copies.y[kept]]
+        )
+
     every = np.ones(len(x), dtype=bool)
     if validation is None:
         mean, std = scaler_of(every)
         model, history, _ = fit_model(
-            config, model_id, seed, inputs_of(every, mean, std), y, None, callbacks, verbose
+            config, model_id, seed, *fit_arrays(every, mean, std), None, callbacks, verbose
         )
         epochs = len(history["loss"])
         return TrainResult(model, mean, std, history, None, epochs, epochs)
@@ -240,7 +339,7 @@ def train_model(
     if validation.shape != (len(x),) or validation.all() or not validation.any():
         raise ValueError("validation must mark some, not all, of the rows of x")
     mean, std = scaler_of(~validation)  # fit rows only
-    x_fit, y_fit = inputs_of(~validation, mean, std), y[~validation]  # (n_fit, frames, 13)
+    x_fit, y_fit = fit_arrays(~validation, mean, std)  # (n_fit + their copies, frames, 13)
     x_validation, y_validation = inputs_of(validation, mean, std), y[validation]
     model, history, early_stopping = fit_model(
         config, model_id, seed, x_fit, y_fit, (x_validation, y_validation), callbacks, verbose
@@ -265,8 +364,7 @@ def train_model(
             config,
             model_id,
             seed,
-            inputs_of(every, mean, std),
-            y,
+            *fit_arrays(every, mean, std),
             None,
             [*replay, *(callbacks if refit_callbacks is None else refit_callbacks)],
             verbose,

@@ -44,9 +44,15 @@ def test_validation_curve_fits_without_the_outer_actor(monkeypatch):
     seen = {}
 
     def recording_train_model(
-        config, model_id, x, y, validation=None, seed=0, callbacks=(), verbose=0, frame_mask=None
+        config, model_id, x, y, validation=None, seed=0, callbacks=(), verbose=0, frame_mask=None, copies=None
     ):
-        seen.update(rows=x[:, 0, 0].astype(int), validation=validation, config=config, frame_mask=frame_mask)
+        seen.update(
+            rows=x[:, 0, 0].astype(int),
+            validation=validation,
+            config=config,
+            frame_mask=frame_mask,
+            copies=copies,
+        )
         return types.SimpleNamespace(history={"val_ua": [0.2] * config.train.max_epochs})
 
     monkeypatch.setattr("cremad.training.train_model", recording_train_model)
@@ -58,7 +64,9 @@ def test_validation_curve_fits_without_the_outer_actor(monkeypatch):
     assert record["selection"] not in set(actors[~seen["validation"]])
     assert not seen["config"].train.early_stopping and seen["config"].train.max_epochs == 7
     assert seen["frame_mask"].shape == (len(seen["rows"]), 6)
-    assert record["ua"] == [0.2] * 7 and record["outer"] == "1002"
+    assert (
+        record["ua"] == [0.2] * 7 and record["outer"] == "1002" and seen["copies"] is None
+    )  # no augmentation by default
 
 
 def test_candidates_load_by_name_or_path():
@@ -225,7 +233,7 @@ def test_validation_curve_normalizes_each_actor_as_folds_do(monkeypatch):
     seen = {}
 
     def recording_train_model(
-        config, model_id, x, y, validation=None, seed=0, callbacks=(), verbose=0, frame_mask=None
+        config, model_id, x, y, validation=None, seed=0, callbacks=(), verbose=0, frame_mask=None, copies=None
     ):
         seen.update(x=x, frame_mask=frame_mask)
         return types.SimpleNamespace(history={"val_ua": [0.2] * config.train.max_epochs})
