@@ -211,7 +211,7 @@ def tiny_features(n_actors: int = 5, clips_per_actor: int = 12) -> FeatureSet:
         for take, emotion in enumerate(["ANG", "SAD"] * (clips_per_actor // 2))
     ]
     x = rng.normal(size=(len(clips), N_FRAMES, 13)).astype(np.float32)
-    x[:, :, 0] = np.array([float(clip.actor) for clip in clips])[:, None]
+    x[:, :, 0] = np.array([float(clip.speaker) for clip in clips])[:, None]
     lengths = np.full(len(clips), 14 * 160)  # 15 frames of speech
     features = FeatureSet(x, clips, FeatureConfig(), N_FRAMES * 160, "tiny", lengths=lengths)
     copies = x.copy()
