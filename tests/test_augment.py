@@ -272,23 +272,10 @@ def test_a_fold_trains_copies_of_its_fit_actors_only(tmp_path, monkeypatch, refi
     """run_fold with early stopping: fit arrays hold the fit actors and their copies, validation
     arrays the validation actors without copies (with refit: every training actor and its
     copies), and predict the test actor's own clips only."""
-    import keras
+    from test_loso import record_fit_and_predict
 
     features = tiny_features()
-    seen = {"fit": [], "validation": [], "predict": []}
-    original_fit, original_predict = keras.Model.fit, keras.Model.predict
-
-    def recording_fit(self, x, y=None, validation_data=None, **kwargs):
-        seen["fit"].append(x)
-        seen["validation"].append(None if validation_data is None else validation_data[0])
-        return original_fit(self, x, y, validation_data=validation_data, **kwargs)
-
-    def recording_predict(self, x, **kwargs):
-        seen["predict"].append(x)
-        return original_predict(self, x, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", recording_fit)
-    monkeypatch.setattr(keras.Model, "predict", recording_predict)
+    seen = record_fit_and_predict(monkeypatch)
     config = replace(
         ExperimentConfig(),
         {
