@@ -36,8 +36,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # run as a script from a plain checkout
+sys.path[:0] = [str(REPO), str(REPO / "bench")]  # run as a script from a plain checkout
 
 PAPER_TRAIN_CLIPS = 7360  # section II-C: training clips per LOSO fold
 TABLE_II_FOLDS, TABLE_II_EPOCHS = 91, 30  # CREMA-D's actors; the default recipe's epochs
@@ -164,14 +163,11 @@ def gemm_rate(rows: int, inner: int, cols: int, count: int, repeats: int = 20) -
     rng = np.random.default_rng(0)
     a = tf.constant(rng.standard_normal((count, rows, inner)).astype("float32"))
     b = tf.constant(rng.standard_normal((inner, cols)).astype("float32"))
+    from bench_features import median_seconds
+
     product = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)[:, :1, :1]))
-    float(product(a, b))
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        float(product(a, b))
-        seconds.append(time.perf_counter() - start)
-    return 2 * rows * inner * cols * count / statistics.median(seconds) / 1e9
+    seconds = median_seconds(lambda: float(product(a, b)), repeats)
+    return 2 * rows * inner * cols * count / seconds / 1e9
 
 
 def floor_ms(products: list[dict], rates: dict) -> float:
@@ -190,6 +186,7 @@ def profile_lstm(n_inputs: int, units: int, n_frames: int, batch_size: int, repe
     through time, and the backward's products over every frame (the rest), in ms."""
     import numpy as np
     import tensorflow as tf
+    from bench_features import median_seconds
 
     from cremad import lstm
 
@@ -217,13 +214,7 @@ def profile_lstm(n_inputs: int, units: int, n_frames: int, batch_size: int, repe
         return lstm._backward_through_time()(gates[6], h0, h0, *gates[:6], h0, recurrent)[1]
 
     def median_ms(function):
-        function()
-        seconds = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            function()
-            seconds.append(time.perf_counter() - start)
-        return 1000 * statistics.median(seconds)
+        return 1000 * median_seconds(function, repeats)
 
     total, forward_only, loop = median_ms(forward_backward), median_ms(forward), median_ms(through_time)
     return {
