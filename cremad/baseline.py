@@ -209,6 +209,11 @@ def run(args) -> int:
         args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir, **clip_options(args)
     )
     values, names = load_functionals(features, args.features, args.cache_dir)
+    if config.train.voices or config.train.masks:
+        log.info(
+            "baseline: the experiment's augmented copies and masks (train.speed_factors, vtlp_factors, "
+            "time/frequency masks) train the recurrent models only; the SVM fits the original clips"
+        )
     if config.train.speaker_normalization:  # as the experiment's models do (scaling.normalize_speakers)
         values = normalize_speakers(values, features.actors)
 

@@ -4,6 +4,8 @@ metrics read like a model's. One test runs the baseline on the real Emo-DB when 
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import soundfile
@@ -270,6 +272,23 @@ def test_baseline_command_writes_model_like_folds_and_resumes(baseline_run, caps
     assert main(command) == 2
     assert "other settings" in capsys.readouterr().err
     write_json(run_dir / runs.RUN_JSON, record)
+
+
+def test_baseline_fits_original_clips_under_an_augmenting_experiment(baseline_run, tmp_path, caplog):
+    """Speed copies train the recurrent models only: the SVM's folds are the plain run's, and it says so."""
+    from cremad import runs
+
+    command, root = baseline_run
+    recipe = tmp_path / "voices.toml"
+    recipe.write_text('description = "speed copies"\n[train]\nspeed_factors = [0.9, 1.1]\n')
+    caplog.set_level(logging.INFO, logger="cremad.baseline")
+    assert main([*command[:3], "--experiment", str(recipe), *command[3:]]) == 0
+    assert "the SVM fits the original clips" in caplog.text
+    plain = runs.load_predictions(runs.run_dir(root, "cremad", "paper", "svm", 0))
+    voices = runs.load_predictions(runs.run_dir(root, "cremad", "voices", "svm", 0))
+    assert list(voices.clip_ids) == list(plain.clip_ids)
+    np.testing.assert_array_equal(voices.probabilities, plain.probabilities)
+    assert not list((root.parent / "cache").glob("augment-*"))  # no copies were made for it
 
 
 def test_summarize_figures_and_perception_treat_the_baseline_as_a_model(baseline_run, tmp_path, capsys):
