@@ -61,6 +61,17 @@ def voice_name(kind: str, factor: float) -> str:
     return f"{kind}{factor:g}"
 
 
+def parse_voice(name: str) -> tuple[str, float]:
+    """("speed", 0.9) for the voice name "speed0.9" (`voice_name`'s inverse)."""
+    for kind in VOICE_KINDS:
+        if name.startswith(kind):
+            try:
+                return kind, float(name[len(kind) :])
+            except ValueError:
+                break
+    raise ValueError(f"not a voice name: {name!r} (kinds: {', '.join(VOICE_KINDS)})")
+
+
 def speed_perturb(signal: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
     """`signal` resampled so that, played at `sample_rate`, it runs `factor` times faster: about
     len(signal) / factor samples, every frequency (the pitch too) times `factor`."""

@@ -35,9 +35,9 @@ from cremad import CremadError, runs
 from cremad.config import EMOTIONS, load_experiment, replace
 from cremad.corpus import CORPORA, CORPUS_HELP, DEFAULT_CORPUS
 from cremad.features import add_clip_arguments, clip_options, load_features
-from cremad.functionals import FEATURE_KINDS, FUNCTIONALS_CODE_VERSION, load_functionals
+from cremad.functionals import FEATURE_KINDS, FUNCTIONALS_CODE_VERSION, copy_functionals, load_functionals
 from cremad.metrics import format_summary, summarize
-from cremad.model_names import BASELINE_MODEL_NAMES
+from cremad.model_names import AUGMENTED_SUFFIX, BASELINE_MODEL_NAMES
 from cremad.scaling import normalize_speakers
 from cremad.splits import loso_actors
 
@@ -91,12 +91,27 @@ def fit_fold(x_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray,
     return FoldFit(search, model)
 
 
+@dataclasses.dataclass
+class Copies:
+    """Augmented copies' functionals (cremad.augment, functionals.copy_functionals): copy i was
+    made from clip source[i]; it trains only when that clip's actor does."""
+
+    values: np.ndarray  # (copies, n_functionals), normalized as the clips are
+    source: np.ndarray  # (copies,) row of the clip each copy was made from
+
+
 def run_fold(
-    values: np.ndarray, labels: np.ndarray, actors: np.ndarray, test_actor: str, seed: int = 0
+    values: np.ndarray,
+    labels: np.ndarray,
+    actors: np.ndarray,
+    test_actor: str,
+    seed: int = 0,
+    copies: Copies | None = None,
 ) -> dict[str, Any]:
-    """Hold out `test_actor`: fit on every other actor's clips, predict the held-out ones.
-    values (clips, n_functionals), labels and actors (clips,). Returns the test indices, their
-    probabilities (n_test, len(EMOTIONS)) and the fit's record (best parameters, inner UA)."""
+    """Hold out `test_actor`: fit on every other actor's clips (and their `copies`), predict the
+    held-out ones. values (clips, n_functionals), labels and actors (clips,). Returns the test
+    indices, their probabilities (n_test, len(EMOTIONS)) and the fit's record (best parameters,
+    inner UA)."""
     started = time.time()
     actors = np.asarray(actors).astype(str)
     # The SVM needs no validation actors (nothing stops early): every other actor trains, and the
@@ -104,7 +119,16 @@ def run_fold(
     test_index, train_index = np.flatnonzero(actors == test_actor), np.flatnonzero(actors != test_actor)
     if not len(test_index):
         raise ValueError(f"test actor {test_actor!r} has no clips")
-    fit = fit_fold(values[train_index], labels[train_index], actors[train_index], seed)
+    x_train, y_train, groups = values[train_index], labels[train_index], actors[train_index]
+    n_copies = 0
+    if copies is not None:
+        # A copy joins its clip's actor, in the fit and in the grid search's actor splits alike.
+        taken = copies.source[actors[copies.source] != test_actor]
+        x_train = np.concatenate([x_train, copies.values[actors[copies.source] != test_actor]])
+        y_train = np.concatenate([y_train, labels[taken]])
+        groups = np.concatenate([groups, actors[taken]])
+        n_copies = len(taken)
+    fit = fit_fold(x_train, y_train, groups, seed)
     probabilities = np.zeros((len(test_index), len(EMOTIONS)))  # a class absent from training gets 0
     probabilities[:, fit.model.classes_] = fit.model.predict_proba(values[test_index])
     return {
@@ -114,6 +138,7 @@ def run_fold(
         "best_params": fit.search.best_params_,
         "inner_ua": 100.0 * float(fit.search.best_score_),
         "n_train": int(len(train_index)),
+        "n_train_copies": n_copies,
         "train_actors": sorted(set(actors[train_index])),
         "inner_splits": len(fit.search.cv),
         "seconds": time.time() - started,
@@ -127,6 +152,7 @@ def fold_results(
     test_actors: list[str],
     seed: int = 0,
     jobs: int = -1,
+    copies: Copies | None = None,
 ):
     """Yield `run_fold`'s record for each of `test_actors` as its fold finishes, the folds running
     in parallel over `jobs` processes (-1: every core), each single-threaded."""
@@ -135,7 +161,7 @@ def fold_results(
 
     with threadpool_limits(limits=1):  # libsvm is single-threaded; BLAS threads would only contend
         yield from Parallel(n_jobs=jobs, return_as="generator_unordered")(
-            delayed(run_fold)(values, labels, actors, actor, seed) for actor in test_actors
+            delayed(run_fold)(values, labels, actors, actor, seed, copies) for actor in test_actors
         )
 
 
@@ -146,6 +172,7 @@ def fold_config(result: dict[str, Any], kind: str, seed: int) -> dict[str, Any]:
         "test_actor": result["test_actor"],
         "train_actors": result["train_actors"],
         "n_train": result["n_train"],
+        "n_train_copies": result["n_train_copies"],
         "n_test": len(result["test_index"]),
         "features": kind,
         "seed": seed,
@@ -175,6 +202,12 @@ def add_arguments(parser) -> None:
         default="paper",
         help="experiments/NAME.toml: its feature settings, and the run folder beside its models",
     )
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="train on the experiment's speed / VTLP copies of the training actors' clips too, as "
+        "its models do (run folder svm-aug / svm-rich-aug)",
+    )
     parser.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     parser.add_argument("--cache-dir", default="cache", help="feature cache (default: cache)")
     parser.add_argument("--seed", type=int, help="override train.seed (the grid search's actor shuffle)")
@@ -188,9 +221,9 @@ def resolve_config(experiment: str, seed: int | None):
     return replace(config, {"train": {"seed": seed}}) if seed is not None else config
 
 
-def baseline_record(kind: str, names: list[str]) -> dict[str, Any]:
+def baseline_record(kind: str, names: list[str], voices: tuple[str, ...] = ()) -> dict[str, Any]:
     """What defines a baseline run beyond the experiment's config: run.json's "baseline" field."""
-    return {
+    record = {
         "features": kind,
         "n_functionals": len(names),
         "functionals_code": FUNCTIONALS_CODE_VERSION,
@@ -198,28 +231,59 @@ def baseline_record(kind: str, names: list[str]) -> dict[str, Any]:
         "scoring": SCORING,
         "inner_splits": INNER_SPLITS,
     }
+    if voices:  # absent otherwise, as in run folders made before copies existed
+        record["augmented"] = list(voices)
+    return record
 
 
 def run(args) -> int:
     started = time.time()
     config = resolve_config(args.experiment, args.seed)
     seed, model = config.train.seed, BASELINE_MODEL_NAMES[args.features]
+    if args.augment:
+        if not config.train.voices:
+            raise CremadError(
+                f"--augment: experiment {config.name} makes no copies (train.speed_factors, vtlp_factors)"
+            )
+        model += AUGMENTED_SUFFIX
     runs.refuse_old_layout(args.runs, args.corpus, config.name, model)
     features = load_features(
         args.data, corpus=args.corpus, config=config.features, cache_dir=args.cache_dir, **clip_options(args)
     )
     values, names = load_functionals(features, args.features, args.cache_dir)
-    if config.train.voices or config.train.masks:
+    copies, voices = None, ()
+    if args.augment:
+        from cremad.augment import attach_augmented, voice_name
+
+        voices = tuple(voice_name(kind, factor) for kind, factor in config.train.voices)
+        features = attach_augmented(features, config.train, args.cache_dir)
+        copies = Copies(copy_functionals(features, args.features, args.cache_dir), features.augmented.source)
+        log.info(
+            "baseline: %d copies (%s) train beside their actors' clips", len(copies.source), ", ".join(voices)
+        )
+    elif config.train.voices or config.train.masks:
         log.info(
             "baseline: the experiment's augmented copies and masks (train.speed_factors, vtlp_factors, "
-            "time/frequency masks) train the recurrent models only; the SVM fits the original clips"
+            "time/frequency masks) train its recurrent models; the SVM fits the original clips "
+            "(--augment adds the copies)"
         )
     if config.train.speaker_normalization:  # as the experiment's models do (scaling.normalize_speakers)
         values = normalize_speakers(values, features.actors)
+        if copies is not None:  # each (actor, voice) a speaker of its own, as augment.augmented_inputs
+            speakers = np.char.add(
+                np.char.add(np.asarray(features.actors)[copies.source].astype(str), "/"),
+                features.augmented.voices,
+            )
+            copies = Copies(normalize_speakers(copies.values, speakers), copies.source)
 
     run_dir = runs.run_dir(args.runs, args.corpus, config.name, model, seed)
     record = runs.run_record(
-        config, model, args.corpus, args.data, features, baseline=baseline_record(args.features, names)
+        config,
+        model,
+        args.corpus,
+        args.data,
+        features,
+        baseline=baseline_record(args.features, names, voices),
     )
     previous = runs.read_run(run_dir).get("baseline")
     if previous and previous != record["baseline"] and not args.force:  # settings outside the config
@@ -244,7 +308,7 @@ def run(args) -> int:
     )
     clip_ids = np.asarray(features.clip_ids)
     for count, result in enumerate(
-        fold_results(values, features.labels, features.actors, todo, seed), start=1
+        fold_results(values, features.labels, features.actors, todo, seed, copies=copies), start=1
     ):
         index = result["test_index"]
         folder = runs.start_fold(runs.fold_dir(run_dir, result["test_actor"]))

@@ -153,10 +153,24 @@ def rich_descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 def _rich_clip(path: str, length: int, config: FeatureConfig) -> np.ndarray:
     """Worker: functionals of RICH_DESCRIPTORS of one clip, cropped to `length` samples as the
-    MFCCs were. Pitch statistics use the gated frames only."""
+    MFCCs were."""
     from cremad.features import read_clip
 
-    signal = read_clip(path, config)[0][:length]
+    return _rich_of(read_clip(path, config)[0][:length], config)
+
+
+def _rich_speed_copy(path: str, factor: float, pad_to: int, config: FeatureConfig) -> np.ndarray:
+    """Worker: `_rich_clip` of the clip's speed copy, made as cremad.augment makes its frames."""
+    from cremad.augment import fit_length, speed_perturb
+    from cremad.features import read_clip
+
+    signal = speed_perturb(read_clip(path, config)[0], factor, config.sample_rate)
+    return _rich_of(fit_length(signal, pad_to, config.pad_side), config)
+
+
+def _rich_of(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Functionals of RICH_DESCRIPTORS of one clip's own samples. Pitch statistics use the gated
+    frames only."""
     descriptors = rich_descriptors(signal, config)  # (n_frames, 7)
     frame_seconds = config.hop_length / config.sample_rate
     spectral = functionals(descriptors[:, :-1], frame_seconds)
@@ -180,6 +194,82 @@ def rich_functionals(features, jobs: int = -1) -> tuple[np.ndarray, list[str]]:
             for clip, length in zip(features.clips, features.lengths)
         )
     return np.stack(rows), statistic_names(RICH_DESCRIPTORS)
+
+
+def copy_functionals(
+    features, kind: str = "mfcc", cache_dir: str | Path = "cache", jobs: int = -1
+) -> np.ndarray:
+    """`load_functionals` of every augmented copy in `features.augmented` (cremad.augment), rows in
+    its order: the MFCC part from each copy's own frames, the rich part from the copy's audio
+    (speed copies only: VTLP warps the spectrum the descriptors would need to be computed from).
+    Cached per voice beside the clips' own functionals."""
+    from cremad.augment import augment_cache_key, parse_voice
+    from cremad.features import n_frames, speech_mask
+
+    augmented = features.augmented
+    if augmented is None:
+        raise CremadError("copy functionals need the copies (cremad.augment.attach_augmented)")
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"--features must be one of {', '.join(FEATURE_KINDS)}, got {kind!r}")
+    config = features.config
+    frame_seconds = config.hop_length / config.sample_rate
+    clip_ids = np.asarray(features.clip_ids).astype(str)
+    parts = []
+    for voice in dict.fromkeys(augmented.voices):  # in the copies' order
+        voice_kind, factor = parse_voice(str(voice))
+        if kind == "rich" and voice_kind != "speed":
+            raise CremadError(
+                f"rich functionals of {voice} copies are not built (the spectral descriptors come "
+                "from the unwarped audio); use --features mfcc, or speed_factors only"
+            )
+        rows = np.flatnonzero(augmented.voices == voice)
+        key = augment_cache_key(features.cache_key, voice_kind, factor)
+        path = Path(cache_dir) / f"functionals-{kind}-{functionals_key(features, kind)}-{key}.npz"
+        source_ids = clip_ids[augmented.source[rows]]
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as data:
+                if np.array_equal(data["clips"], source_ids):
+                    log.info("functionals: cache hit %s (%s)", path, voice)
+                    parts.append(data["values"])
+                    continue
+        started = time.perf_counter()
+        counts = np.minimum(
+            [n_frames(int(length), config) for length in augmented.lengths[rows]], augmented.features.shape[1]
+        )
+        mask = speech_mask(counts, augmented.features.shape[1], config.pad_side)
+        part = np.stack(
+            [
+                functionals(frames[own, : config.n_mfcc], frame_seconds)
+                for frames, own in zip(augmented.features[rows], mask)
+            ]
+        )
+        if kind == "rich":
+            from joblib import Parallel, delayed
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1):
+                rich = Parallel(n_jobs=jobs, batch_size=16)(
+                    delayed(_rich_speed_copy)(features.clips[source].path, factor, features.pad_to, config)
+                    for source in augmented.source[rows]
+                )
+            part = np.concatenate([part, np.stack(rich)], axis=1)
+        if not np.all(np.isfinite(part)):
+            bad = source_ids[~np.all(np.isfinite(part), axis=1)]
+            raise CremadError(f"functionals: non-finite values for {voice} copies of {', '.join(bad[:5])}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            np.savez(temporary, values=part, clips=source_ids)
+        log.info(
+            "functionals: %d %s copies x %d %s functionals in %.1f s -> %s",
+            len(part),
+            voice,
+            part.shape[1],
+            kind,
+            time.perf_counter() - started,
+            path,
+        )
+        parts.append(part)
+    return np.concatenate(parts)
 
 
 def functionals_key(features, kind: str) -> str:

@@ -29,7 +29,7 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score,
 from cremad import CremadError, ensembles, runs
 from cremad.config import EMOTION_NAMES, EMOTIONS
 from cremad.model_names import (
-    BASELINE_MODEL_NAMES,
+    BASELINE_NAMES,
     PAPER_MODEL_IDS,
     ensemble_name,
     fusion_name,
@@ -215,7 +215,7 @@ def combined_results(results: dict[str, ModelResults]) -> dict[str, ModelResults
     the baseline. Grouped by model: an ensemble, then its fusions. Baselines are deterministic and
     not ensembled; one run with several seeds is fused through its lowest seed."""
     baselines = {}
-    for name in (name for name in results if name in BASELINE_MODEL_NAMES.values()):
+    for name in (name for name in results if name in BASELINE_NAMES):
         seed = min(results[name].predictions)
         if len(results[name].predictions) > 1:
             log.warning("%s: several seeds; fusions use seed %d", name, seed)

@@ -64,6 +64,10 @@ BIDIRECTIONAL_MODEL_IDS = tuple(spec.model_id for spec in MODELS if spec.bidirec
 FIG2_MODEL_IDS = tuple(model_id for model_id in PAPER_MODEL_IDS if model_id in ATTENTION_MODEL_IDS)
 ATTENTION_WEIGHTS = "attention_weights"  # name (prefix) of the softmax-over-time layer(s)
 BASELINE_MODEL_NAMES = {"mfcc": "svm", "rich": "svm-rich"}  # run-folder model name per functional set
+AUGMENTED_SUFFIX = "-aug"  # "svm-rich-aug": the baseline trained on the experiment's augmented copies too
+BASELINE_NAMES = frozenset(
+    name + suffix for name in BASELINE_MODEL_NAMES.values() for suffix in ("", AUGMENTED_SUFFIX)
+)
 ENSEMBLE_SUFFIX = "-ensemble"  # "model2-ensemble": model 2's seeds, class probabilities averaged
 FUSION_SEPARATOR = "+"  # "model2-ensemble+svm-rich": two results' probabilities averaged
 _MODEL_NAME = re.compile(r"^model(?P<model_id>\d+)$")

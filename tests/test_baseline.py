@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from cremad import baseline
+from cremad import CremadError, baseline
 from cremad.atomic import write_json
 from cremad.cli import main
 from cremad.config import EMOTIONS, FeatureConfig
@@ -289,6 +289,103 @@ def test_baseline_fits_original_clips_under_an_augmenting_experiment(baseline_ru
     assert list(voices.clip_ids) == list(plain.clip_ids)
     np.testing.assert_array_equal(voices.probabilities, plain.probabilities)
     assert not list((root.parent / "cache").glob("augment-*"))  # no copies were made for it
+
+
+def test_copy_functionals_of_a_tone_move_its_pitch_by_the_speed_factor(tmp_path, monkeypatch):
+    """A 1.1 speed copy of a steady tone sounds 12 log2(1.1) = 1.65 semitones higher; its MFCC
+    statistics are those of the copy's own frames; the copies' functionals are cached."""
+    from cremad.augment import attach_augmented
+    from cremad.config import TrainConfig
+    from cremad.features import speech_mask
+    from cremad.functionals import copy_functionals
+
+    folder = tmp_path / "AudioWAV"
+    folder.mkdir()
+    t = np.arange(16_000) / 16_000
+    for index, (hz, emotion) in enumerate(zip((150, 200, 250), ("ANG", "SAD", "HAP"))):
+        signal = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+        soundfile.write(folder / f"100{index + 1}_DFA_{emotion}_XX.wav", signal, 16_000)
+    cache = tmp_path / "cache"
+    features = load_features(
+        tmp_path, config=FeatureConfig(pad_side="start"), cache_dir=cache, jobs=1, progress=False
+    )
+    features = attach_augmented(
+        features, TrainConfig(speed_factors=(0.9, 1.1)), cache, jobs=1, progress=False
+    )
+    values, names = load_functionals(features, "rich", cache, jobs=1)
+    copies = copy_functionals(features, "rich", cache, jobs=1)
+    assert copies.shape == (6, values.shape[1])
+    pitch = names.index("pitch_st_median")
+    augmented = features.augmented
+    for row, (source, voice) in enumerate(zip(augmented.source, augmented.voices)):
+        factor = float(str(voice).removeprefix("speed"))
+        assert copies[row, pitch] - values[source, pitch] == pytest.approx(12 * np.log2(factor), abs=0.1)
+    own = speech_mask(
+        [1 + length // features.config.hop_length for length in augmented.lengths], features.n_frames, "start"
+    )
+    for row in range(len(copies)):
+        np.testing.assert_allclose(
+            copies[row, : 13 * len(STATISTICS)],
+            functionals(augmented.features[row][own[row], :13], FRAME_SECONDS),
+            rtol=1e-6,
+        )
+    monkeypatch.setattr("cremad.functionals.functionals", lambda *args: pytest.fail("recomputed"))
+    np.testing.assert_array_equal(copy_functionals(features, "rich", cache, jobs=1), copies)
+    monkeypatch.undo()
+    vtlp = attach_augmented(features, TrainConfig(vtlp_factors=(1.1,)), cache, jobs=1, progress=False)
+    with pytest.raises(CremadError, match="vtlp1.1"):
+        copy_functionals(vtlp, "rich", cache, jobs=1)
+    assert copy_functionals(vtlp, "mfcc", cache, jobs=1).shape == (3, 13 * len(STATISTICS))
+
+
+class OrderedSearch(baseline.GridSearchCV):
+    """GridSearchCV that records the rows (column 0) it is fitted on, in order, and its splits."""
+
+    calls: list[dict] = []
+
+    def fit(self, X, y=None, **params):  # noqa: N803 (scikit-learn's argument name)
+        OrderedSearch.calls.append({"rows": X[:, 0].astype(int), "splits": list(self.cv)})
+        return super().fit(X, y, **params)
+
+
+def test_copies_train_with_their_actor_and_never_for_the_held_out_one(monkeypatch):
+    monkeypatch.setattr(baseline, "GridSearchCV", OrderedSearch)
+    values, labels, actors = separable()
+    n = len(values)
+    source = np.tile(np.arange(n), 2)  # two voices of every clip
+    copy_values = values[source].copy()
+    copy_values[:, 0] = n + np.arange(len(source))  # copy k is row n + k
+    copies = baseline.Copies(copy_values, source)
+    owner = np.concatenate([actors, actors[source]])  # every row's actor, clips then copies
+    for test_actor in ACTORS:
+        OrderedSearch.calls.clear()
+        result = baseline.run_fold(values, labels, actors, test_actor, seed=1, copies=copies)
+        (search,) = OrderedSearch.calls
+        rows = search["rows"]
+        expected = set(np.flatnonzero(owner != test_actor))
+        assert set(rows) == expected and len(rows) == len(expected)  # every other actor's copies, no more
+        assert result["n_train_copies"] == 2 * result["n_train"]
+        for fit_rows, check_rows in search["splits"]:  # a copy sits on its own actor's side
+            assert not set(owner[rows[fit_rows]]) & set(owner[rows[check_rows]])
+        assert set(result["test_index"]) == set(np.flatnonzero(actors == test_actor))
+
+
+def test_baseline_command_with_augment_trains_on_the_copies(baseline_run, tmp_path, capsys):
+    from cremad import runs
+
+    command, root = baseline_run
+    recipe = tmp_path / "voices.toml"
+    recipe.write_text('description = "speed copies"\n[train]\nspeed_factors = [0.9, 1.1]\n')
+    assert main([*command[:3], "--experiment", str(recipe), "--augment", *command[3:]]) == 0
+    run_dir = runs.run_dir(root, "cremad", "voices", "svm-aug", 0)
+    assert runs.read_run(run_dir)["baseline"]["augmented"] == ["speed0.9", "speed1.1"]
+    for folder in sorted(run_dir.glob("fold-*")):
+        fold = runs.read_json(folder / "config.json")
+        assert fold["n_train_copies"] == 2 * fold["n_train"]
+    assert runs.load_predictions(run_dir).folds == ["1001", "1002", "1003"]
+    capsys.readouterr()
+    assert main([*command[:3], "--augment", *command[3:]]) == 2  # the paper recipe makes no copies
+    assert "--augment" in capsys.readouterr().err
 
 
 def test_summarize_figures_and_perception_treat_the_baseline_as_a_model(baseline_run, tmp_path, capsys):
