@@ -37,7 +37,7 @@ def test_experiments_by_name_and_by_path(tmp_path):
     with pytest.raises(ValueError, match="experiment file .*missing.toml does not exist"):
         load_experiment(str(tmp_path / "missing.toml"))
     with pytest.raises(
-        ValueError, match="unknown experiment 'tunde'.*known: beyond, demo, paper, speakernorm, tuned"
+        ValueError, match="unknown experiment 'tunde'.*known: beyond, beyond-speed, demo, paper, speakernorm, tuned"
     ):
         load_experiment("tunde")
 
@@ -97,7 +97,7 @@ def test_the_wheel_holds_every_module_and_the_experiments(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         str(target / "cremad" / "experiments"),
-        "['beyond', 'demo', 'paper', 'speakernorm', 'tuned'] True",
+        "['beyond', 'beyond-speed', 'demo', 'paper', 'speakernorm', 'tuned'] True",
     ]
 
 
