@@ -37,7 +37,8 @@ def test_experiments_by_name_and_by_path(tmp_path):
     with pytest.raises(ValueError, match="experiment file .*missing.toml does not exist"):
         load_experiment(str(tmp_path / "missing.toml"))
     with pytest.raises(
-        ValueError, match="unknown experiment 'tunde'.*known: beyond, beyond-speed, demo, paper, speakernorm, tuned"
+        ValueError,
+        match="unknown experiment 'tunde'.*known: beyond, beyond-speed, demo, paper, speakernorm, tuned",
     ):
         load_experiment("tunde")
 
