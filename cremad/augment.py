@@ -200,6 +200,13 @@ def attach_augmented(
     return dataclasses.replace(features, augmented=augmented)
 
 
+def copy_speakers(actors, source: np.ndarray, voices: np.ndarray) -> np.ndarray:
+    """Each copy's speaker for per-speaker normalization: "<actor>/<voice>", a speaker of its own."""
+    return np.char.add(
+        np.char.add(np.asarray(actors)[source].astype(str), "/"), np.asarray(voices).astype(str)
+    )
+
+
 def augmented_inputs(config: ExperimentConfig, features, rows: np.ndarray) -> TrainingCopies | None:
     """The copies of the clips `rows` (indices into `features`, the rows passed to training), as
     training starts from them, like cremad.scaling.model_inputs: with train.speaker_normalization
@@ -231,9 +238,7 @@ def augmented_inputs(config: ExperimentConfig, features, rows: np.ndarray) -> Tr
         )
         frame_mask = speech_mask(np.asarray(counts, dtype=np.int64), x.shape[1], features.config.pad_side)
     if train.speaker_normalization:
-        groups = np.char.add(
-            np.char.add(np.asarray(features.actors)[source].astype(str), "/"), augmented.voices[take]
-        )
+        groups = copy_speakers(features.actors, source, augmented.voices[take])
         scaler_mask = frame_mask if train.standardize_frames == "speech" else None
         x = normalize_speakers(x, groups, scaler_mask)
     return TrainingCopies(x, np.asarray(features.labels)[source], frame_mask, position[source])

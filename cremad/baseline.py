@@ -123,8 +123,9 @@ def run_fold(
     n_copies = 0
     if copies is not None:
         # A copy joins its clip's actor, in the fit and in the grid search's actor splits alike.
-        taken = copies.source[actors[copies.source] != test_actor]
-        x_train = np.concatenate([x_train, copies.values[actors[copies.source] != test_actor]])
+        training = actors[copies.source] != test_actor
+        taken = copies.source[training]
+        x_train = np.concatenate([x_train, copies.values[training]])
         y_train = np.concatenate([y_train, labels[taken]])
         groups = np.concatenate([groups, actors[taken]])
         n_copies = len(taken)
@@ -253,7 +254,7 @@ def run(args) -> int:
     values, names = load_functionals(features, args.features, args.cache_dir)
     copies, voices = None, ()
     if args.augment:
-        from cremad.augment import attach_augmented, voice_name
+        from cremad.augment import attach_augmented, copy_speakers, voice_name
 
         voices = tuple(voice_name(kind, factor) for kind, factor in config.train.voices)
         features = attach_augmented(features, config.train, args.cache_dir)
@@ -269,11 +270,8 @@ def run(args) -> int:
         )
     if config.train.speaker_normalization:  # as the experiment's models do (scaling.normalize_speakers)
         values = normalize_speakers(values, features.actors)
-        if copies is not None:  # each (actor, voice) a speaker of its own, as augment.augmented_inputs
-            speakers = np.char.add(
-                np.char.add(np.asarray(features.actors)[copies.source].astype(str), "/"),
-                features.augmented.voices,
-            )
+        if copies is not None:  # each (actor, voice) a speaker of its own, as the models' copies
+            speakers = copy_speakers(features.actors, copies.source, features.augmented.voices)
             copies = Copies(normalize_speakers(copies.values, speakers), copies.source)
 
     run_dir = runs.run_dir(args.runs, args.corpus, config.name, model, seed)

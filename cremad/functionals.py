@@ -16,6 +16,7 @@ to the MFCCs, keyed by the MFCC cache key and everything else that made it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -151,21 +152,21 @@ def rich_descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return np.column_stack([spectral[:n_frames], rms_db, pitch])  # (n_frames, 7)
 
 
-def _rich_clip(path: str, length: int, config: FeatureConfig) -> np.ndarray:
+def _rich_clip(
+    path: str, length: int, config: FeatureConfig, speed: float = 1.0, pad_to: int = 0
+) -> np.ndarray:
     """Worker: functionals of RICH_DESCRIPTORS of one clip, cropped to `length` samples as the
-    MFCCs were."""
+    MFCCs were; with `speed`, of its speed copy, made as cremad.augment makes the copy's frames."""
     from cremad.features import read_clip
 
-    return _rich_of(read_clip(path, config)[0][:length], config)
-
-
-def _rich_speed_copy(path: str, factor: float, pad_to: int, config: FeatureConfig) -> np.ndarray:
-    """Worker: `_rich_clip` of the clip's speed copy, made as cremad.augment makes its frames."""
+    signal = read_clip(path, config)[0]
+    if speed == 1.0:
+        return _rich_of(signal[:length], config)
     from cremad.augment import fit_length, speed_perturb
-    from cremad.features import read_clip
 
-    signal = speed_perturb(read_clip(path, config)[0], factor, config.sample_rate)
-    return _rich_of(fit_length(signal, pad_to, config.pad_side), config)
+    return _rich_of(
+        fit_length(speed_perturb(signal, speed, config.sample_rate), pad_to, config.pad_side), config
+    )
 
 
 def _rich_of(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -179,10 +180,10 @@ def _rich_of(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return np.concatenate([spectral, functionals(voiced[:, None], frame_seconds)])
 
 
-def rich_functionals(features, jobs: int = -1) -> tuple[np.ndarray, list[str]]:
+def rich_functionals(features, jobs: int = -1, speed: float = 1.0) -> tuple[np.ndarray, list[str]]:
     """Functionals of RICH_DESCRIPTORS for every clip of `features` (a FeatureSet), from the
-    audio (each clip's own samples, FeatureSet.lengths), in parallel over `jobs` processes.
-    Returns ((clips, 7 * 11) float64, column names)."""
+    audio (each clip's own samples, FeatureSet.lengths; with `speed`, each clip's speed copy), in
+    parallel over `jobs` processes. Returns ((clips, 7 * 11) float64, column names)."""
     from joblib import Parallel, delayed
     from threadpoolctl import threadpool_limits
 
@@ -190,7 +191,7 @@ def rich_functionals(features, jobs: int = -1) -> tuple[np.ndarray, list[str]]:
         raise CremadError("this feature set has no clip lengths (made by an older cremad); re-extract it")
     with threadpool_limits(limits=1):  # per-clip FFTs are tiny; threads only contend
         rows = Parallel(n_jobs=jobs, batch_size=16)(
-            delayed(_rich_clip)(clip.path, int(length), features.config)
+            delayed(_rich_clip)(clip.path, int(length), features.config, speed, features.pad_to)
             for clip, length in zip(features.clips, features.lengths)
         )
     return np.stack(rows), statistic_names(RICH_DESCRIPTORS)
@@ -200,20 +201,14 @@ def copy_functionals(
     features, kind: str = "mfcc", cache_dir: str | Path = "cache", jobs: int = -1
 ) -> np.ndarray:
     """`load_functionals` of every augmented copy in `features.augmented` (cremad.augment), rows in
-    its order: the MFCC part from each copy's own frames, the rich part from the copy's audio
-    (speed copies only: VTLP warps the spectrum the descriptors would need to be computed from).
-    Cached per voice beside the clips' own functionals."""
+    its order: each voice is read as a FeatureSet of its own (the copies' frames and lengths, keyed
+    by the voice's cache key), its rich part from the copies' audio (speed copies only: VTLP warps
+    the spectrum the descriptors would need to be computed from)."""
     from cremad.augment import augment_cache_key, parse_voice
-    from cremad.features import n_frames, speech_mask
 
     augmented = features.augmented
     if augmented is None:
         raise CremadError("copy functionals need the copies (cremad.augment.attach_augmented)")
-    if kind not in FEATURE_KINDS:
-        raise ValueError(f"--features must be one of {', '.join(FEATURE_KINDS)}, got {kind!r}")
-    config = features.config
-    frame_seconds = config.hop_length / config.sample_rate
-    clip_ids = np.asarray(features.clip_ids).astype(str)
     parts = []
     for voice in dict.fromkeys(augmented.voices):  # in the copies' order
         voice_kind, factor = parse_voice(str(voice))
@@ -223,52 +218,16 @@ def copy_functionals(
                 "from the unwarped audio); use --features mfcc, or speed_factors only"
             )
         rows = np.flatnonzero(augmented.voices == voice)
-        key = augment_cache_key(features.cache_key, voice_kind, factor)
-        path = Path(cache_dir) / f"functionals-{kind}-{functionals_key(features, kind)}-{key}.npz"
-        source_ids = clip_ids[augmented.source[rows]]
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as data:
-                if np.array_equal(data["clips"], source_ids):
-                    log.info("functionals: cache hit %s (%s)", path, voice)
-                    parts.append(data["values"])
-                    continue
-        started = time.perf_counter()
-        counts = np.minimum(
-            [n_frames(int(length), config) for length in augmented.lengths[rows]], augmented.features.shape[1]
+        copies = dataclasses.replace(
+            features,
+            features=augmented.features[rows],
+            clips=[features.clips[source] for source in augmented.source[rows]],
+            lengths=augmented.lengths[rows],
+            cache_key=augment_cache_key(features.cache_key, voice_kind, factor),
+            augmented=None,
         )
-        mask = speech_mask(counts, augmented.features.shape[1], config.pad_side)
-        part = np.stack(
-            [
-                functionals(frames[own, : config.n_mfcc], frame_seconds)
-                for frames, own in zip(augmented.features[rows], mask)
-            ]
-        )
-        if kind == "rich":
-            from joblib import Parallel, delayed
-            from threadpoolctl import threadpool_limits
-
-            with threadpool_limits(limits=1):
-                rich = Parallel(n_jobs=jobs, batch_size=16)(
-                    delayed(_rich_speed_copy)(features.clips[source].path, factor, features.pad_to, config)
-                    for source in augmented.source[rows]
-                )
-            part = np.concatenate([part, np.stack(rich)], axis=1)
-        if not np.all(np.isfinite(part)):
-            bad = source_ids[~np.all(np.isfinite(part), axis=1)]
-            raise CremadError(f"functionals: non-finite values for {voice} copies of {', '.join(bad[:5])}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as temporary:
-            np.savez(temporary, values=part, clips=source_ids)
-        log.info(
-            "functionals: %d %s copies x %d %s functionals in %.1f s -> %s",
-            len(part),
-            voice,
-            part.shape[1],
-            kind,
-            time.perf_counter() - started,
-            path,
-        )
-        parts.append(part)
+        speed = factor if voice_kind == "speed" else 1.0
+        parts.append(load_functionals(copies, kind, cache_dir, jobs, speed=speed)[0])
     return np.concatenate(parts)
 
 
@@ -288,11 +247,12 @@ def functionals_key(features, kind: str) -> str:
 
 
 def load_functionals(
-    features, kind: str = "mfcc", cache_dir: str | Path = "cache", jobs: int = -1
+    features, kind: str = "mfcc", cache_dir: str | Path = "cache", jobs: int = -1, speed: float = 1.0
 ) -> tuple[np.ndarray, list[str]]:
     """The (clips, columns) functionals of `features` (a FeatureSet) for `kind` ("mfcc": the 13
     MFCCs; "rich": those and RICH_DESCRIPTORS) and their names, rows in the FeatureSet's clip
-    order. Read from `cache_dir` when made before by the same inputs, else computed and cached."""
+    order. Read from `cache_dir` when made before by the same inputs, else computed and cached.
+    `speed`: the FeatureSet holds speed copies (copy_functionals), whose audio the rich part remakes."""
     if kind not in FEATURE_KINDS:
         raise ValueError(f"--features must be one of {', '.join(FEATURE_KINDS)}, got {kind!r}")
     if not features.cache_key:
@@ -310,7 +270,7 @@ def load_functionals(
     started = time.perf_counter()
     values, names = mfcc_functionals(features)
     if kind == "rich":
-        rich, rich_names = rich_functionals(features, jobs)
+        rich, rich_names = rich_functionals(features, jobs, speed)
         values, names = np.concatenate([values, rich], axis=1), names + rich_names
     if not np.all(np.isfinite(values)):
         bad = clip_ids[~np.all(np.isfinite(values), axis=1)]
