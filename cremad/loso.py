@@ -65,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gpus-per-fold", type=float, default=0.0, help="Ray: GPU share per fold (0.25 packs 4)"
     )
     parser.add_argument("--cpus-per-fold", type=float, default=1.0, help="Ray: CPUs per fold")
+    parser.add_argument(
+        "--ray-retries",
+        type=int,
+        default=3,
+        help="Ray: resubmissions of a fold whose worker or node died (default: 3); a fold whose own "
+        "code raises is not retried",
+    )
     parser.add_argument("--cache-dir", default="cache", help="feature cache (default: cache)")
     parser.add_argument("--no-save-models", action="store_true", help="do not write model.keras")
     parser.add_argument("--force", action="store_true", help="retrain folds that are already done")
@@ -103,6 +110,7 @@ class LosoOptions:
     ray_address: str | None = None
     gpus_per_fold: float = 0.0
     cpus_per_fold: float = 1.0
+    ray_retries: int = 3  # resubmissions of a fold whose worker or node died
     cache_dir: str = "cache"
     save_models: bool = True
     force: bool = False  # retrain finished folds
@@ -123,6 +131,8 @@ class LosoOptions:
             raise CremadError(f"--jobs must be at least 1, got {self.jobs}")
         if self.jobs > 1 and self.backend != "local":
             raise CremadError("--jobs is for the local backend; Ray packs folds with --cpus-per-fold")
+        if self.ray_retries < 0:
+            raise CremadError(f"--ray-retries must be at least 0, got {self.ray_retries}")
         if self.threads is not None and self.threads < 1:
             raise CremadError(f"--threads must be at least 1, got {self.threads}")
         index, count = self.shard
@@ -153,6 +163,7 @@ class LosoOptions:
             ray_address=args.ray_address,
             gpus_per_fold=args.gpus_per_fold,
             cpus_per_fold=args.cpus_per_fold,
+            ray_retries=args.ray_retries,
             cache_dir=args.cache_dir,
             save_models=not args.no_save_models,
             force=args.force,
@@ -212,10 +223,9 @@ def run_folds(
     """Run model `options.model_id`'s folds of `test_actors` (default: all) into the run folder
     `run_dir`, skipping finished ones unless `options.force`. The caller has written run.json.
     With the local backend and a `pool` (a concurrent.futures executor, see `fold_pool`) folds
-    train side by side in its processes. A Ray task runs TensorFlow on `options.threads` CPU
-    threads (default: `options.cpus_per_fold` rounded up). Returns the done records of this call."""
-    from cremad.folds import run_fold
-
+    train side by side in its processes; with Ray they train on the cluster's nodes and this
+    process writes them (`cremad.ray_backend`). Returns the done records of this call; raises
+    FoldsFailedError after the others when folds failed."""
     all_actors = loso_actors(features.actors)
     fold_index = {actor: index for index, actor in enumerate(all_actors)}  # seed offset per fold
     todo = runs.pending_folds(run_dir, test_actors or all_actors, options.force)
@@ -227,7 +237,6 @@ def run_folds(
     jobs = [
         dict(
             test_actor=actor,
-            out_dir=runs.fold_dir(run_dir, actor),
             model_id=options.model_id,
             fold_index=fold_index[actor],
             save_model=options.save_models,
@@ -235,24 +244,17 @@ def run_folds(
         )
         for actor in todo
     ]
-    if options.backend == "ray":
-        threads = options.threads or max(1, math.ceil(options.cpus_per_fold))
-        finished = _run_ray(config, features, jobs, options, threads)
-    elif pool is not None:
-        finished = _run_pool(pool, config, features, jobs)
-    else:
-        finished = (run_fold(config, features, **job) for job in jobs)
-
     started, records = time.time(), []
-    for done in finished:
+    for done in _finished_folds(config, features, run_dir, jobs, options, pool):
         records.append(done)
         elapsed = time.time() - started
         eta = elapsed / len(records) * (len(todo) - len(records))
         log.info(
-            "fold %d/%d actor %s: acc %.3f (%d clips, %d epochs) %.0f s, elapsed %s, ETA %s",
+            "fold %d/%d actor %s%s: acc %.3f (%d clips, %d epochs) %.0f s, elapsed %s, ETA %s",
             len(records),
             len(todo),
             done["actor"],
+            f" on {done['node']}" if done.get("node") else "",
             done["accuracy"],
             done["n_test"],
             done["epochs"],
@@ -263,10 +265,34 @@ def run_folds(
     return records
 
 
+def _finished_folds(config, features, run_dir, jobs: list[dict[str, Any]], options: LosoOptions, pool):
+    """The done records of `jobs` as their folds finish, on the backend `options` names."""
+    from cremad.folds import run_fold
+
+    if options.backend == "ray":  # the folds train on the cluster; this process writes them
+        from cremad.ray_backend import run_ray_folds
+
+        return run_ray_folds(
+            config,
+            features,
+            jobs,
+            run_dir,
+            address=options.ray_address,
+            cpus_per_fold=options.cpus_per_fold,
+            gpus_per_fold=options.gpus_per_fold,
+            threads=options.threads or max(1, math.ceil(options.cpus_per_fold)),
+            max_retries=options.ray_retries,
+            verbose=options.verbose,
+        )
+    jobs = [{**job, "out_dir": runs.fold_dir(run_dir, job["test_actor"])} for job in jobs]
+    if pool is not None:
+        return _run_pool(pool, config, features, jobs)
+    return (run_fold(config, features, **job) for job in jobs)
+
+
 def _fold_task(config, features, job, threads: int | None = None):
-    """One fold in a Ray task or a pool job. A pool worker has set its threads already
-    (`_init_pool_worker`); a Ray worker sets them here, before its first fold's first op (a
-    reused worker asking for the same count again is a no-op in TensorFlow)."""
+    """One fold in a pool job. A pool worker has set its threads already (`_init_pool_worker`);
+    asking for the same count again is a no-op in TensorFlow."""
     from cremad.folds import run_fold
 
     limit_threads(threads)
@@ -324,72 +350,15 @@ def _gather(finished, fold_error):
             continue
         yield record
     if failed:
-        raise CremadError(f"{len(failed)} fold(s) failed: {', '.join(failed)}; rerun to retry them")
+        raise FoldsFailedError(failed)
 
 
-def start_ray(address: str | None = None, log_to_driver: bool = False):
-    """Join the Ray cluster at `address`, or start a local one on this machine's cores; returns
-    the ray module. Ray is an optional extra, imported only here."""
-    try:
-        import ray
-    except ImportError:
-        raise CremadError("--backend ray needs Ray: pip install -e .[ray]") from None
-    import keras
+class FoldsFailedError(CremadError):
+    """Folds that failed on every try; the others are done."""
 
-    # Workers must use the driver's Keras backend, and must not grab a whole GPU each when
-    # several folds share one (TensorFlow and JAX both preallocate by default).
-    env = {
-        "KERAS_BACKEND": keras.config.backend(),
-        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
-        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    if address:
-        ray.init(address=address, runtime_env={"env_vars": env})
-    else:
-        package_root = str(Path(__file__).resolve().parent.parent)  # a checkout need not be installed
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        ray.init(
-            num_cpus=os.cpu_count(),
-            runtime_env={"env_vars": env},
-            include_dashboard=False,
-            log_to_driver=log_to_driver,
-        )
-    return ray
-
-
-def _run_ray(config, features, jobs, options: LosoOptions, threads: int | None = None):
-    """Yield done records as Ray tasks finish (see `_gather` for failures). The features go into
-    the object store once."""
-    try:
-        import ray
-    except ImportError:
-        raise CremadError("--backend ray needs Ray: pip install -e .[ray]") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        start_ray(options.ray_address, log_to_driver=options.verbose > 0)
-    try:
-        available = ray.cluster_resources().get("GPU", 0)
-        if options.gpus_per_fold > available:  # Ray would queue such tasks forever
-            raise CremadError(
-                f"--gpus-per-fold {options.gpus_per_fold:g}, but the Ray cluster has {available:g} GPU(s)"
-            )
-        features_ref = ray.put(features)
-        task = ray.remote(num_gpus=options.gpus_per_fold, num_cpus=options.cpus_per_fold, max_retries=0)(
-            _fold_task
-        )
-        actor_of = {task.remote(config, features_ref, job, threads): job["test_actor"] for job in jobs}
-
-        def finished():
-            pending = list(actor_of)
-            while pending:
-                (ready,), pending = ray.wait(pending, num_returns=1)
-                yield actor_of[ready], lambda ref=ready: ray.get(ref)
-
-        yield from _gather(finished(), ray.exceptions.RayTaskError)
-    finally:
-        if started_here:
-            ray.shutdown()
+    def __init__(self, failed: list[str]):
+        self.failed = list(failed)
+        super().__init__(f"{len(failed)} fold(s) failed: {', '.join(failed)}; rerun to retry them")
 
 
 def resolve_configs(options: LosoOptions) -> list:
@@ -429,17 +398,37 @@ def run_with(options: LosoOptions) -> int:
         if options.jobs > 1:
             pool = stack.enter_context(fold_pool(options.jobs, options.threads or 1))
         for config in configs:
-            run_seed(options, config, features, test_actors, pool)
+            with contextlib.suppress(FoldsFailedError):  # logged; the check below names them
+                run_seed(options, config, features, test_actors, pool)
+    check_done([seed_run_dir(options, config) for config in configs], test_actors)
     return 0
 
 
+def seed_run_dir(options: LosoOptions, config) -> Path:
+    return runs.run_dir(options.runs, options.corpus, config.name, options.model, config.train.seed)
+
+
+def check_done(run_dirs: list[Path], test_actors: list[str]) -> None:
+    """Raise, naming them, when a fold this command was asked to run has no done.json in its run
+    folder: the exit status tells whether the run folder holds what was asked, on any backend."""
+    not_done = {run_dir: runs.pending_folds(run_dir, test_actors) for run_dir in run_dirs}
+    not_done = {run_dir: actors for run_dir, actors in not_done.items() if actors}
+    if not_done:
+        raise CremadError(
+            f"{sum(map(len, not_done.values()))} fold(s) not done: "
+            + "; ".join(f"{run_dir}: {', '.join(actors)}" for run_dir, actors in not_done.items())
+            + " (rerun the same command to run them)"
+        )
+
+
 def run_seed(options: LosoOptions, config, features, test_actors: list[str], pool=None) -> None:
-    """One seed's run of `loso`: run.json, the folds, then the summary."""
+    """One seed's run of `loso`: run.json, the folds, then the summary (of the finished folds,
+    also when some failed: FoldsFailedError is raised after it)."""
     import keras
 
     from cremad.metrics import format_summary, summarize
 
-    run_dir = runs.run_dir(options.runs, options.corpus, config.name, options.model, config.train.seed)
+    run_dir = seed_run_dir(options, config)
     log.info(
         "model %d, experiment %s, seed %d: %d clips, %d frames, %d of %d folds selected -> %s",
         options.model_id,
@@ -461,8 +450,14 @@ def run_seed(options: LosoOptions, config, features, test_actors: list[str], poo
         keras_backend=keras.config.backend(),
     )
     runs.prepare_run(run_dir, record, options.force)
-    run_folds(config, features, run_dir, options, test_actors, pool=pool)
+    failures = None
+    try:
+        run_folds(config, features, run_dir, options, test_actors, pool=pool)
+    except FoldsFailedError as error:
+        failures = error
     try:  # a failing summary must not cost the trained folds
         print(format_summary(summarize(run_dir)))
     except Exception as error:  # noqa: BLE001 (report and carry on; `cremad summarize` can redo it)
         log.warning("summary not written (%s: %s); run `cremad summarize` later", type(error).__name__, error)
+    if failures is not None:
+        raise failures

@@ -133,3 +133,30 @@ def test_archive_keeps_what_the_tables_need_and_the_same_numbers(tmp_path, caplo
         )
     with pytest.raises(CremadError, match="is the run folder itself"):
         archive_run(run_dir, run_dir)
+
+
+def test_a_fold_moves_between_machines_whole_with_done_json_last(tmp_path):
+    """What a Ray worker sends back (read_fold_files) is what the driver writes (write_fold_files):
+    the same bytes under the same names, done.json with where it ran added, written last."""
+    worker = runs.run_dir(tmp_path / "worker", "cremad", "paper", "model1", 0)
+    write_fold(worker, "1001", clip_rows(1)["1001"], model_id=1)
+    files = runs.read_fold_files(runs.fold_dir(worker, "1001"))
+    assert runs.DONE in files and runs.PREDICTIONS in files and runs.ATTENTION in files
+
+    driver = runs.run_dir(tmp_path / "driver", "cremad", "paper", "model1", 0)
+    stale = runs.fold_dir(driver, "1001")
+    stale.mkdir(parents=True)
+    (stale / "history.csv").write_text("an earlier attempt's\n")
+    done = runs.write_fold_files(stale, files, node="10.0.0.2 (abcd)", tries=2)
+    written = {path.name: path.read_bytes() for path in stale.iterdir()}
+    assert set(written) == set(files)  # the earlier attempt's file is gone
+    assert all(written[name] == content for name, content in files.items() if name != runs.DONE)
+    assert done["node"] == "10.0.0.2 (abcd)" and done["tries"] == 2
+    assert runs.load_predictions(driver).folds == ["1001"]
+
+    with pytest.raises(CremadError, match="not a finished fold"):
+        runs.read_fold_files(tmp_path)
+    with pytest.raises(CremadError, match="refusing fold file name"):
+        runs.write_fold_files(tmp_path / "x", {**files, "../escape.csv": b""})
+    with pytest.raises(CremadError, match="no done.json"):
+        runs.write_fold_files(tmp_path / "x", {runs.PREDICTIONS: b""})

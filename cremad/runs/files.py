@@ -265,3 +265,43 @@ def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> Path:
     path = Path(run_dir) / SUMMARY_JSON
     write_json(path, summary)
     return path
+
+
+# --- moving a fold between machines -----------------------------------------------------------
+
+
+def read_fold_files(folder: str | Path) -> dict[str, bytes]:
+    """Every file of a finished fold folder, by name: what a fold trained on another machine
+    sends back to the one that owns the run folder (`write_fold_files`)."""
+    folder = Path(folder)
+    if not (folder / DONE).is_file():
+        raise CremadError(f"{folder}: not a finished fold (no {DONE})")
+    return {
+        path.name: path.read_bytes()
+        for path in sorted(folder.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+def write_fold_files(folder: str | Path, files: dict[str, bytes], **done_fields) -> dict[str, Any]:
+    """Write a fold's files (`read_fold_files`' output) into `folder`, each atomically and
+    done.json last, with `done_fields` added to it; an earlier attempt's files are dropped first.
+    Returns the done.json record."""
+    import json
+
+    if DONE not in files:
+        raise CremadError(f"{folder}: the fold's files hold no {DONE}")
+    unsafe = [name for name in files if Path(name).name != name or name.startswith(".")]
+    if unsafe:
+        raise CremadError(f"{folder}: refusing fold file name(s) {', '.join(unsafe)}")
+    folder = start_fold(folder)
+    for stale in folder.iterdir():
+        if stale.is_file() and stale.name not in files:
+            stale.unlink()
+    for name, content in files.items():
+        if name != DONE:
+            with atomic_path(folder / name) as temporary:
+                temporary.write_bytes(content)
+    done = {**json.loads(files[DONE]), **done_fields}
+    write_json(folder / DONE, done)
+    return done
