@@ -148,6 +148,7 @@ bench: install
 	$(BIN)/python bench/bench_models.py --profile --out bench/results/models.json
 	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/emodb/paper --out bench/results/loso.json
 	$(BIN)/python bench/bench_jobs.py --out bench/results/jobs.json
+	$(BIN)/python bench/bench_ray.py --out bench/results/ray.json
 
 clean-demo:
 	rm -rf $(DEMO)
