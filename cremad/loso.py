@@ -33,6 +33,7 @@ from cremad.corpus import CORPORA, CORPUS_HELP, DEFAULT_CORPUS
 from cremad.features import add_clip_arguments, clip_options
 from cremad.model_names import MODEL_IDS, model_name
 from cremad.process import limit_threads
+from cremad.ray_backend import DEFAULT_MAX_RETRIES
 from cremad.splits import loso_actors
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ray-retries",
         type=int,
-        default=3,
-        help="Ray: resubmissions of a fold whose worker or node died (default: 3); a fold whose own "
-        "code raises is not retried",
+        default=DEFAULT_MAX_RETRIES,
+        help="Ray: resubmissions of a fold whose worker or node died (default: %(default)s); a fold "
+        "whose own code raises is not retried",
     )
     parser.add_argument("--cache-dir", default="cache", help="feature cache (default: cache)")
     parser.add_argument("--no-save-models", action="store_true", help="do not write model.keras")
@@ -110,7 +111,7 @@ class LosoOptions:
     ray_address: str | None = None
     gpus_per_fold: float = 0.0
     cpus_per_fold: float = 1.0
-    ray_retries: int = 3  # resubmissions of a fold whose worker or node died
+    ray_retries: int = DEFAULT_MAX_RETRIES  # resubmissions of a fold whose worker or node died
     cache_dir: str = "cache"
     save_models: bool = True
     force: bool = False  # retrain finished folds

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(cremad.__file__).resolve().parent
 DEFAULT_MAX_RETRIES = 3  # resubmissions of a fold whose worker or node died
+SCRATCH_PREFIX = "cremad-fold-"  # + pid-actor-: a fold's folder on the node that trains it
 
 
 class CodeMismatchError(CremadError):
@@ -111,12 +112,32 @@ def remote_fold(config, features, job: dict[str, Any], threads: int | None, driv
     node = f"{ray.util.get_node_ip_address()} ({context.get_node_id()[:8]})"
     check_code(driver_code, code_identity(), node)
     limit_threads(threads)
-    scratch = Path(tempfile.mkdtemp(prefix=f"cremad-fold-{job['test_actor']}-"))
+    sweep_scratch()
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-{job['test_actor']}-"))
     try:
         run_fold(config, features, out_dir=scratch, **job)
         return {"files": runs.read_fold_files(scratch), "node": node, "code": code_identity()}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def sweep_scratch() -> None:
+    """Remove the scratch folders of fold processes that died before removing their own (a
+    killed worker runs no cleanup)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def system_failures(ray) -> tuple[type[BaseException], ...]:
@@ -152,6 +173,15 @@ def run_ray_folds(
             raise CremadError(
                 f"--gpus-per-fold {gpus_per_fold:g}, but the Ray cluster has {available:g} GPU(s)"
             )
+        resources = ray.cluster_resources()
+        log.info(
+            "Ray cluster: %d node(s), %g CPU(s), %g GPU(s); %g CPU(s) and %g GPU(s) per fold",
+            len([node for node in ray.nodes() if node.get("Alive")]),
+            resources.get("CPU", 0),
+            resources.get("GPU", 0),
+            cpus_per_fold,
+            gpus_per_fold,
+        )
         task = ray.remote(num_cpus=cpus_per_fold, num_gpus=gpus_per_fold, max_retries=0)(remote_fold)
         features_ref, driver_code = ray.put(features), code_identity()
         job_of, tries, failed, written = {}, {}, [], []

@@ -18,13 +18,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from ray_cluster import loopback_namespace
 
 from cremad import runs
-from cremad.ray_backend import CodeMismatchError, check_code, code_identity
+from cremad.ray_backend import SCRATCH_PREFIX, CodeMismatchError, check_code, code_identity
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -164,6 +165,8 @@ def test_killed_worker_is_retried_and_the_driver_alone_writes_every_fold(cluster
     assert kill["status"] == 0, log
     assert kill["killed"] is not None, "no fold was seen training: nothing was killed"
     assert "retried after its worker died (WorkerCrashedError; try 2 of 4)" in log
+    # The killed worker's scratch folder was swept by a later fold on the same machine.
+    assert not list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}{kill['killed']}-*"))
     # The workers could not see the driver's runs folder: nothing landed in the folder they see.
     assert not any((root / "driver-runs").iterdir())
     ray_run, local_run = run_folder(root, "kill"), run_folder(root, "local")
