@@ -168,17 +168,15 @@ def run_ray_folds(
         start_ray(address, log_to_driver=verbose > 0)
     lost = system_failures(ray)
     try:
-        available = ray.cluster_resources().get("GPU", 0)
-        if gpus_per_fold > available:  # Ray would queue such tasks forever
-            raise CremadError(
-                f"--gpus-per-fold {gpus_per_fold:g}, but the Ray cluster has {available:g} GPU(s)"
-            )
         resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
+        if gpus_per_fold > gpus:  # Ray would queue such tasks forever
+            raise CremadError(f"--gpus-per-fold {gpus_per_fold:g}, but the Ray cluster has {gpus:g} GPU(s)")
         log.info(
             "Ray cluster: %d node(s), %g CPU(s), %g GPU(s); %g CPU(s) and %g GPU(s) per fold",
             len([node for node in ray.nodes() if node.get("Alive")]),
             resources.get("CPU", 0),
-            resources.get("GPU", 0),
+            gpus,
             cpus_per_fold,
             gpus_per_fold,
         )
@@ -225,6 +223,10 @@ def run_ray_folds(
                         raise CodeMismatchError(str(error.cause)) from None
                     cause = error.cause if error.cause is not None else error
                     log.error("fold %s failed: %s: %s", actor, type(cause).__name__, cause)
+                    failed.append(actor)
+                    continue
+                except ray.exceptions.RayError as error:  # e.g. its runtime environment could not be set up
+                    log.error("fold %s failed: %s: %s", actor, type(error).__name__, error)
                     failed.append(actor)
                     continue
                 written.append(actor)
