@@ -583,3 +583,17 @@ def test_ray_tasks_get_their_cpu_share_of_threads(
     (((config, _, jobs, run_dir), kwargs),) = sent
     assert kwargs["threads"] == expected
     assert run_dir == tmp_path and "out_dir" not in jobs[0]  # the driver writes the fold, not the worker
+
+
+def test_the_exit_status_comes_from_the_run_folder(tmp_path):
+    """loso ends with an error naming every fold it was asked for that has no done.json."""
+    from cremad.loso import check_done
+
+    seed0, seed1 = (runs.run_dir(tmp_path, "cremad", "paper", "model1", seed) for seed in (0, 1))
+    for run_dir, actors in ((seed0, ["1001", "1002"]), (seed1, ["1001"])):
+        for actor in actors:
+            runs.fold_dir(run_dir, actor).mkdir(parents=True)
+            (runs.fold_dir(run_dir, actor) / DONE).write_text("{}")
+    check_done([seed0], ["1001", "1002"])
+    with pytest.raises(CremadError, match=f"1 fold\\(s\\) not done: {seed1}: 1002"):
+        check_done([seed0, seed1], ["1001", "1002"])
