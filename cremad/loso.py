@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from cremad import CremadError, runs
+from cremad import CremadError, FoldsFailedError, runs
 from cremad.arguments import comma_list, nonnegative_int
 from cremad.config import load_experiment, replace
 from cremad.corpus import CORPORA, CORPUS_HELP, DEFAULT_CORPUS
@@ -352,14 +352,6 @@ def _gather(finished, fold_error):
         yield record
     if failed:
         raise FoldsFailedError(failed)
-
-
-class FoldsFailedError(CremadError):
-    """Folds that failed on every try; the others are done."""
-
-    def __init__(self, failed: list[str]):
-        self.failed = list(failed)
-        super().__init__(f"{len(failed)} fold(s) failed: {', '.join(failed)}; rerun to retry them")
 
 
 def resolve_configs(options: LosoOptions) -> list:

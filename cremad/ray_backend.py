@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import cremad
-from cremad import CremadError, runs
+from cremad import CremadError, FoldsFailedError, runs
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +235,6 @@ def run_ray_folds(
             _keep_finished_and_cancel(ray, job_of, run_dir, tries, written)
             raise
         if failed:
-            from cremad.loso import FoldsFailedError
-
             raise FoldsFailedError(failed)
     finally:
         if started_here:
