@@ -1,0 +1,216 @@
+"""`cremad report`: the offline page of a run, its data files, and the page itself in Chromium."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from results_fixtures import ACTORS, N_FRAMES, clip_rows, write_corpus, write_model
+
+from cremad import cli, runs
+from cremad.features import n_frames
+from cremad.plots import padding_share
+from cremad.report import build_report
+
+MODELS = (1, 3)  # one model with attention, one without
+MISSING_WAV = "1002_IEO_SAD_XX"  # a test clip whose WAV the corpus lacks
+
+
+def read_script(path: Path) -> dict:
+    """The payload of a data script: `call({...});`."""
+    text = path.read_text()
+    return json.loads(text[text.index("(") + 1 : text.rindex(")")])
+
+
+def write_run(root: Path) -> tuple[Path, Path]:
+    """Models 1 and 3 on two actors (as `cremad loso` leaves them), model 1 with its own random
+    attention curve per clip, and a corpus with every test clip's WAV but one."""
+    clips = [clip for rows in clip_rows(1).values() for clip, _, _ in rows]
+    corpus = write_corpus(root / "CREMA-D", [clip for clip in clips if clip != MISSING_WAV])
+    for model_id in MODELS:
+        run_dir = write_model(root / "runs", model_id, data_dir=corpus)
+    rng = np.random.default_rng(0)
+    run_dir = runs.run_dir(root / "runs", "cremad", "paper", "model1", 0)
+    for actor in ACTORS:
+        fold_clips = [clip for clip, _, _ in clip_rows(1)[actor]]
+        weights = rng.dirichlet(np.ones(N_FRAMES), size=(len(fold_clips), 1))  # (clips, 1, frames)
+        runs.write_attention(runs.fold_dir(run_dir, actor), fold_clips, weights)
+    return root / "runs", corpus
+
+
+def tree(folder: Path) -> dict[str, float]:
+    return {str(path): path.stat().st_mtime for path in folder.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    runs_root, corpus = write_run(root)
+    before = tree(root)
+    page = build_report(runs_root, root / "out", data=corpus)
+    return root, runs_root, corpus, page, before
+
+
+def test_the_page_and_its_data_are_written_under_out_only(built):
+    root, _, _, page, before = built
+    after = tree(root)
+    assert {path for path in after if not path.startswith(str(root / "out"))} == set(before)
+    assert all(after[path] == before[path] for path in before)
+    out = root / "out"
+    assert page == out / "index.html"
+    for name in (
+        "index.html",
+        "report.js",
+        "report.css",
+        "data/index.js",
+        "data/speaker-0.js",
+        "data/speaker-1.js",
+    ):
+        assert (out / name).is_file(), name
+    html = page.read_text() + (out / "report.js").read_text() + (out / "report.css").read_text()
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
+    assert "fetch(" not in (out / "report.js").read_text()
+
+
+def test_index_holds_every_clip_once_with_each_models_prediction(built):
+    root, runs_root, _, _, _ = built
+    index = read_script(root / "out" / "data" / "index.js")
+    ids = index["clips"]["id"]
+    assert len(ids) == len(set(ids)) == 24
+    for view in index["views"]:
+        predictions = runs.load_predictions(runs.run_dir(runs_root, "cremad", "paper", view["key"], 0))
+        expected = dict(zip(predictions.clip_ids, predictions.predicted))
+        assert [index["emotions"][k] for k in view["pred"]] == [expected[clip] for clip in ids]
+    model1, model3 = index["views"]
+    assert model1["attention"] and model1["padding"] is not None and model1["noAttention"] is None
+    assert (
+        not model3["attention"]
+        and model3["padding"] is None
+        and model3["noAttention"] == "no attention block"
+    )
+
+
+def test_padding_share_is_fig2s_measure_and_a_missing_wav_has_none(built):
+    root, runs_root, _, _, _ = built
+    index = read_script(root / "out" / "data" / "index.js")
+    model1 = index["views"][0]
+    run_dir = runs.run_dir(runs_root, "cremad", "paper", "model1", 0)
+    own = n_frames(8000)  # the fixture's 0.5 s WAV, end padding as its run.json does not say start
+    for position, clip in enumerate(index["clips"]["id"]):
+        actor = index["speakers"][index["clips"]["speaker"][position]]
+        if clip == MISSING_WAV:
+            assert model1["pad"][position] is None and index["clips"]["duration"][position] is None
+            continue
+        weights = runs.read_attention(run_dir, actor, clip)
+        assert model1["pad"][position] == pytest.approx(padding_share(weights, own, "end"), abs=1e-4)
+        assert index["clips"]["frames"][position] == own
+
+
+def test_unfinished_folds_and_archived_runs_are_said(tmp_path, caplog):
+    runs_root, corpus = write_run(tmp_path)
+    run_dir = runs.run_dir(runs_root, "cremad", "paper", "model1", 0)
+    (runs.fold_dir(run_dir, "1002") / runs.DONE).unlink()
+    for actor in ACTORS:
+        (runs.fold_dir(run_dir, actor) / runs.ATTENTION).unlink()
+    build_report(runs_root, tmp_path / "out", data=corpus)
+    index = read_script(tmp_path / "out" / "data" / "index.js")
+    assert any("1002" in note and "unfinished" in note for note in index["notes"])
+    assert "fold(s) without done.json" in caplog.text  # logged as `cremad figures` logs it
+    assert index["views"][0]["noAttention"].startswith("no attention.npz")
+    assert len(index["clips"]["id"]) == 24  # model 3 still has both folds
+
+
+def test_cli_writes_the_page(built, tmp_path):
+    _, runs_root, corpus, _, _ = built
+    code = cli.main(
+        ["report", "--runs", str(runs_root), "--data", str(corpus), "--models", "1", "--out", str(tmp_path)]
+    )
+    assert code == 0
+    index = read_script(tmp_path / "data" / "index.js")
+    assert [view["key"] for view in index["views"]] == ["model1"]
+
+
+# --- the page in a real browser ---------------------------------------------------------------
+
+
+def chromium_driver():
+    """Selenium driving Debian's chromium through its chromedriver; skipped without them."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not browser or not driver_path:
+        pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    # An explicit driver path: Selenium Manager never downloads a browser or a driver.
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+
+
+def wait_rendered(driver, hash_: str) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script("return document.body.dataset.rendered") == hash_
+    )
+
+
+def requested_urls(driver) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = chromium_driver()
+    yield driver
+    driver.quit()
+
+
+def test_the_page_in_chromium(built, browser):
+    root, runs_root, _, page, _ = built
+    browser.get(page.as_uri())
+    wait_rendered(browser, "#")
+    assert len(browser.find_elements("css selector", "#clips article.clip")) == 24
+
+    # A confusion cell of model 1 lists exactly the clips of that cell in predictions.csv.
+    predictions = runs.load_predictions(runs.run_dir(runs_root, "cremad", "paper", "model1", 0))
+    true, predicted = "ANG", "DIS"
+    expected = set(predictions.clip_ids[(predictions.true == true) & (predictions.predicted == predicted)])
+    assert expected
+    link = browser.find_element(
+        "css selector", f'table[data-view="model1"] a[href="#model=1&true={true}&pred={predicted}"]'
+    )
+    link.click()
+    wait_rendered(browser, f"#model=1&true={true}&pred={predicted}")
+    listed = [
+        card.get_attribute("data-clip")
+        for card in browser.find_elements("css selector", "#clips article.clip")
+    ]
+    assert sorted(listed) == sorted(expected)
+
+    # One clip's drawn attention equals attention.npz's, to the page's 16-bit precision.
+    clip = sorted(expected)[0]
+    curve = f"article[data-clip='{clip}'] polyline[data-view='model1']"
+    drawn = browser.execute_script("return document.querySelector(arguments[0]).weights", curve)
+    actor = clip.split("_")[0]
+    weights = runs.read_attention(runs.run_dir(runs_root, "cremad", "paper", "model1", 0), actor, clip)[0]
+    np.testing.assert_allclose(drawn, weights, rtol=0, atol=weights.max() / 65535)
+
+    # A model without attention and a clip without its WAV say so.
+    browser.get(page.as_uri() + "#true=SAD&speaker=1002")
+    wait_rendered(browser, "#true=SAD&speaker=1002")
+    card = browser.find_element("css selector", f"article[data-clip='{MISSING_WAV}']")
+    assert "No WAV for this clip" in card.find_element("css selector", ".missing").text
+    assert "no attention block" in card.find_element("css selector", ".note[data-view='model3']").text
+    assert not card.find_elements("css selector", "polyline[data-view='model3']")
+
+    urls = requested_urls(browser)
+    assert urls and all(url.startswith(("file:", "data:", "about:", "chrome:")) for url in urls), urls
