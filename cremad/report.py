@@ -312,8 +312,8 @@ def build_report(
 
     index = {
         "title": f"{first.corpus} / {first.experiment}",
-        "runs": str(Path(runs_root).resolve()),
-        "data": str(Path(data).resolve()) if data else None,
+        "runs": str(runs_root),
+        "data": str(data) if data else None,
         "emotions": list(EMOTIONS),
         "emotionNames": [EMOTION_NAMES[emotion] for emotion in EMOTIONS],
         "speakers": speakers,

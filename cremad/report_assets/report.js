@@ -351,8 +351,10 @@ function start() {
     return;
   }
   document.getElementById("title").textContent = index.title;
-  document.getElementById("about").textContent = `${index.clips.id.length} test clips, ${index.speakers.length} speakers, `
-    + `${index.views.length} models; runs ${index.runs}; audio ${index.data || "not given (--data)"}`
+  const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+  document.getElementById("about").textContent = `${count(index.clips.id.length, "test clip")}, `
+    + `${count(index.speakers.length, "speaker")}, ${count(index.views.length, "model")}; runs ${index.runs}; `
+    + `audio ${index.data || "not given (--data)"}`
     + (index.crowd ? "; crowd votes of CREMA-D (voice only)" : "; no crowd votes (--meta)") + ".";
   document.getElementById("notes").replaceChildren(...index.notes.map((n) => element("li", {}, n)));
   window.addEventListener("hashchange", render);
