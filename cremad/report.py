@@ -238,6 +238,74 @@ def run_notes(views: list[View]) -> list[str]:
     return notes
 
 
+@dataclasses.dataclass
+class Context:
+    """What every clip of a page is read against: the runs' settings and the clip sources."""
+
+    views: list[View]
+    attention: dict[str, tuple[dict[str, np.ndarray], str | None]]  # view key -> view_attention
+    features: object  # cremad.config.FeatureConfig of the runs
+    pad_side: str
+    total_frames: int | None
+    wavs: dict[str, Path]
+    votes: dict[str, np.ndarray]
+    rows: dict[str, dict[str, int]]  # view key -> clip id -> row of its predictions
+
+
+def clip_page(context: Context, clip: str, spectrogram: str, out: Path) -> tuple[dict, dict, dict]:
+    """One clip: its index row (speaker left out), each view's index cells, and its speaker-file
+    entry; writes its spectrogram to `out`/`spectrogram` when its WAV is there."""
+    audio = read_audio(context.wavs[clip], out, context.features) if clip in context.wavs else None
+    if audio is not None:
+        write_spectrogram(out / spectrogram, audio.decibels)
+    own = min(audio.own_frames, context.total_frames or audio.own_frames) if audio else None
+    row = {"duration": round(audio.duration, 3) if audio else None, "frames": own}
+    entry = {
+        "probs": {},
+        "att": {},
+        "wav": audio.link if audio else None,
+        "spec": spectrogram if audio else None,
+        "votes": context.votes[clip].tolist() if clip in context.votes else None,
+    }
+    cells = {}
+    for view in context.views:
+        position = context.rows[view.key].get(clip)
+        weights = context.attention[view.key][0].get(clip)
+        share = padding_share(weights, own, context.pad_side) if weights is not None and own else None
+        if position is None:
+            cells[view.key] = (-1, None, None)
+            continue
+        probabilities = view.predictions.probabilities[position]  # (6,)
+        predicted = EMOTIONS.index(str(view.predictions.predicted[position]))
+        cells[view.key] = (
+            predicted,
+            round(float(probabilities[predicted]), 4),
+            None if share is None else round(share, 4),
+        )
+        entry["probs"][view.key] = [round(float(p), 4) for p in probabilities]
+        if weights is not None:
+            entry["att"][view.key] = encode_curve(weights)
+    return row, cells, entry
+
+
+def view_record(
+    view: View, context: Context, cells: dict[str, list], true: list[str], durations: list
+) -> dict:
+    """A view as data/index.js holds it: name, attention, and one prediction column per clip."""
+    weights, reason = context.attention[view.key]
+    predicted, confidence, shares = (list(column) for column in zip(*cells[view.key]))  # (clips,) each
+    return {
+        "key": view.key,
+        "label": view.label,
+        "attention": view.has_attention,
+        "noAttention": reason,
+        "padding": padding_summary(shares, true, durations) if weights else None,
+        "pred": predicted,
+        "conf": confidence,
+        "pad": shares,
+    }
+
+
 def build_report(
     runs_root: str | Path,
     out: str | Path,
@@ -255,61 +323,42 @@ def build_report(
     results = load_results(selected)
     views = report_views(results, combined_results(results))
     clip_ids, facts = clip_rows(views)
-    features = run_features(results)
-    pad_side = "start" if run_setting(results, "pad_side") == "start" else "end"
     attention = {view.key: view_attention(view) for view in views}
-    total_frames = frame_axis(results, attention)
     data = data or run_setting(results, "data_dir")
-    wavs = audio_paths(data, first.corpus)
-    votes = crowd_votes(meta, data)
+    context = Context(
+        views=views,
+        attention=attention,
+        features=run_features(results),
+        pad_side="start" if run_setting(results, "pad_side") == "start" else "end",
+        total_frames=frame_axis(results, attention),
+        wavs=audio_paths(data, first.corpus),
+        votes=crowd_votes(meta, data),
+        rows={
+            view.key: {str(clip): row for row, clip in enumerate(view.predictions.clip_ids)} for view in views
+        },
+    )
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "data").mkdir(parents=True, exist_ok=True)
     speakers = sorted({actor for actor, _ in facts.values()})
     speaker_of = {speaker: index for index, speaker in enumerate(speakers)}
-    rows_of = {
-        view.key: {str(clip): row for row, clip in enumerate(view.predictions.clip_ids)} for view in views
-    }
     columns = {"id": clip_ids, "speaker": [], "duration": [], "frames": [], "true": []}
-    view_columns = {view.key: {"pred": [], "conf": [], "pad": []} for view in views}
+    cells: dict[str, list] = {view.key: [] for view in views}
     by_speaker: dict[str, dict] = {speaker: {} for speaker in speakers}
     for number, clip in enumerate(clip_ids):
         actor, true = facts[clip]
-        audio = read_audio(wavs[clip], out, features) if clip in wavs else None
-        spectrogram = None
-        if audio is not None:
-            spectrogram = f"spec/{speaker_of[actor]}/{number}.png"
-            write_spectrogram(out / spectrogram, audio.decibels)
-        own = min(audio.own_frames, total_frames or audio.own_frames) if audio else None
+        row, clip_cells, entry = clip_page(context, clip, f"spec/{speaker_of[actor]}/{number}.png", out)
         columns["speaker"].append(speaker_of[actor])
-        columns["duration"].append(round(audio.duration, 3) if audio else None)
-        columns["frames"].append(own)
+        columns["duration"].append(row["duration"])
+        columns["frames"].append(row["frames"])
         columns["true"].append(EMOTIONS.index(true))
-        entry = {"probs": {}, "att": {}, "wav": audio.link if audio else None, "spec": spectrogram}
-        entry["votes"] = votes[clip].tolist() if clip in votes else None
-        for view in views:
-            row = rows_of[view.key].get(clip)
-            probabilities = None if row is None else view.predictions.probabilities[row]
-            weights = attention[view.key][0].get(clip)
-            share = padding_share(weights, own, pad_side) if weights is not None and own else None
-            view_columns[view.key]["pred"].append(-1 if row is None else int(np.argmax(probabilities)))
-            view_columns[view.key]["conf"].append(
-                None if row is None else round(float(probabilities.max()), 4)
-            )
-            view_columns[view.key]["pad"].append(None if share is None else round(share, 4))
-            if probabilities is not None:
-                entry["probs"][view.key] = [round(float(p), 4) for p in probabilities]
-            if weights is not None:
-                entry["att"][view.key] = encode_curve(weights)
+        for key, cell in clip_cells.items():
+            cells[key].append(cell)
         by_speaker[actor][clip] = entry
-    sizes = {}
-    for speaker, clips in by_speaker.items():
-        name = f"data/speaker-{speaker_of[speaker]}.js"
-        (out / "data").mkdir(exist_ok=True)
-        sizes[name] = _script(
-            out / name, "cremadReportSpeaker", {"speaker": speaker_of[speaker], "clips": clips}
-        )
-
+    for speaker, entries in by_speaker.items():
+        payload = {"speaker": speaker_of[speaker], "clips": entries}
+        _script(out / "data" / f"speaker-{speaker_of[speaker]}.js", "cremadReportSpeaker", payload)
+    true = [facts[clip][1] for clip in clip_ids]
     index = {
         "title": f"{first.corpus} / {first.experiment}",
         "runs": str(runs_root),
@@ -317,27 +366,13 @@ def build_report(
         "emotions": list(EMOTIONS),
         "emotionNames": [EMOTION_NAMES[emotion] for emotion in EMOTIONS],
         "speakers": speakers,
-        "frames": total_frames,
-        "hopSeconds": features.hop_length / features.sample_rate,
-        "padSide": pad_side,
-        "crowd": bool(votes),
+        "frames": context.total_frames,
+        "hopSeconds": context.features.hop_length / context.features.sample_rate,
+        "padSide": context.pad_side,
+        "crowd": bool(context.votes),
         "notes": run_notes(views),
         "clips": columns,
-        "views": [
-            {
-                "key": view.key,
-                "label": view.label,
-                "attention": view.has_attention,
-                "noAttention": attention[view.key][1],
-                "padding": padding_summary(
-                    view_columns[view.key]["pad"], list(facts[c][1] for c in clip_ids), columns["duration"]
-                )
-                if attention[view.key][0]
-                else None,
-                **view_columns[view.key],
-            }
-            for view in views
-        ],
+        "views": [view_record(view, context, cells, true, columns["duration"]) for view in views],
     }
     _script(out / "data" / "index.js", "cremadReportIndex", index)
     for name in ASSET_FILES:
