@@ -142,14 +142,24 @@ def load_seconds(page: Path, fragment: str) -> dict:
             )
         )
         wall = time.perf_counter() - start
+        WebDriverWait(driver, 60).until(
+            lambda d: d.execute_script("return document.body.dataset.images") == (fragment or "#")
+        )
         ready = driver.execute_script("return cremadReport.readyAt") / 1000
+        images = driver.execute_script("return cremadReport.imagesAt") / 1000
         loaded = (
             driver.execute_script("return performance.getEntriesByType('navigation')[0].loadEventEnd") / 1000
         )
         cards = driver.execute_script("return document.querySelectorAll('#clips article.clip').length")
     finally:
         driver.quit()
-    return {"ready_s": ready, "load_event_s": loaded, "webdriver_wall_s": wall, "cards": cards}
+    return {
+        "ready_s": ready,
+        "images_s": images,
+        "load_event_s": loaded,
+        "webdriver_wall_s": wall,
+        "cards": cards,
+    }
 
 
 def cpu_model() -> str:
@@ -165,6 +175,9 @@ def main() -> None:
         "--workdir", default=None, help="where the corpus, runs and report go (default: a temporary folder)"
     )
     parser.add_argument("--keep", action="store_true", help="keep --workdir afterwards")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the corpus and runs a --keep left in --workdir"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None, help="JSON file for the numbers")
     args = parser.parse_args()
@@ -172,13 +185,18 @@ def main() -> None:
     rng = np.random.default_rng(0)
     try:
         start = time.perf_counter()
-        clips = write_clips(workdir / "CREMA-D")
-        features = FeatureConfig()
         wavs = workdir / "CREMA-D" / "AudioWAV"
-        own = {clip: n_frames(soundfile.info(wavs / f"{clip}.wav").frames, features) for clip, _, _ in clips}
-        write_votes(workdir / "meta", clips, rng)
-        for model_id in PAPER_MODEL_IDS:
-            write_run(workdir / "runs", model_id, clips, own, rng)
+        if args.reuse and (workdir / "runs").is_dir():  # the corpus and runs of an earlier --keep
+            clips = [(path.stem, path.stem.split("_")[0], 0) for path in sorted(wavs.glob("*.wav"))]
+        else:
+            clips = write_clips(workdir / "CREMA-D")
+            own = {
+                clip: n_frames(soundfile.info(wavs / f"{clip}.wav").frames, FeatureConfig())
+                for clip, _, _ in clips
+            }
+            write_votes(workdir / "meta", clips, rng)
+            for model_id in PAPER_MODEL_IDS:
+                write_run(workdir / "runs", model_id, clips, own, rng)
         prepared = time.perf_counter() - start
         start = time.perf_counter()
         page = build_report(
@@ -211,6 +229,8 @@ def main() -> None:
                 name: {
                     "median_ready_s": statistics.median(run["ready_s"] for run in runs_),
                     "max_ready_s": max(run["ready_s"] for run in runs_),
+                    "median_images_s": statistics.median(run["images_s"] for run in runs_),
+                    "max_images_s": max(run["images_s"] for run in runs_),
                     "median_load_event_s": statistics.median(run["load_event_s"] for run in runs_),
                     "median_webdriver_wall_s": statistics.median(run["webdriver_wall_s"] for run in runs_),
                     "cards": runs_[0]["cards"],

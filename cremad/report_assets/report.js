@@ -4,7 +4,7 @@
 // lives in location.hash, so a link reopens it.
 "use strict";
 
-const report = { index: null, speakers: {}, loading: {}, readyAt: null, renders: 0 };
+const report = { index: null, speakers: {}, loading: {}, readyAt: null, imagesAt: null, renders: 0 };
 window.cremadReport = report;
 window.cremadReportIndex = (data) => { report.index = data; };
 window.cremadReportSpeaker = (data) => { report.speakers[data.speaker] = data.clips; };
@@ -244,8 +244,10 @@ function clipPlot(i, data, notes) {
   const svg = element("svg:svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "plot" });
   svg.append(element("svg:rect", { x: left, y: 0, width: width - left - 4, height: specHeight, fill: "#eee" }));
   if (data.spec && own) {
-    svg.append(element("svg:image", { href: data.spec, x: x(ownStart), y: 0, width: x(ownStart + own - 1) - x(ownStart),
-      height: specHeight, preserveAspectRatio: "none" }));
+    const image = element("svg:image", { href: data.spec, x: x(ownStart), y: 0, width: x(ownStart + own - 1) - x(ownStart),
+      height: specHeight, preserveAspectRatio: "none" });
+    image.loaded = new Promise((resolve) => { image.onload = resolve; image.onerror = resolve; });
+    svg.append(image);
   }
   const padText = own === null ? "padding unknown (no WAV)" : "padding";
   if (own === null || own < total) {
@@ -342,6 +344,10 @@ async function render() {
   report.renders += 1;
   if (report.readyAt === null) report.readyAt = performance.now();
   document.body.dataset.rendered = hash || "#";
+  // The spectrograms load after the page is drawn; note when the last one is there.
+  await Promise.all([...document.querySelectorAll("#clips image")].map((image) => image.loaded));
+  if (report.imagesAt === null) report.imagesAt = performance.now();
+  if (hash === location.hash) document.body.dataset.images = hash || "#";
 }
 
 function start() {
