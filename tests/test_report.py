@@ -174,35 +174,44 @@ def browser():
     driver.quit()
 
 
+def check_cell_and_curve(driver, page: Path, run_dir: Path, true: str, predicted: str) -> None:
+    """Follow the link of one confusion cell of model 1: the listed clips are exactly those of
+    predictions.csv in that cell, and the first one's drawn attention is attention.npz's (to the
+    page's 16-bit precision)."""
+    driver.get(page.as_uri())
+    wait_rendered(driver, "#")
+    predictions = runs.load_predictions(run_dir)
+    expected = set(predictions.clip_ids[(predictions.true == true) & (predictions.predicted == predicted)])
+    assert expected, "pick a cell with clips"
+    cell = f'table[data-view="model1"] a[href="#model=1&true={true}&pred={predicted}"]'
+    driver.find_element("css selector", cell).click()
+    wait_rendered(driver, f"#model=1&true={true}&pred={predicted}")
+    listed = [
+        card.get_attribute("data-clip")
+        for card in driver.find_elements("css selector", "#clips article.clip")
+    ]
+    assert sorted(listed) == sorted(expected)
+
+    clip = sorted(expected)[0]
+    curve = f"article[data-clip='{clip}'] polyline[data-view='model1']"
+    drawn = driver.execute_script("return document.querySelector(arguments[0]).weights", curve)
+    actor = predictions.actors[list(predictions.clip_ids).index(clip)]
+    weights = runs.read_attention(run_dir, actor, clip)[0]
+    np.testing.assert_allclose(drawn, weights, rtol=0, atol=weights.max() / 65535)
+
+
+def check_offline(driver) -> None:
+    """Every request the page made was for a local file."""
+    urls = requested_urls(driver)
+    assert urls and all(url.startswith(("file:", "data:", "about:", "chrome:")) for url in urls), urls
+
+
 def test_the_page_in_chromium(built, browser):
     root, runs_root, _, page, _ = built
     browser.get(page.as_uri())
     wait_rendered(browser, "#")
     assert len(browser.find_elements("css selector", "#clips article.clip")) == 24
-
-    # A confusion cell of model 1 lists exactly the clips of that cell in predictions.csv.
-    predictions = runs.load_predictions(runs.run_dir(runs_root, "cremad", "paper", "model1", 0))
-    true, predicted = "ANG", "DIS"
-    expected = set(predictions.clip_ids[(predictions.true == true) & (predictions.predicted == predicted)])
-    assert expected
-    link = browser.find_element(
-        "css selector", f'table[data-view="model1"] a[href="#model=1&true={true}&pred={predicted}"]'
-    )
-    link.click()
-    wait_rendered(browser, f"#model=1&true={true}&pred={predicted}")
-    listed = [
-        card.get_attribute("data-clip")
-        for card in browser.find_elements("css selector", "#clips article.clip")
-    ]
-    assert sorted(listed) == sorted(expected)
-
-    # One clip's drawn attention equals attention.npz's, to the page's 16-bit precision.
-    clip = sorted(expected)[0]
-    curve = f"article[data-clip='{clip}'] polyline[data-view='model1']"
-    drawn = browser.execute_script("return document.querySelector(arguments[0]).weights", curve)
-    actor = clip.split("_")[0]
-    weights = runs.read_attention(runs.run_dir(runs_root, "cremad", "paper", "model1", 0), actor, clip)[0]
-    np.testing.assert_allclose(drawn, weights, rtol=0, atol=weights.max() / 65535)
+    check_cell_and_curve(browser, page, runs.run_dir(runs_root, "cremad", "paper", "model1", 0), "ANG", "DIS")
 
     # A model without attention and a clip without its WAV say so.
     browser.get(page.as_uri() + "#true=SAD&speaker=1002")
@@ -211,6 +220,32 @@ def test_the_page_in_chromium(built, browser):
     assert "No WAV for this clip" in card.find_element("css selector", ".missing").text
     assert "no attention block" in card.find_element("css selector", ".note[data-view='model3']").text
     assert not card.find_elements("css selector", "polyline[data-view='model3']")
+    check_offline(browser)
 
-    urls = requested_urls(browser)
-    assert urls and all(url.startswith(("file:", "data:", "about:", "chrome:")) for url in urls), urls
+
+@pytest.mark.slow
+def test_a_trained_demo_run_in_chromium(tmp_path, tiny_corpus, browser):
+    """Models 1 and 3 trained for one epoch on the held-out actor 1001 of the tiny demo corpus."""
+    for model_id in MODELS:
+        argv = [
+            "loso",
+            "--model",
+            str(model_id),
+            "--data",
+            str(tiny_corpus),
+            "--runs",
+            str(tmp_path / "runs"),
+        ]
+        argv += ["--cache-dir", str(tmp_path / "cache"), "--experiment", "demo", "--epochs", "1"]
+        assert cli.main([*argv, "--folds", "1001", "--no-save-models", "--threads", "1"]) == 0
+    page = build_report(tmp_path / "runs", tmp_path / "out", data=tiny_corpus)
+    run_dir = runs.run_dir(tmp_path / "runs", "cremad", "demo", "model1", 0)
+    predictions = runs.load_predictions(run_dir)
+    true, predicted = next(
+        (t, p)
+        for t, p in sorted(zip(predictions.true, predictions.predicted), key=lambda pair: pair[0] == pair[1])
+    )
+    check_cell_and_curve(browser, page, run_dir, true, predicted)
+    index = read_script(tmp_path / "out" / "data" / "index.js")
+    assert index["views"][1]["noAttention"] == "no attention block"
+    check_offline(browser)
