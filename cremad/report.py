@@ -318,6 +318,9 @@ def build_report(
 ) -> Path:
     """Write the page of the runs of one corpus and experiment under `runs_root` (see
     `cremad.runs.select_runs`) into `out`; returns `out`/index.html."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CremadError(f"--out {out}: a file, not a folder")
     selected = runs.select_runs(runs_root, corpus, experiment, models, seeds)
     first = next(iter(selected))
     results = load_results(selected)
@@ -338,7 +341,6 @@ def build_report(
         },
     )
 
-    out = Path(out)
     (out / "data").mkdir(parents=True, exist_ok=True)
     speakers = sorted({actor for actor, _ in facts.values()})
     speaker_of = {speaker: index for index, speaker in enumerate(speakers)}

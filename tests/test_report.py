@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from results_fixtures import ACTORS, N_FRAMES, clip_rows, write_corpus, write_model
 
-from cremad import cli, runs
+from cremad import CremadError, cli, runs
 from cremad.features import n_frames
 from cremad.plots import padding_share
 from cremad.report import build_report
@@ -119,6 +119,26 @@ def test_unfinished_folds_and_archived_runs_are_said(tmp_path, caplog):
     assert "fold(s) without done.json" in caplog.text  # logged as `cremad figures` logs it
     assert index["views"][0]["noAttention"].startswith("no attention.npz")
     assert len(index["clips"]["id"]) == 24  # model 3 still has both folds
+
+
+def test_several_seeds_give_a_row_per_seed_and_their_ensemble(tmp_path):
+    runs_root, corpus = write_run(tmp_path)
+    write_model(tmp_path / "runs", 1, data_dir=corpus, seed=1)
+    build_report(runs_root, tmp_path / "out", data=corpus, models=["model1"])
+    index = read_script(tmp_path / "out" / "data" / "index.js")
+    keys = [view["key"] for view in index["views"]]
+    assert keys == ["model1/seed0", "model1/seed1", "model1-ensemble"]
+    assert index["views"][1]["padding"] is not None  # the fixture's own curves in seed 1
+    assert index["views"][2]["noAttention"] == "no attention weights: a combined result"
+    speaker = read_script(tmp_path / "out" / "data" / "speaker-0.js")
+    assert set(speaker["clips"]["1001_DFA_ANG_XX"]["probs"]) == set(keys)
+
+
+def test_out_must_be_a_folder(built, tmp_path):
+    _, runs_root, corpus, _, _ = built
+    (tmp_path / "page").write_text("")
+    with pytest.raises(CremadError, match="--out"):
+        build_report(runs_root, tmp_path / "page", data=corpus)
 
 
 def test_cli_writes_the_page(built, tmp_path):
