@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -227,10 +228,18 @@ def check_offline(driver) -> None:
 
 
 def test_the_page_in_chromium(built, browser):
-    root, runs_root, _, page, _ = built
+    root, runs_root, corpus, page, _ = built
     browser.get(page.as_uri())
     wait_rendered(browser, "#")
     assert len(browser.find_elements("css selector", "#clips article.clip")) == 24
+    # The audio is the corpus's own WAV, linked from the page's folder.
+    source = browser.find_element("css selector", "article[data-clip='1001_DFA_ANG_XX'] audio").get_property(
+        "src"
+    )
+    assert (
+        Path(urllib.parse.unquote(urllib.parse.urlparse(source).path))
+        == corpus / "AudioWAV" / "1001_DFA_ANG_XX.wav"
+    )
     check_cell_and_curve(browser, page, runs.run_dir(runs_root, "cremad", "paper", "model1", 0), "ANG", "DIS")
 
     # A model without attention and a clip without its WAV say so.

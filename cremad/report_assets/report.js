@@ -271,7 +271,7 @@ function clipPlot(i, data, notes) {
         svg.append(line);
       });
       const share = v.pad[i];
-      svg.append(element("svg:text", { x: width - 8, y: top + 12 + 12 * k, "text-anchor": "end", fill: COLOURS[k % COLOURS.length] },
+      svg.append(element("svg:text", { x: width - 8, y: top + 12 + 12 * k, "text-anchor": "end", style: `fill: ${COLOURS[k % COLOURS.length]}` },
         `${v.label}` + (share === null ? "" : `: ${(100 * share).toFixed(1)} % on padding`)));
     });
   }
