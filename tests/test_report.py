@@ -40,6 +40,19 @@ def write_run(root: Path) -> tuple[Path, Path]:
     return root / "runs", corpus
 
 
+def write_votes(meta: Path, clips: list[str]) -> dict[str, list[int]]:
+    """CREMA-D's tabulatedVotes.csv with voice-only votes for `clips`; returns them."""
+    meta.mkdir(parents=True)
+    votes = {clip: [number % 3, 1, 0, 2, 0, 4] for number, clip in enumerate(clips)}
+    lines = [",A,D,F,H,N,S,fileName,numResponses"]
+    lines += [
+        f"1{number:05d},{','.join(map(str, votes[clip]))},{clip},{sum(votes[clip])}"
+        for number, clip in enumerate(clips)
+    ]
+    (meta / "tabulatedVotes.csv").write_text("\n".join(lines) + "\n")
+    return votes
+
+
 def tree(folder: Path) -> dict[str, float]:
     return {str(path): path.stat().st_mtime for path in folder.rglob("*")}
 
@@ -48,8 +61,9 @@ def tree(folder: Path) -> dict[str, float]:
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     runs_root, corpus = write_run(root)
+    write_votes(root / "meta", ["1001_DFA_ANG_XX", MISSING_WAV])
     before = tree(root)
-    page = build_report(runs_root, root / "out", data=corpus)
+    page = build_report(runs_root, root / "out", data=corpus, meta=root / "meta")
     return root, runs_root, corpus, page, before
 
 
@@ -106,6 +120,14 @@ def test_padding_share_is_fig2s_measure_and_a_missing_wav_has_none(built):
         weights = runs.read_attention(run_dir, actor, clip)
         assert model1["pad"][position] == pytest.approx(padding_share(weights, own, "end"), abs=1e-4)
         assert index["clips"]["frames"][position] == own
+
+
+def test_crowd_votes_come_with_their_clips(built):
+    root, _, _, _, _ = built
+    assert read_script(root / "out" / "data" / "index.js")["crowd"]
+    speaker = read_script(root / "out" / "data" / "speaker-0.js")["clips"]
+    assert speaker["1001_DFA_ANG_XX"]["votes"] == [0, 1, 0, 2, 0, 4]
+    assert speaker["1001_DFA_DIS_XX"]["votes"] is None
 
 
 def test_unfinished_folds_and_archived_runs_are_said(tmp_path, caplog):
@@ -240,6 +262,8 @@ def test_the_page_in_chromium(built, browser):
         Path(urllib.parse.unquote(urllib.parse.urlparse(source).path))
         == corpus / "AudioWAV" / "1001_DFA_ANG_XX.wav"
     )
+    crowd = browser.find_element("css selector", "article[data-clip='1001_DFA_ANG_XX'] tr.crowd").text
+    assert crowd.split()[-6:] == ["0.00", "0.14", "0.00", "0.29", "0.00", "0.57"]  # votes 0 1 0 2 0 4 of 7
     check_cell_and_curve(browser, page, runs.run_dir(runs_root, "cremad", "paper", "model1", 0), "ANG", "DIS")
 
     # A model without attention and a clip without its WAV say so.
