@@ -273,7 +273,30 @@ def test_the_page_in_chromium(built, browser):
     assert "No WAV for this clip" in card.find_element("css selector", ".missing").text
     assert "no attention block" in card.find_element("css selector", ".note[data-view='model3']").text
     assert not card.find_elements("css selector", "polyline[data-view='model3']")
+
+    # Models disagreeing, and sorting by the share of attention on padding.
+    index = read_script(root / "out" / "data" / "index.js")
+    model1, model3 = index["views"]
+    disagree = {clip for clip, a, b in zip(index["clips"]["id"], model1["pred"], model3["pred"]) if a != b}
+    assert set(listed_clips(browser, "#disagree=1")) == disagree
+    shares = dict(zip(index["clips"]["id"], model1["pad"]))
+    ordered = [shares[clip] for clip in listed_clips(browser, "#model=1&sort=padding&order=desc")]
+    known = [share for share in ordered if share is not None]
+    assert known == sorted(known, reverse=True) and ordered[len(known) :] == [None] * (
+        len(ordered) - len(known)
+    )
+    assert MISSING_WAV in listed_clips(browser, f"#size=5&clip={MISSING_WAV}")  # the page that holds it
     check_offline(browser)
+
+
+def listed_clips(driver, fragment: str) -> list[str]:
+    """The clip ids the page lists, in order, at `fragment`."""
+    driver.execute_script("location.hash = arguments[0]", fragment)
+    wait_rendered(driver, fragment)
+    return [
+        card.get_attribute("data-clip")
+        for card in driver.find_elements("css selector", "#clips article.clip")
+    ]
 
 
 @pytest.mark.slow

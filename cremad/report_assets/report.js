@@ -330,7 +330,9 @@ async function render() {
   const chosen = selectClips(state, view);
   const size = Math.max(1, parseInt(state.size, 10) || PAGE_SIZE);
   const pages = Math.max(1, Math.ceil(chosen.length / size));
-  const page = Math.min(Math.max(1, parseInt(state.page, 10) || 1), pages);
+  // A link to a clip without a page opens the page that holds it.
+  const holding = state.clip && !state.page ? chosen.indexOf(report.index.clips.id.indexOf(state.clip)) : -1;
+  const page = holding >= 0 ? Math.floor(holding / size) + 1 : Math.min(Math.max(1, parseInt(state.page, 10) || 1), pages);
   const shown = chosen.slice((page - 1) * size, page * size);
   const filtered = ["speaker", "true", "pred", "correct", "disagree"].some((k) => state[k]);
   document.getElementById("count").textContent = `${chosen.length} of ${report.index.clips.id.length} clips`
@@ -341,6 +343,7 @@ async function render() {
   if (hash !== location.hash) return; // a newer view was asked for while this one loaded
   document.getElementById("clips").replaceChildren(...shown.map((i) => clipCard(i, state)));
   if (state.clip) document.getElementById("clip-" + state.clip)?.scrollIntoView();
+  report.page = { page, pages };
   report.renders += 1;
   if (report.readyAt === null) report.readyAt = performance.now();
   document.body.dataset.rendered = hash || "#";
@@ -364,6 +367,13 @@ function start() {
     + (index.crowd ? "; crowd votes of CREMA-D (voice only)" : "; no crowd votes (--meta)") + ".";
   document.getElementById("notes").replaceChildren(...index.notes.map((n) => element("li", {}, n)));
   window.addEventListener("hashchange", render);
+  // n and p turn the pages, as in coverage.py's htmlcov.
+  document.addEventListener("keydown", (event) => {
+    if (event.target.closest("select, input") || event.ctrlKey || event.metaKey || event.altKey || !report.page) return;
+    const step = { n: 1, p: -1 }[event.key];
+    const page = report.page.page + (step || 0);
+    if (step && page >= 1 && page <= report.page.pages) setState({ page: String(page), clip: "" }, true);
+  });
   render();
 }
 
