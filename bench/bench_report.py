@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -162,6 +163,31 @@ def load_seconds(page: Path, fragment: str) -> dict:
     }
 
 
+def browser_version() -> str | None:
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        return None
+    return subprocess.run(["chromium", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def measure_loads(page: Path, repeats: int) -> dict | str:
+    """Per view of VIEWS: median and max of `repeats` loads, each in a fresh browser."""
+    if browser_version() is None:
+        return "not measured: chromium and chromedriver are not installed"
+    summary = {}
+    for name, fragment in VIEWS.items():
+        loads = [load_seconds(page, fragment) for _ in range(repeats)]
+        summary[name] = {
+            "median_ready_s": statistics.median(load["ready_s"] for load in loads),
+            "max_ready_s": max(load["ready_s"] for load in loads),
+            "median_images_s": statistics.median(load["images_s"] for load in loads),
+            "max_images_s": max(load["images_s"] for load in loads),
+            "median_load_event_s": statistics.median(load["load_event_s"] for load in loads),
+            "median_webdriver_wall_s": statistics.median(load["webdriver_wall_s"] for load in loads),
+            "cards": loads[0]["cards"],
+        }
+    return summary
+
+
 def cpu_model() -> str:
     for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
         if line.startswith("Model name:"):
@@ -187,7 +213,8 @@ def main() -> None:
         start = time.perf_counter()
         wavs = workdir / "CREMA-D" / "AudioWAV"
         if args.reuse and (workdir / "runs").is_dir():  # the corpus and runs of an earlier --keep
-            clips = [(path.stem, path.stem.split("_")[0], 0) for path in sorted(wavs.glob("*.wav"))]
+            names = [path.stem for path in sorted(wavs.glob("*.wav"))]
+            clips = [(clip, clip.split("_")[0], EMOTIONS.index(clip.split("_")[2])) for clip in names]
         else:
             clips = write_clips(workdir / "CREMA-D")
             own = {
@@ -204,17 +231,11 @@ def main() -> None:
         )
         built = time.perf_counter() - start
         size = folder_size(workdir / "report")
-        loads = {
-            name: [load_seconds(page, fragment) for _ in range(args.repeats)]
-            for name, fragment in VIEWS.items()
-        }
         result = {
             "date": time.strftime("%Y-%m-%d"),
             "cpu": cpu_model(),
-            "cpus": len(__import__("os").sched_getaffinity(0)),
-            "chromium": subprocess.run(
-                ["chromium", "--version"], capture_output=True, text=True
-            ).stdout.strip(),
+            "cpus": len(os.sched_getaffinity(0)),
+            "chromium": browser_version(),
             "clips": len(clips),
             "models": len(PAPER_MODEL_IDS),
             "frames": n_frames(PAD_TO),
@@ -225,18 +246,7 @@ def main() -> None:
             "build_s": built,
             "size": size,
             "size_by_part": {part: folder_size(workdir / "report" / part) for part in ("data", "spec")},
-            "load": {
-                name: {
-                    "median_ready_s": statistics.median(run["ready_s"] for run in runs_),
-                    "max_ready_s": max(run["ready_s"] for run in runs_),
-                    "median_images_s": statistics.median(run["images_s"] for run in runs_),
-                    "max_images_s": max(run["images_s"] for run in runs_),
-                    "median_load_event_s": statistics.median(run["load_event_s"] for run in runs_),
-                    "median_webdriver_wall_s": statistics.median(run["webdriver_wall_s"] for run in runs_),
-                    "cards": runs_[0]["cards"],
-                }
-                for name, runs_ in loads.items()
-            },
+            "load": measure_loads(page, args.repeats),
         }
     finally:
         if not args.keep:
