@@ -169,10 +169,10 @@ report: install
 
 bench: install
 	$(BIN)/python bench/bench_features.py --out bench/results/features.json
+	$(BIN)/python bench/bench_report.py --out bench/results/report.json
 	$(BIN)/python bench/bench_models.py --profile --out bench/results/models.json
 	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/emodb/paper --out bench/results/loso.json
 	$(BIN)/python bench/bench_jobs.py --out bench/results/jobs.json
-	$(BIN)/python bench/bench_report.py --out bench/results/report.json
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -37,6 +37,7 @@ from cremad.config import EMOTION_NAMES, EMOTIONS
 from cremad.metrics import combined_results, load_results
 from cremad.model_names import model_id_of, model_label, model_spec
 from cremad.plots import padding_share, run_features, run_setting
+from cremad.runs.files import read_fold_attention
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def view_attention(view: View) -> tuple[dict[str, np.ndarray], str | None]:
         return {}, reason
     weights, absent = {}, []
     for actor in view.predictions.folds:
-        fold = runs.read_fold_attention(view.run_dir, actor)
+        fold = read_fold_attention(view.run_dir, actor)
         if fold is None:
             absent.append(actor)
         else:
