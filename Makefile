@@ -24,9 +24,10 @@ DEMO_EXP ?= demo  # make demo's recipe: experiments/demo.toml (32 / 64 units, 15
 JOBS ?= 1  # loso/table2: folds trained at once, each its own process (cremad loso --jobs)
 CPU_JOBS ?= 2  # demo/results/emodb: folds at once, one TensorFlow thread each (experiments/README.md#cost)
 FEATURES ?= mfcc  # the baseline's functionals: mfcc or rich
+CHROMIUM ?= chromium  # docs-report's screenshot (Debian: apt-get install chromium)
 CLIPS ?=  # e.g. --skip-bad or --drop-conflicting: which clips features, loso, table2 and baseline read (one cache for all)
 
-.PHONY: install lint format demo docs-figure test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo
+.PHONY: install lint format demo docs-figure docs-report report test test-fast features loso baseline figures table2 results perception data emodb bench clean-demo
 
 $(BIN)/cremad: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -128,6 +129,8 @@ demo: install
 	done
 	$(BIN)/cremad figures --runs $(DEMO)/runs --corpus cremad --experiment $(strip $(DEMO_EXP)) --data $(DEMO)/CREMA-D \
 		--clip 1001_DFA_ANG_XX --out $(DEMO)/figures
+	$(BIN)/cremad report --runs $(DEMO)/runs --corpus cremad --experiment $(strip $(DEMO_EXP)) --data $(DEMO)/CREMA-D \
+		--out $(DEMO)/report
 
 # docs/fig2.png, the README's picture: Fig. 2 as `make demo` draws it (models 1 and 2 in the fold that
 # holds out actor 1001; after `make demo` nothing retrains), stored with 256 colours to stay small.
@@ -143,8 +146,30 @@ docs-figure: install
 	$(BIN)/python -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').quantize(256).save(sys.argv[2], optimize=True)" \
 		$(DEMO)/figures-docs/fig2_1001_DFA_ANG_XX.png docs/fig2.png
 
+# docs/report.png, the README's picture of `cremad report`: models 1-3 in the fold that holds out actor
+# 1001 (models 1 and 2 are docs-figure's runs), one confusion cell of model 2, drawn by headless Chromium.
+docs-report: install
+	$(BIN)/cremad synth $(DEMO)/CREMA-D --actors 6 --seed 0
+	for model in 1 2 3; do \
+		$(BIN)/cremad loso --model $$model --data $(DEMO)/CREMA-D --runs $(DEMO)/runs --cache-dir $(CACHE) \
+			--experiment $(strip $(DEMO_EXP)) --epochs $(DEMO_EPOCHS) --folds 1001 --threads 1 || exit 1; \
+	done
+	$(BIN)/cremad report --runs $(DEMO)/runs --corpus cremad --experiment $(strip $(DEMO_EXP)) --data $(DEMO)/CREMA-D \
+		--models 1,2,3 --out $(DEMO)/report-docs
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1180 --virtual-time-budget=10000 \
+		--screenshot=$(abspath $(DEMO))/report-docs.png 'file://$(abspath $(DEMO))/report-docs/index.html#model=2&true=HAP&pred=ANG'
+	mkdir -p docs
+	$(BIN)/python -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').quantize(256).save(sys.argv[2], optimize=True)" \
+		$(DEMO)/report-docs.png docs/report.png
+
+# Every test clip of $(RUNS)'s runs, its predictions, audio, spectrogram and attention, in one offline page.
+report: install
+	$(BIN)/cremad report --runs $(RUNS) --corpus $(CORPUS) --experiment $(EXP) --data $(DATA) \
+		--out $(FIGURES)/$(CORPUS)/$(EXP)/report
+
 bench: install
 	$(BIN)/python bench/bench_features.py --out bench/results/features.json
+	$(BIN)/python bench/bench_report.py --out bench/results/report.json
 	$(BIN)/python bench/bench_models.py --profile --out bench/results/models.json
 	$(BIN)/python bench/bench_loso.py --epochs-from $(RUNS)/emodb/paper --out bench/results/loso.json
 	$(BIN)/python bench/bench_jobs.py --out bench/results/jobs.json

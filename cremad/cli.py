@@ -35,6 +35,7 @@ COMMANDS = {
     "train": ("cremad.train", "train one model on all actors for use on new audio"),
     "predict": ("cremad.predict", "classify WAV files with a trained model"),
     "perception": ("cremad.perception", "compare models with CREMA-D's crowd ratings"),
+    "report": ("cremad.report", "every test clip's predictions, audio and attention in an offline page"),
 }
 USES_KERAS = {"loso", "select", "train", "predict"}  # the commands that import Keras (and so TensorFlow)
 

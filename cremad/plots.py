@@ -154,6 +154,25 @@ def run_setting(results: dict, key: str) -> Any:
     return None
 
 
+def run_features(results: dict) -> FeatureConfig:
+    """The runs' own feature settings, so a clip is read (resampled, trimmed) as their models saw it."""
+    settings = {
+        key: value
+        for key in ("sample_rate", "hop_length", "win_length", "trim_digital_silence")
+        if (value := run_setting(results, key)) is not None
+    }
+    return dataclasses.replace(FeatureConfig(), **settings)
+
+
+def padding_share(weights: np.ndarray, own_frames: int, pad_side: str) -> float:
+    """Fig. 2's measure: the share of a clip's attention (decoder steps, frames) that falls on
+    the padding, outside the clip's `own_frames` (at the start or end, by `pad_side`)."""
+    from cremad.features import speech_mask
+
+    own = speech_mask(np.array([own_frames]), weights.shape[-1], pad_side)[0]  # (n_frames,)
+    return 1.0 - float(weights[:, own].sum() / weights.sum())
+
+
 def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) -> Figure:
     """Fig. 2: waveform, spectrogram and the attention of models 1 and 2 on one time axis.
 
@@ -164,15 +183,9 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
     import librosa.display
 
     from cremad.features import n_frames as frames_of
-    from cremad.features import read_clip, speech_mask
+    from cremad.features import read_clip
 
-    # The run's own feature settings, so the clip is read (resampled, trimmed) as its models saw it.
-    settings = {
-        key: value
-        for key in ("sample_rate", "hop_length", "win_length", "trim_digital_silence")
-        if (value := run_setting(results, key)) is not None
-    }
-    features = dataclasses.replace(FeatureConfig(), **settings)
+    features = run_features(results)
     sample_rate, hop_length = features.sample_rate, features.hop_length
     signal, _ = read_clip(audio_path, features)  # (n_samples,)
     duration = len(signal) / sample_rate
@@ -240,8 +253,7 @@ def attention_figure(results: dict, clip_id: str, audio_path: Path, actor: str) 
             f"predicted {EMOTION_NAMES[predicted]} ({verdict}){seed_note}"
         )
         # Softmax mass on the zero padding is off the axis; say how much there is.
-        own = speech_mask(np.array([own_frames]), weights.shape[-1], pad_side)[0]  # (n_frames,)
-        on_padding = 1.0 - float(weights[:, own].sum() / weights.sum())
+        on_padding = padding_share(weights, own_frames, pad_side)
         if on_padding > 0.005:
             ax.text(
                 0.99,

@@ -110,6 +110,7 @@ def test_tables_figures_and_metrics_load_no_keras():
     modules = [
         "cremad.metrics", "cremad.figures", "cremad.perception", "cremad.runs", "cremad.splits",
         "cremad.scaling", "cremad.model_names", "cremad.config", "cremad.baseline", "cremad.cli",
+        "cremad.report",
     ]  # fmt: skip
     code = (
         f"import sys; import {', '.join(modules)}; "

@@ -75,6 +75,7 @@ def test_the_wheel_holds_every_module_and_the_experiments(tmp_path):
         f"cremad/experiments/{path.relative_to(EXPERIMENTS_DIR).as_posix()}"
         for path in EXPERIMENTS_DIR.rglob("*.toml")
     }
+    expected |= {path.relative_to(ROOT).as_posix() for path in (ROOT / "cremad" / "report_assets").iterdir()}
     assert expected - names == set()
     assert "cremad/experiments/tuned.toml" in names
 

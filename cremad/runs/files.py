@@ -261,6 +261,18 @@ def read_attention(run_dir: str | Path, actor: str, clip_id: str) -> np.ndarray 
     return weights.reshape(-1, weights.shape[-1])
 
 
+def read_fold_attention(run_dir: str | Path, actor: str) -> dict[str, np.ndarray] | None:
+    """Every test clip's attention weights (decoder steps, frames) in the fold that held `actor`
+    out, by clip id, read in one pass; None when that fold has no attention.npz."""
+    path = fold_dir(run_dir, actor) / ATTENTION
+    if not path.is_file():
+        return None
+    with np.load(path) as archive:
+        clips, weights = archive["clips"].astype(str), np.asarray(archive["weights"], dtype=float)
+    weights = weights.reshape(len(clips), -1, weights.shape[-1])  # (clips, steps, frames)
+    return {str(clip): clip_weights for clip, clip_weights in zip(clips, weights)}
+
+
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> Path:
     path = Path(run_dir) / SUMMARY_JSON
     write_json(path, summary)
