@@ -125,10 +125,12 @@ def time_model(
 def matrix_products(model, batch_size: int) -> list[dict]:
     """The training step's matrix products, one entry per layer call: its shape (rows x inner by
     inner x cols, `count` times) and its FLOPs, forward and backward (3x the forward: the input
-    and weight gradients)."""
+    and weight gradients). A recurrent layer's per-frame product is B x (I + H) by (I + H) x gH,
+    g its cell's gates (`cremad.model_names.CELLS`: LSTM 4, GRU 3)."""
     import keras
 
-    from cremad.lstm import LSTM
+    from cremad.model_names import CELLS
+    from cremad.models import cell_of
 
     products = []
 
@@ -138,17 +140,20 @@ def matrix_products(model, batch_size: int) -> list[dict]:
             {"kind": kind, "rows": rows, "inner": inner, "cols": cols, "count": count, "flops": flops}
         )
 
+    def add_recurrent(layer, shape):
+        gates = CELLS[cell_of(layer)].gates
+        add(cell_of(layer), batch_size, shape[-1] + layer.units, gates * layer.units, shape[1])
+
     for layer in model.layers:
         for node in layer._inbound_nodes:  # one per call: a shared layer counts each
             if not node.arguments.keras_tensors:
                 continue  # the Input layer
             shape = node.arguments.keras_tensors[0].shape  # (None, ..., features)
             if isinstance(layer, keras.layers.Bidirectional):
-                units = layer.forward_layer.units
-                for _ in range(2):
-                    add("lstm", batch_size, shape[-1] + units, 4 * units, shape[1])
-            elif isinstance(layer, LSTM):
-                add("lstm", batch_size, shape[-1] + layer.units, 4 * layer.units, shape[1])
+                add_recurrent(layer.forward_layer, shape)
+                add_recurrent(layer.backward_layer, shape)
+            elif isinstance(layer, keras.layers.RNN):
+                add_recurrent(layer, shape)
             elif isinstance(layer, keras.layers.Dense):
                 rows = batch_size * math.prod(shape[1:-1])
                 add("dense", rows, shape[-1], layer.units, 1)

@@ -13,7 +13,7 @@ import pytest
 from cremad import lstm
 from cremad.config import ExperimentConfig, replace
 from cremad.lstm import LSTM, cpu_kernel, fused_available
-from cremad.model_names import MODEL_IDS
+from cremad.model_names import MODEL_IDS, model_spec
 from cremad.models import build_model, load_model
 
 pytestmark = pytest.mark.skipif(
@@ -37,6 +37,22 @@ def fused_calls(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(lstm, "fused_lstm", counted)
+    return calls
+
+
+@pytest.fixture
+def keras_loops(monkeypatch):
+    """How many times a layer ran Keras' own loop (calls to keras' backend.rnn)."""
+    from keras.src import backend
+
+    calls = []
+    original = backend.rnn
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("go_backwards", False))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "rnn", counted)
     return calls
 
 
@@ -127,10 +143,19 @@ def test_fused_gradient_matches_finite_differences():
 
 
 @pytest.mark.parametrize("model_id", MODEL_IDS)
-def test_every_model_fused_equals_keras_own(model_id, fused_calls):
-    """Predictions and the gradient of every weight, from the same weights, on padded inputs."""
+def test_every_model_fused_equals_keras_own(model_id, fused_calls, keras_loops):
+    """Predictions and the gradient of every weight, from the same weights, on padded inputs.
+    Which path each recurrent call took is counted from the model's record: on "stock" every call
+    runs Keras' loop, on "fused" the LSTM calls run the fused kernel and only the others (a GRU)
+    Keras' loop."""
     import tensorflow as tf
 
+    spec = model_spec(model_id)
+    lstm_calls = spec.recurrent_calls("lstm")
+    expected = {
+        "stock": (0, spec.recurrent_calls()),
+        "fused": (lstm_calls, spec.recurrent_calls() - lstm_calls),
+    }
     x = padded_inputs(3, 40, 13)
     y = tf.constant([0, 3, 5])
     results = {}
@@ -146,9 +171,11 @@ def test_every_model_fused_equals_keras_own(model_id, fused_calls):
                     loss = keras.losses.sparse_categorical_crossentropy(y, probabilities)
                 return probabilities, tape.gradient(loss, model.trainable_variables)
 
+            fused_calls.clear()  # count the traced step only, not the build
+            keras_loops.clear()
             probabilities, gradients = run(tf.constant(x))
+            assert (len(fused_calls), len(keras_loops)) == expected[kernel], kernel
             results[kernel] = [np.asarray(probabilities), *(np.asarray(g) for g in gradients)]
-    assert fused_calls
     for stock, fused in zip(results["stock"], results["fused"]):
         np.testing.assert_allclose(fused, stock, **TOLERANCE)
 
