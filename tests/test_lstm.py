@@ -210,6 +210,28 @@ def test_a_two_epoch_fold_trains_on_the_fused_path(tmp_path, fused_calls):
     assert len(history) == 3  # header and two epochs
 
 
+def test_a_step_compiled_by_xla_runs_keras_loop_and_says_so_once(fused_calls, keras_loops, caplog):
+    """XLA has no kernel for BlockLSTMV2: under jit_compile=True the LSTMs run Keras' loop (which
+    XLA compiles) and the log says so once; the same model trains fused without it."""
+    lstm._say_xla_runs_keras_loop.cache_clear()
+    spec = model_spec(2)
+    x, y = padded_inputs(4, 12, 13), np.arange(4)
+    for jit_compile in (True, False):
+        keras.utils.set_random_seed(0)
+        model = build_model(2, 12)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
+        fused_calls.clear()
+        keras_loops.clear()
+        with caplog.at_level("WARNING", logger="cremad.lstm"):
+            losses = [float(model.train_on_batch(x, y)) for _ in range(2)]
+        assert np.isfinite(losses).all()
+        taken, not_taken = (keras_loops, fused_calls) if jit_compile else (fused_calls, keras_loops)
+        assert not not_taken and taken, jit_compile
+        assert len(taken) % spec.recurrent_calls() == 0  # every recurrent call, once per trace
+    said = [record for record in caplog.records if "XLA has no kernel" in record.getMessage()]
+    assert len(said) == 1
+
+
 def test_an_unknown_cpu_kernel_is_refused():
     with pytest.raises(ValueError, match="cpu_kernel must be one of"):
         with cpu_kernel("cudnn"):

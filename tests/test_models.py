@@ -443,3 +443,19 @@ def test_loso_benchmark_times_a_default_recipe_fold(tmp_path):
         measured["n_fit"] == 12 and measured["n_validation"] == 0
     )  # 2 training actors x 6 clips, no early stopping
     assert measured["projected_hours"] > 0
+
+
+@pytest.mark.slow
+def test_models_benchmark_runs_under_jit_compile(tmp_path):
+    """bench/bench_models.py --jit-compile true: XLA-compiled steps, the LSTMs on Keras' loop."""
+    out = tmp_path / "models.json"
+    command = [sys.executable, str(REPO / "bench" / "bench_models.py"), "--models", "1", "--frames", "12"]
+    command += ["--steps", "2", "--warmup", "1", "--repeats", "1", "--jit-compile", "true", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(out.read_text())["models"][0]
+    assert all(
+        timing["jit_compile"] == "True" and timing["ms_per_step"] > 0
+        for timing in row.values()
+        if isinstance(timing, dict)
+    )
