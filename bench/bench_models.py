@@ -257,10 +257,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "models.json")
     args = parser.parse_args(argv)
 
-    from cremad.process import limit_threads, quiet_libraries
+    from cremad.process import limit_threads, quiet_libraries, warn_if_gpu_unseen
 
     quiet_libraries(import_keras=True)
     limit_threads(args.threads)
+    warn_if_gpu_unseen()
     import keras
 
     from cremad.lstm import cpu_kernel, fused_available

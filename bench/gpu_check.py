@@ -236,9 +236,11 @@ def main(argv=None) -> int:
     from bench_models import device_description, time_model
 
     from cremad.models import build_model
+    from cremad.process import warn_if_gpu_unseen
 
     backend = keras.backend.backend()
     print(f"backend {backend}  keras {keras.__version__}  device {device_description()}")
+    warn_if_gpu_unseen()
     on_gpu = gpu_available()
     if not on_gpu and not args.cpu_dry_run:
         print("no GPU: nothing to check (the cuDNN kernel only exists on a GPU)")
