@@ -71,9 +71,35 @@ def test_each_model_maps_a_clip_to_six_emotion_probabilities(model_id, n_frames)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("model_id", MODEL_IDS)
+@pytest.mark.parametrize("model_id", PAPER_MODEL_IDS)
 def test_parameter_counts_match_the_hand_count(model_id):
     assert build_model(model_id, PAPER_FRAMES).count_params() == PARAMETERS[model_id]
+
+
+def parameters_of(spec: ModelSpec, config: ModelConfig = ModelConfig(), n_features: int = 13) -> int:
+    """The weights of `spec`'s model, counted from its record: a recurrent layer of g gates with
+    n inputs and u units has g * u * (n + u) kernel weights and g * u biases (a GRU, reset_after,
+    two sets); attention and the output layer as in the hand count above."""
+    pre, post = spec.recurrent_layers()
+
+    def recurrent(cell, inputs, units):
+        return cell.gates * units * (inputs + units + (2 if cell.name == "gru" else 1))
+
+    encoded = pre.directions * config.pre_units  # P
+    count = pre.directions * recurrent(pre.cell, n_features, config.pre_units)
+    if spec.attention:
+        count += (encoded + config.post_units) * config.attention_units + config.attention_units
+        count += config.attention_units + 1
+    count += recurrent(post.cell, encoded, config.post_units)  # a context or a frame: P wide
+    return count + config.post_units * len(EMOTIONS) + len(EMOTIONS)
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_parameter_counts_follow_the_record(model_id):
+    spec = model_spec(model_id)
+    assert build_model(model_id, 20).count_params() == parameters_of(spec)
+    if model_id in PARAMETERS:
+        assert parameters_of(spec) == PARAMETERS[model_id]
 
 
 @pytest.mark.parametrize("decoder_steps", [1, 3])
@@ -216,7 +242,9 @@ def test_a_gru_record_builds_and_trains_one_step(monkeypatch):
     assert_cudnn_recipe(model_that_fits(GRU_RECORD, 10, monkeypatch, input_noise=0.3), GRU_RECORD)
     # A GRU with n inputs and u units has 3 * (u * (n + u) + 2u) weights (reset_after: two biases).
     pre, post = 2 * 3 * (64 * (13 + 64) + 2 * 64), 3 * (128 * (128 + 128) + 2 * 128)
-    assert model.count_params() == pre + (256 * 10 + 10) + 11 + post + (128 * 6 + 6)
+    assert (
+        model.count_params() == pre + (256 * 10 + 10) + 11 + post + (128 * 6 + 6) == parameters_of(GRU_RECORD)
+    )
     config = replace(ExperimentConfig(), {"train": {"max_epochs": 1, "batch_size": 4}})
     trained, history, _ = fit_model(config, GRU_RECORD, 0, random_mfcc(4, 10), np.arange(4), None, ())
     assert trained.name == "model5" and len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
