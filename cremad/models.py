@@ -87,9 +87,9 @@ def pre_layer(inputs, units: int, spec: ModelSpec):
     concatenates both directions)."""
 
     encoder = spec.recurrent_layers()[0]
-    if spec.bidirectional:
+    if encoder.directions == 2:
         inner = recurrent_layer(encoder.cell.name, units, name=encoder.cell.name, return_sequences=True)
-        # wrapped as forward_lstm, backward_lstm
+        # wrapped as forward_lstm and backward_lstm (forward_gru, ... for a GRU)
         return layers.Bidirectional(inner, merge_mode="concat", name=encoder.name)(inputs)
     return recurrent_layer(encoder.cell.name, units, name=encoder.name, return_sequences=True)(inputs)
 

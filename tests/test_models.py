@@ -205,6 +205,10 @@ def assert_cudnn_recipe(model, spec: ModelSpec):
         layer.cell.name for layer in planned for _ in range(layer.directions)
     ]
     assert lstm_layers(model) == [layer for layer in found if isinstance(layer, keras.layers.LSTM)]
+    # the fused CPU kernel where the record's cell has it (cremad.lstm.LSTM), Keras' layer elsewhere
+    assert [isinstance(layer, LSTM) for layer in found] == [
+        CELLS[cell_of(layer)].fused_cpu for layer in found
+    ]
     for layer in found:
         config = layer.get_config()
         assert config["activation"] == "tanh", layer.name
