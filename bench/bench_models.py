@@ -10,7 +10,8 @@ compiled as the LOSO trainer compiles it (Adam, sparse categorical cross-entropy
 `train_on_batch`, `--repeats` times; the table shows the median repeat and the JSON keeps every
 repeat. On TensorFlow without a GPU each model is timed twice in the same run, with Keras' own
 LSTM loop ("stock", `cremad.lstm.cpu_kernel("stock")`) and with the fused recurrence ("fused",
-what cremad trains with), so the two share the machine's state.
+what cremad trains with), so the two share the machine's state; with `--jit-compile true` only
+"stock" (XLA has no kernel for the fused one).
 
 The floor: the step's matrix products (every LSTM's per-frame products, forward and the two
 backward ones; every Dense layer's) at the rate this machine reaches on each product's own shapes
@@ -269,7 +270,8 @@ def main(argv=None) -> int:
 
     jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     backend, device = keras.backend.backend(), device_description()
-    kernels = ["stock", "fused"] if fused_available() else ["stock"]
+    # XLA cannot compile the fused kernel: under jit_compile=True every LSTM runs Keras' loop.
+    kernels = ["stock", "fused"] if fused_available() and jit_compile is not True else ["stock"]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
         f"backend {backend}  keras {keras.__version__}  device {device}  cpu {cpu_model()}  cores {cores}  "

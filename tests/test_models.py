@@ -486,8 +486,5 @@ def test_models_benchmark_runs_under_jit_compile(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     row = json.loads(out.read_text())["models"][0]
-    assert all(
-        timing["jit_compile"] == "True" and timing["ms_per_step"] > 0
-        for timing in row.values()
-        if isinstance(timing, dict)
-    )
+    assert "fused" not in row  # XLA has no kernel for it: Keras' loop only
+    assert row["stock"]["jit_compile"] == "True" and row["stock"]["ms_per_step"] > 0
