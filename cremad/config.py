@@ -44,7 +44,7 @@ EXPERIMENTS_DIR = next(
     _PACKAGE_DIR.parent / "experiments",
 )
 
-
+# The names keras.optimizers.get builds from train.optimizer and train.learning_rate alone.
 OPTIMIZERS = ("adam", "adamw", "nadam", "adamax", "rmsprop", "sgd", "adagrad", "adadelta", "lion")
 
 
