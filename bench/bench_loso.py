@@ -301,11 +301,12 @@ def main(argv=None) -> int:
     # This process trains too, before the Ray workers start: it must not take the whole GPU.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    from cremad.process import quiet_libraries
+    from cremad.process import quiet_libraries, warn_if_gpu_unseen
 
     quiet_libraries(
         import_keras=True
     )  # TensorFlow's start-up lines and retracing warnings, as `cremad loso` does
+    warn_if_gpu_unseen()
 
     import keras
     from bench_models import device_description

@@ -10,7 +10,8 @@ compiled as the LOSO trainer compiles it (Adam, sparse categorical cross-entropy
 `train_on_batch`, `--repeats` times; the table shows the median repeat and the JSON keeps every
 repeat. On TensorFlow without a GPU each model is timed twice in the same run, with Keras' own
 LSTM loop ("stock", `cremad.lstm.cpu_kernel("stock")`) and with the fused recurrence ("fused",
-what cremad trains with), so the two share the machine's state.
+what cremad trains with), so the two share the machine's state; with `--jit-compile true` only
+"stock" (XLA has no kernel for the fused one).
 
 The floor: the step's matrix products (every LSTM's per-frame products, forward and the two
 backward ones; every Dense layer's) at the rate this machine reaches on each product's own shapes
@@ -125,10 +126,12 @@ def time_model(
 def matrix_products(model, batch_size: int) -> list[dict]:
     """The training step's matrix products, one entry per layer call: its shape (rows x inner by
     inner x cols, `count` times) and its FLOPs, forward and backward (3x the forward: the input
-    and weight gradients)."""
+    and weight gradients). A recurrent layer's per-frame product is B x (I + H) by (I + H) x gH,
+    g its cell's gates (`cremad.model_names.CELLS`: LSTM 4, GRU 3)."""
     import keras
 
-    from cremad.lstm import LSTM
+    from cremad.model_names import CELLS
+    from cremad.models import cell_of
 
     products = []
 
@@ -138,17 +141,20 @@ def matrix_products(model, batch_size: int) -> list[dict]:
             {"kind": kind, "rows": rows, "inner": inner, "cols": cols, "count": count, "flops": flops}
         )
 
+    def add_recurrent(layer, shape):
+        gates = CELLS[cell_of(layer)].gates
+        add(cell_of(layer), batch_size, shape[-1] + layer.units, gates * layer.units, shape[1])
+
     for layer in model.layers:
         for node in layer._inbound_nodes:  # one per call: a shared layer counts each
             if not node.arguments.keras_tensors:
                 continue  # the Input layer
             shape = node.arguments.keras_tensors[0].shape  # (None, ..., features)
             if isinstance(layer, keras.layers.Bidirectional):
-                units = layer.forward_layer.units
-                for _ in range(2):
-                    add("lstm", batch_size, shape[-1] + units, 4 * units, shape[1])
-            elif isinstance(layer, LSTM):
-                add("lstm", batch_size, shape[-1] + layer.units, 4 * layer.units, shape[1])
+                add_recurrent(layer.forward_layer, shape)
+                add_recurrent(layer.backward_layer, shape)
+            elif isinstance(layer, keras.layers.RNN):
+                add_recurrent(layer, shape)
             elif isinstance(layer, keras.layers.Dense):
                 rows = batch_size * math.prod(shape[1:-1])
                 add("dense", rows, shape[-1], layer.units, 1)
@@ -252,10 +258,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "models.json")
     args = parser.parse_args(argv)
 
-    from cremad.process import limit_threads, quiet_libraries
+    from cremad.process import limit_threads, quiet_libraries, warn_if_gpu_unseen
 
     quiet_libraries(import_keras=True)
     limit_threads(args.threads)
+    warn_if_gpu_unseen()
     import keras
 
     from cremad.lstm import cpu_kernel, fused_available
@@ -263,7 +270,8 @@ def main(argv=None) -> int:
 
     jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     backend, device = keras.backend.backend(), device_description()
-    kernels = ["stock", "fused"] if fused_available() else ["stock"]
+    # XLA cannot compile the fused kernel: under jit_compile=True every LSTM runs Keras' loop.
+    kernels = ["stock", "fused"] if fused_available() and jit_compile is not True else ["stock"]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
         f"backend {backend}  keras {keras.__version__}  device {device}  cpu {cpu_model()}  cores {cores}  "

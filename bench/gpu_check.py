@@ -1,4 +1,6 @@
-"""Does every LSTM of the four models run on the cuDNN kernel (the paper's CuDNNLSTM)?
+"""Does every recurrent layer of every model reach the kernel its cell must reach on a GPU: cuDNN
+for an LSTM (the paper's CuDNNLSTM), and for a GRU where the backend has one (the record's
+`cremad.model_names.CELLS`)?
 
     KERAS_BACKEND=jax   python bench/gpu_check.py
     KERAS_BACKEND=torch python bench/gpu_check.py --models 1 2 --steps 20
@@ -7,19 +9,21 @@
 For each model: one training step (forward and backward) on the GPU, with two pieces of
 evidence that must agree.
 
-1. Which LSTM calls took Keras' cuDNN path: `keras.src.backend.lstm` (and the fused
-   `bidirectional_lstm` on JAX) is wrapped for the duration of the step; on TensorFlow and JAX
-   it raises NotImplementedError when cuDNN cannot be used, so a call that returns took cuDNN.
+1. Which recurrent calls took Keras' cuDNN path: `keras.src.backend.<cell>` (and the fused
+   `bidirectional_<cell>` on JAX) is wrapped for the duration of the step, for every cell of
+   the record; on TensorFlow and JAX it raises NotImplementedError when cuDNN cannot be used, so
+   a call that returns took cuDNN (JAX's GRU, which has none, returns from a lax.scan).
 2. The cuDNN RNN ops in what was executed: TensorFlow, CudnnRNNV3 nodes in the traced step's
    graph (they have no CPU kernel, so a step that ran on them ran cuDNN); JAX, custom calls to
    `cudnn_rnn` in the compiled XLA program that is then run; PyTorch, `aten::_cudnn_rnn` events in
    a torch.profiler trace of `model.train_on_batch` (PyTorch falls back silently, so this is the
    deciding evidence there).
 
-The check passes when no LSTM call was refused the cuDNN path and the executed program holds at
-least one cuDNN forward op per LSTM call. The cuDNN backward ops and the generic recurrent
-while-loops left in the program (TF, JAX; expect 0) are reported alongside. Then the training
-throughput is timed as in bench/bench_models.py. Without a GPU it says "no GPU" and exits 0.
+The check passes when no recurrent call was refused the backend's path and the executed program
+holds at least one cuDNN forward op per call whose cell has cuDNN on this backend. The cuDNN
+backward ops and the generic recurrent while-loops left in the program (TF, JAX; expect 0) are
+reported alongside. Then the training throughput is timed as in bench/bench_models.py. Without a
+GPU it says "no GPU" and exits 0.
 """
 
 from __future__ import annotations
@@ -58,28 +62,33 @@ def gpu_available() -> bool:
 
 
 @contextlib.contextmanager
-def spy_on_lstm_calls():
-    """Record every call Keras makes to its backend LSTM kernels: (function, kernel, cudnn)."""
+def spy_on_recurrent_calls():
+    """Record every call Keras makes to its backend kernels of the record's cells (`lstm`, `gru`
+    and their `bidirectional_` versions): (function, cell, kernel, cudnn)."""
     from keras.src import backend as keras_backend
+
+    from cremad.model_names import CELLS
 
     calls = []
     originals = {}
 
     def wrap(name, original):
+        cell = name.removeprefix("bidirectional_")
+
         def spied(*args, **kwargs):
             kernel = kwargs.get("kernel", kwargs.get("fwd_kernel"))
             where = getattr(kernel, "path", "?")
             try:
                 result = original(*args, **kwargs)
             except NotImplementedError:
-                calls.append({"function": name, "kernel": where, "cudnn_path": False})
+                calls.append({"function": name, "cell": cell, "kernel": where, "cudnn_path": False})
                 raise
-            calls.append({"function": name, "kernel": where, "cudnn_path": True})
+            calls.append({"function": name, "cell": cell, "kernel": where, "cudnn_path": True})
             return result
 
         return spied
 
-    for name in ("lstm", "bidirectional_lstm"):
+    for name in [prefix + cell for cell in CELLS for prefix in ("", "bidirectional_")]:
         if hasattr(keras_backend, name):
             originals[name] = getattr(keras_backend, name)
             setattr(keras_backend, name, wrap(name, originals[name]))
@@ -106,7 +115,7 @@ def _tensorflow_step(model, x, y):
             loss = loss_fn(y, model(x, training=True))
         return loss, tape.gradient(loss, model.trainable_variables)
 
-    with spy_on_lstm_calls() as calls:
+    with spy_on_recurrent_calls() as calls:
         graph = step.get_concrete_function(x, y).graph.as_graph_def()
     op_types = [node.op for node in graph.node]
     op_types += [node.op for function in graph.library.function for node in function.node_def]
@@ -132,7 +141,7 @@ def _jax_step(model, x, y):
     trainable = [variable.value for variable in model.trainable_variables]
     non_trainable = [variable.value for variable in model.non_trainable_variables]
     step = jax.jit(jax.value_and_grad(loss, has_aux=True))
-    with spy_on_lstm_calls() as calls:
+    with spy_on_recurrent_calls() as calls:
         lowered = step.lower(trainable, non_trainable, x, y)
     compiled = lowered.compile()
     jax.block_until_ready(compiled(trainable, non_trainable, x, y))  # the program inspected below
@@ -162,7 +171,7 @@ def _torch_step(model, x, y):
     activities = [ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(ProfilerActivity.CUDA)
-    with spy_on_lstm_calls() as calls, profile(activities=activities) as trace:
+    with spy_on_recurrent_calls() as calls, profile(activities=activities) as trace:
         model.train_on_batch(x, y)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
@@ -176,9 +185,12 @@ def _torch_step(model, x, y):
 
 
 def cudnn_report(model, batch_size: int = 8) -> dict:
-    """Train `model` one step on the GPU and report whether each LSTM call ran on cuDNN."""
+    """Train `model` one step on the GPU and report whether each recurrent call reached the
+    kernel its cell must reach (`cremad.model_names.CELLS`: cuDNN on the cell's cudnn_backends)."""
     import keras
     import numpy as np
+
+    from cremad.model_names import CELLS
 
     backend = keras.backend.backend()
     steps = {"tensorflow": _tensorflow_step, "jax": _jax_step, "torch": _torch_step}
@@ -189,17 +201,19 @@ def cudnn_report(model, batch_size: int = 8) -> dict:
     x = rng.standard_normal((batch_size, n_frames, n_features)).astype("float32")
     y = rng.integers(0, model.output_shape[-1], size=batch_size).astype("int32")
     ops, calls = steps[backend](model, x, y)
-    # A fused bidirectional attempt that was refused is followed by two plain `lstm` calls.
-    kernel_calls = [call for call in calls if call["cudnn_path"] or call["function"] == "lstm"]
-    if backend == "torch":
-        for call in kernel_calls:
+    # A fused bidirectional attempt that was refused is followed by two plain per-cell calls.
+    kernel_calls = [call for call in calls if call["cudnn_path"] or call["function"] == call["cell"]]
+    for call in kernel_calls:
+        if backend == "torch":
             call["cudnn_path"] = None  # PyTorch never refuses: only the op count can tell
+        call["must_reach"] = "cudnn" if backend in CELLS[call["cell"]].cudnn_backends else "backend loop"
+    cudnn_calls = [call for call in kernel_calls if call["must_reach"] == "cudnn"]
     ok = (
         bool(kernel_calls)
         and all(call["cudnn_path"] is not False for call in kernel_calls)
-        and ops["cudnn_forward_ops"] >= len(kernel_calls)
+        and ops["cudnn_forward_ops"] >= len(cudnn_calls)
     )
-    return {"backend": backend, "model": model.name, "lstm_calls": kernel_calls, **ops, "cudnn_ok": ok}
+    return {"backend": backend, "model": model.name, "recurrent_calls": kernel_calls, **ops, "cudnn_ok": ok}
 
 
 def main(argv=None) -> int:
@@ -222,9 +236,11 @@ def main(argv=None) -> int:
     from bench_models import device_description, time_model
 
     from cremad.models import build_model
+    from cremad.process import warn_if_gpu_unseen
 
     backend = keras.backend.backend()
     print(f"backend {backend}  keras {keras.__version__}  device {device_description()}")
+    warn_if_gpu_unseen()
     on_gpu = gpu_available()
     if not on_gpu and not args.cpu_dry_run:
         print("no GPU: nothing to check (the cuDNN kernel only exists on a GPU)")
@@ -241,9 +257,12 @@ def main(argv=None) -> int:
             f"({report['cudnn_forward_ops']} forward / {report['cudnn_backward_ops']} backward cuDNN ops, "
             f"generic loops {report['generic_loops']}; {report['evidence']})"
         )
-        for call in report["lstm_calls"]:
+        for call in report["recurrent_calls"]:
             path = {True: "yes", False: "REFUSED", None: "n/a (see op count)"}[call["cudnn_path"]]
-            print(f"    {call['function']:<18} {call['kernel']:<45} cuDNN path {path}")
+            print(
+                f"    {call['function']:<18} {call['kernel']:<45} "
+                f"must reach {call['must_reach']}, took it: {path}"
+            )
         print(
             f"    training: {report['ms_per_step']:.1f} ms/step, {report['sequences_per_s']:.0f} seq/s, "
             f"{report['epoch_s']:.1f} s per 7360-clip epoch (batch {args.batch_size}, {args.frames} frames)"

@@ -3,7 +3,9 @@
 Three dataclasses cover the pipeline: `FeatureConfig` (section II-B), `ModelConfig`
 (sections II-D to II-G) and `TrainConfig` (section II-C plus the training recipe the paper
 does not give). `ExperimentConfig` bundles them; `experiments/*.toml` override fields by name.
-Unknown keys and wrong types raise `ValueError` naming the key.
+Every field is checked when a config is made: unknown keys, wrong types and values outside the
+field's `LIMITS` raise `ValueError` naming the key ("train.max_epochs must be >= 1, got -3"), and
+`load_experiment` puts the file's path in front.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import json
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from cremad.model_names import MODEL_IDS, model_name
 
@@ -40,6 +43,60 @@ EXPERIMENTS_DIR = next(
     ),
     _PACKAGE_DIR.parent / "experiments",
 )
+
+# The names keras.optimizers.get builds from train.optimizer and train.learning_rate alone.
+OPTIMIZERS = ("adam", "adamw", "nadam", "adamax", "rmsprop", "sgd", "adagrad", "adadelta", "lion")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """What a setting's value must be, checked when a config is made (`check_limits`)."""
+
+    expected: str  # completes "train.max_epochs must be ...": ">= 1"
+    accepts: Callable[[Any], bool]
+    refused: Any  # a value of the right type it refuses (the tests try it)
+
+
+def at_least(low: float) -> Limit:
+    return Limit(f">= {low}", lambda value: value >= low, low - 1)
+
+
+def above(low: float) -> Limit:
+    return Limit(f"> {low}", lambda value: value > low, low)
+
+
+def fraction(low_open: bool = False) -> Limit:
+    """A share below 1: in [0, 1), or (0, 1) with `low_open`."""
+    if low_open:
+        return Limit("in (0, 1)", lambda value: 0 < value < 1, 1.0)
+    return Limit("in [0, 1)", lambda value: 0 <= value < 1, 1.0)
+
+
+def one_of(*choices: str) -> Limit:
+    return Limit(f"one of {choices}", lambda value: value in choices, "none of these")
+
+
+def factors() -> Limit:
+    """Augmentation factors: distinct, positive, none of them 1 (the clip itself trains already)."""
+    return Limit(
+        "distinct positive factors other than 1 (the clip itself trains already)",
+        lambda value: all(factor > 0 and factor != 1.0 for factor in value) and len(set(value)) == len(value),
+        (1.0,),
+    )
+
+
+def check_limits(config: Any, section: str) -> None:
+    """Raise ValueError "<section>.<key> must be <limit>, got <value>" for the first field of the
+    dataclass `config` outside its class's LIMITS (None passes: the type allows it)."""
+    for key, limit in type(config).LIMITS.items():
+        value = getattr(config, key)
+        if value is not None and not limit.accepts(value):
+            raise ValueError(f"{section}.{key} must be {limit.expected}, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """A value as an experiment file writes it: lists for tuples, true/false for booleans."""
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,13 +141,33 @@ class FeatureConfig:
     # paper's 13; "mfcc-deltas", "prosody" and "rich" add deltas, energy, pitch and spectral shape.
     frame_features: str = "mfcc"
 
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "sample_rate": at_least(1),
+        "n_mfcc": at_least(1),
+        "win_length": at_least(1),
+        "hop_length": at_least(1),
+        "n_fft": at_least(1),
+        "n_mels": at_least(1),
+        "fmin": at_least(0.0),
+        "fmax": above(0.0),
+        "pad_to": at_least(1),
+        "pad_side": one_of("start", "end"),
+        "log_floor_db": Limit("< 0", lambda value: value < 0, 0.0),  # dB re 1.0: full scale is 0
+        "silence_peak": fraction(),
+        "frame_features": one_of(*FRAME_FEATURE_SETS),
+    }
+
     def __post_init__(self):
-        if self.pad_side not in ("end", "start"):
-            raise ValueError(f"features.pad_side must be 'end' or 'start', got {self.pad_side!r}")
-        if self.frame_features not in FRAME_FEATURE_SETS:
-            raise ValueError(
-                f"features.frame_features must be one of {FRAME_FEATURE_SETS}, got {self.frame_features!r}"
-            )
+        check_limits(self, "features")
+        for key, bound, value in (
+            ("n_mfcc", "features.n_mels", self.n_mels),  # the DCT keeps at most one per band
+            ("win_length", "features.n_fft", self.n_fft),
+            ("fmax", "half of features.sample_rate", self.sample_rate / 2),
+        ):
+            if getattr(self, key) > value:
+                raise ValueError(f"features.{key} must be <= {bound} ({value}), got {getattr(self, key)}")
+        if self.fmin >= self.fmax:
+            raise ValueError(f"features.fmin must be < features.fmax ({self.fmax}), got {self.fmin}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +186,17 @@ class ModelConfig:
     # validation (experiments/README.md#width-dropout-weight-averaging).
     dropout_rate: float = 0.3
     decoder_steps: int = 1  # one label per utterance, one attention curve per clip (Fig. 2)
+
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "pre_units": at_least(1),
+        "post_units": at_least(1),
+        "attention_units": at_least(1),
+        "dropout_rate": fraction(),
+        "decoder_steps": at_least(1),
+    }
+
+    def __post_init__(self):
+        check_limits(self, "model")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,44 +288,42 @@ class TrainConfig:
     frequency_masks: int = 0
     frequency_mask_columns: int = 0
 
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "optimizer": one_of(*OPTIMIZERS),
+        "learning_rate": above(0.0),
+        "lr_schedule": one_of("constant", "cosine"),
+        "batch_size": at_least(1),
+        "max_epochs": at_least(1),
+        "patience": at_least(0),
+        "validation_fraction": fraction(low_open=True),
+        "reduce_lr_patience": at_least(0),
+        "standardize_frames": one_of("speech", "all"),
+        "padding_value": one_of("zero", "floor"),
+        "utterance_normalization": one_of("none", "mean", "meanvar"),
+        "input_noise": at_least(0.0),
+        "ema_momentum": fraction(),
+        "class_weight": one_of("balanced", "none"),
+        "label_smoothing": fraction(),
+        "seed": at_least(0),
+        "speed_factors": factors(),
+        "vtlp_factors": factors(),
+        "time_masks": at_least(0),
+        "time_mask_frames": at_least(0),
+        "frequency_masks": at_least(0),
+        "frequency_mask_columns": at_least(0),
+    }
+
     def __post_init__(self):
-        if self.standardize_frames not in ("all", "speech"):
-            raise ValueError(
-                f"train.standardize_frames must be 'all' or 'speech', got {self.standardize_frames!r}"
-            )
-        if self.padding_value not in ("floor", "zero"):
-            raise ValueError(f"train.padding_value must be 'floor' or 'zero', got {self.padding_value!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"train.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        check_limits(self, "train")
         if self.lr_schedule != "constant" and self.early_stopping:
             raise ValueError(
                 "train.lr_schedule 'cosine' decays over a known epoch count: it needs "
                 "train.early_stopping = false"
             )
-        if not 0 <= self.ema_momentum < 1:
-            raise ValueError(f"train.ema_momentum must be in [0, 1), got {self.ema_momentum!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        if not self.input_noise >= 0:
-            raise ValueError(f"train.input_noise must be >= 0, got {self.input_noise!r}")
-        if self.utterance_normalization not in ("none", "mean", "meanvar"):
-            raise ValueError(
-                "train.utterance_normalization must be 'none', 'mean' or 'meanvar', "
-                f"got {self.utterance_normalization!r}"
-            )
-        for key in ("speed_factors", "vtlp_factors"):
-            factors = getattr(self, key)
-            if any(not factor > 0 or factor == 1.0 for factor in factors) or len(set(factors)) < len(factors):
-                raise ValueError(
-                    f"train.{key} must be distinct positive factors other than 1 (the clip itself "
-                    f"trains already), got {list(factors)!r}"
-                )
         for count, width in (
             ("time_masks", "time_mask_frames"),
             ("frequency_masks", "frequency_mask_columns"),
         ):
-            if getattr(self, count) < 0 or getattr(self, width) < 0:
-                raise ValueError(f"train.{count} and train.{width} must be >= 0")
             if getattr(self, count) > 0 and getattr(self, width) == 0:
                 raise ValueError(f"train.{count} > 0 needs train.{width} > 0")
         if self.masks and self.padding_value != "zero":
@@ -280,33 +366,34 @@ class ExperimentConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
 def _check_type(key: str, value: Any, annotation: Any) -> Any:
-    """Return `value` coerced to `annotation` (int -> float allowed), else raise ValueError."""
+    """Return `value` coerced to `annotation` (int -> float allowed), else raise ValueError
+    "<key> must be <type>, got <value>"."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
+        options = [option for option in typing.get_args(annotation) if option is not type(None)]
+        if value is None and len(options) < len(typing.get_args(annotation)):
             return None
         for option in options:
-            if option is type(None):
-                continue
             try:
                 return _check_type(key, value, option)
             except ValueError:
                 pass
-        raise ValueError(f"{key}: expected {annotation}, got {value!r}")
+        expected = " or ".join(_TYPE_NAMES.get(option, str(option)) for option in options)
+        raise ValueError(f"{key} must be {expected}, got {_shown(value)}")
     if origin is tuple:  # tuple[float, ...]: a TOML or JSON list, stored as a tuple (hashable)
         (item, _ellipsis) = typing.get_args(annotation)
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key}: expected a list, got {value!r}")
+            raise ValueError(f"{key} must be a list, got {_shown(value)}")
         return tuple(_check_type(f"{key}[{index}]", element, item) for index, element in enumerate(value))
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if annotation in (int, float, str, bool):
-        if isinstance(value, bool) and annotation is not bool:
-            raise ValueError(f"{key}: expected {annotation.__name__}, got {value!r}")
-        if not isinstance(value, annotation):
-            raise ValueError(f"{key}: expected {annotation.__name__}, got {value!r}")
+    if annotation in _TYPE_NAMES:
+        if not isinstance(value, annotation) or (isinstance(value, bool) and annotation is not bool):
+            raise ValueError(f"{key} must be {_TYPE_NAMES[annotation]}, got {_shown(value)}")
         return value
     raise ValueError(f"{key}: unsupported type {annotation}")
 
@@ -325,7 +412,7 @@ def replace(config: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
         current = getattr(config, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ValueError(f"{name}: expected a table of settings, got {value!r}")
+                raise ValueError(f"{name} must be a table of settings, got {_shown(value)}")
             changes[key] = replace(current, value, prefix=f"{name}.")
         else:
             changes[key] = _check_type(name, value, types_of[key])
@@ -364,21 +451,29 @@ def load_experiment(
     [features]/[model]/[train] tables apply to every model, a [model<k>] table (same sub-tables)
     applies on top for model k."""
     path = experiment_path(name, directory)
-    name = path.stem
+    try:
+        return _read_experiment(path, model_id)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def _read_experiment(path: Path, model_id: int | None) -> ExperimentConfig:
+    """`load_experiment` of the file at `path`; its errors name the key, the caller the file."""
     with open(path, "rb") as handle:
-        try:
-            data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path}: {error}") from error
+        data = tomllib.load(handle)  # TOMLDecodeError is a ValueError
     per_model = {key: data.pop(key) for key in list(data) if key.startswith("model") and key != "model"}
     for key in per_model:
         if key not in {model_name(model_id) for model_id in MODEL_IDS}:
             raise ValueError(
-                f"{path}: unknown table [{key}] (per-model tables are "
+                f"unknown table [{key}] (per-model tables are "
                 f"[{model_name(MODEL_IDS[0])}]..[{model_name(MODEL_IDS[-1])}])"
             )
     data.pop("description", None)
-    config = replace(ExperimentConfig(name=name), data)
-    if model_id is not None and model_name(model_id) in per_model:
-        config = replace(config, per_model[model_name(model_id)], prefix=f"{model_name(model_id)}.")
+    config = replace(ExperimentConfig(name=path.stem), data)
+    table = model_name(model_id) if model_id is not None else None
+    if table in per_model:
+        try:
+            config = replace(config, per_model[table])
+        except ValueError as error:
+            raise ValueError(f"[{table}] {error}") from None
     return config

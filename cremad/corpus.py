@@ -352,7 +352,6 @@ class CorpusPreset:
     emotion: str  # where the emotion comes from, and its codes
     clip: str  # the clip id
     audio_folder: str = ""  # the folder of --data the WAVs sit in, flat; "" when they are not flat
-    labels: dict[str, str] | None = None  # the corpus's emotion codes -> labels; None: words
 
     def readme_row(self) -> str:
         """This preset's row of README's corpus table."""
@@ -372,7 +371,6 @@ PRESETS = {
             emotion="`ANG`",
             clip="file name",
             audio_folder="AudioWAV",
-            labels={code: code for code in EMOTIONS},
         ),
         CorpusPreset(
             "emodb",
@@ -382,7 +380,6 @@ PRESETS = {
             emotion="letter: `W` anger ... `L` boredom",
             clip="file name",
             audio_folder="wav",
-            labels=EMODB_LABELS,
         ),
         CorpusPreset(
             "casia",
@@ -399,7 +396,6 @@ PRESETS = {
             speaker="`AA` of the name",
             emotion="`EE`: `01` neutral ... `08` surprised; `02` calm, `08` dropped",
             clip="file name",
-            labels=RAVDESS_LABELS,
         ),
         CorpusPreset(
             "manifest",

@@ -32,7 +32,7 @@ from cremad.config import load_experiment, replace
 from cremad.corpus import CORPORA, CORPUS_HELP, DEFAULT_CORPUS
 from cremad.features import add_clip_arguments, clip_options
 from cremad.model_names import MODEL_IDS, model_name
-from cremad.process import limit_threads
+from cremad.process import limit_threads, warn_if_gpu_unseen
 from cremad.ray_backend import DEFAULT_MAX_RETRIES
 from cremad.splits import loso_actors
 
@@ -375,6 +375,7 @@ def run_with(options: LosoOptions) -> int:
 
     if options.jobs == 1:
         limit_threads(options.threads)
+    warn_if_gpu_unseen()
     configs = resolve_configs(options)
     runs.refuse_old_layout(options.runs, options.corpus, configs[0].name, options.model)
     features = load_features(

@@ -15,7 +15,8 @@ with the same variables in fewer, larger ops:
   products over every frame at once.
 
 Everything else (GPU, the JAX and PyTorch backends, masks, dropout inside the layer, other
-activations or dtypes) runs Keras' own code. The layer's variables, config and saved files are
+activations or dtypes, and a step compiled by XLA, `jit_compile=True`, which has no kernel for
+BlockLSTMV2: said once in the log) runs Keras' own code. The layer's variables, config and saved files are
 Keras' LSTM's, under the registered name `cremad>LSTM`: a model saved on one path loads and
 predicts on the other. `CREMAD_CPU_LSTM=stock` (or `cpu_kernel("stock")`) turns the fused path off,
 for comparisons.
@@ -25,9 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 
 import keras
+
+log = logging.getLogger(__name__)
 
 CPU_KERNELS = ("fused", "stock")
 _cpu_kernel = os.environ.get("CREMAD_CPU_LSTM", "fused")
@@ -85,6 +89,7 @@ class LSTM(keras.layers.LSTM):
             and not (training and cell.dropout)
             and self.compute_dtype == "float32"
             and fused_available()
+            and not _compiling_with_xla()
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
@@ -105,6 +110,26 @@ class LSTM(keras.layers.LSTM):
         else:
             outputs = h[:, None, :]  # (B, 1, H), what Keras' loop returns; the layer outputs h
         return h, outputs, [h, c]
+
+
+def _compiling_with_xla() -> bool:
+    """Whether the step being traced is compiled by XLA (`jit_compile=True`), which cannot compile
+    BlockLSTMV2; the first time, say so in the log."""
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import control_flow_util
+
+    if not control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()):
+        return False
+    _say_xla_runs_keras_loop()
+    return True
+
+
+@functools.cache  # once per process
+def _say_xla_runs_keras_loop() -> None:
+    log.warning(
+        "jit_compile: XLA has no kernel for the fused CPU LSTM (BlockLSTMV2); "
+        "the LSTMs of XLA-compiled steps run Keras' own loop"
+    )
 
 
 def fused_lstm(inputs, kernel, recurrent_kernel, bias, h0, c0):

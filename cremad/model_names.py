@@ -1,8 +1,8 @@
 """The models as facts, without Keras: one record per model (how `cremad.models.build_model`
-composes it, whether it is one of the paper's four, how Fig. 2 draws it), the SVM baselines'
-names, and how a seed ensemble and a fusion of two results are named. Tables, figures, run
-folders, the CLI and the tests read these without paying for importing Keras; adding a model is
-one record here and its encoder in `cremad.models`.
+composes it: the cell of each recurrent layer, direction, attention; whether it is one of the
+paper's four, how Fig. 2 draws it), the SVM baselines' names, and how a seed ensemble and a
+fusion of two results are named. Tables, figures, run folders, the CLI, the benchmarks and the
+tests read these without paying for importing Keras; adding a model is one record here.
 """
 
 from __future__ import annotations
@@ -12,47 +12,90 @@ import re
 
 
 @dataclasses.dataclass(frozen=True)
+class Cell:
+    """A recurrent cell a model's layers can use: how many gates (weight blocks per unit) and
+    states it has. Keras builds it with the arguments that put it on cuDNN on a GPU; under
+    TensorFlow on a CPU an LSTM runs `cremad.lstm`'s fused kernel, a GRU Keras' own loop."""
+
+    name: str  # "lstm": Keras' layer class in lower case, and the name part of its layers
+    gates: int  # weight blocks per unit: the kernels are (inputs, gates * units)
+    states: int  # states carried between steps and passed as initial_state
+    fused_cpu: bool  # whether cremad.lstm's fused CPU kernel runs it under TensorFlow
+    cudnn_backends: tuple[str, ...]  # the Keras backends that run it as one cuDNN kernel on a GPU
+
+
+CELLS = {
+    # gates i, f, c, o; states h, c
+    "lstm": Cell("lstm", gates=4, states=2, fused_cpu=True, cudnn_backends=("tensorflow", "jax", "torch")),
+    # gates z, r, h; state h. JAX has no cuDNN GRU (jax.experimental.rnn is an LSTM): a lax.scan there.
+    "gru": Cell("gru", gates=3, states=1, fused_cpu=False, cudnn_backends=("tensorflow", "torch")),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentLayer:
+    """One recurrent layer of a model, as `ModelSpec.recurrent_layers` lists them."""
+
+    role: str  # "pre" (Fig. 1's encoder) or "post" (the layer after attention)
+    cell: Cell
+    directions: int  # 2: a Bidirectional wrapper holding two layers of this cell
+    calls: int  # times the model calls each direction: the post layer once per decoder step
+
+    @property
+    def name(self) -> str:
+        """The layer's name in a built model: "pre_lstm", "post_gru"."""
+        return f"{self.role}_{self.cell.name}"
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """One model that `cremad.models.build_model` can build."""
+    """One model that `cremad.models.build_model` can build: what it is made of."""
 
     model_id: int
-    encoder: str  # the pre-LSTM stage (Fig. 1's first box): "lstm" is the paper's
     bidirectional: bool  # the encoder runs both directions, outputs concatenated
-    attention: bool  # the attention block feeds a stepped post-LSTM; else it reads every frame
+    attention: bool  # the attention block feeds a stepped post layer; else it reads every frame
     paper: bool  # one of the paper's four: Table II, Fig. 2 and the missing-model warnings
     label: str  # what Fig. 2's panel title calls it
     colour: str  # its curve in Fig. 2
+    pre_cell: str = "lstm"  # the encoder's cell (Fig. 1's pre-LSTM), a key of CELLS
+    post_cell: str = "lstm"  # the post-attention layer's cell (Fig. 1's post-LSTM)
+
+    def __post_init__(self):
+        for key in ("pre_cell", "post_cell"):
+            if getattr(self, key) not in CELLS:
+                raise ValueError(f"{key} must be one of {tuple(CELLS)}, got {getattr(self, key)!r}")
 
     @property
     def name(self) -> str:
         """Its name in run folders, recipes ([model2]) and tables: "model2"."""
         return f"model{self.model_id}"
 
+    def recurrent_layers(self, decoder_steps: int = 1) -> tuple[RecurrentLayer, ...]:
+        """Its recurrent layers in build order: the encoder, then the post layer (shared by the
+        decoder steps of an attention model)."""
+        return (
+            RecurrentLayer("pre", CELLS[self.pre_cell], 2 if self.bidirectional else 1, 1),
+            RecurrentLayer("post", CELLS[self.post_cell], 1, decoder_steps if self.attention else 1),
+        )
+
+    def recurrent_calls(self, cell: str | None = None, decoder_steps: int = 1) -> int:
+        """How many recurrent kernels one forward pass runs (of `cell` only, when given): one per
+        direction per call."""
+        return sum(
+            layer.directions * layer.calls
+            for layer in self.recurrent_layers(decoder_steps)
+            if cell is None or layer.cell.name == cell
+        )
+
 
 MODELS = (
+    ModelSpec(1, bidirectional=False, attention=True, paper=True, label="uni-directional", colour="tab:red"),
+    ModelSpec(2, bidirectional=True, attention=True, paper=True, label="bi-directional", colour="tab:blue"),
     ModelSpec(
-        1, "lstm", bidirectional=False, attention=True, paper=True, label="uni-directional", colour="tab:red"
+        3, bidirectional=False, attention=False, paper=True, label="uni-directional", colour="tab:green"
     ),
     ModelSpec(
-        2, "lstm", bidirectional=True, attention=True, paper=True, label="bi-directional", colour="tab:blue"
-    ),
-    ModelSpec(
-        3,
-        "lstm",
-        bidirectional=False,
-        attention=False,
-        paper=True,
-        label="uni-directional",
-        colour="tab:green",
-    ),
-    ModelSpec(
-        4,
-        "lstm",
-        bidirectional=True,
-        attention=False,
-        paper=True,
-        label="bi-directional",
-        colour="tab:orange",
+        4, bidirectional=True, attention=False, paper=True, label="bi-directional", colour="tab:orange"
     ),
 )
 MODEL_SPECS = {spec.model_id: spec for spec in MODELS}

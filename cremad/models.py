@@ -7,16 +7,17 @@
 
 The paper's LSTMs are CuDNNLSTM. Keras 3 picks the cuDNN kernel on a GPU by itself (TensorFlow,
 JAX and PyTorch backends alike) when a layer keeps cuDNN's fixed recipe: tanh / sigmoid
-activations, a bias, no recurrent dropout, no unrolling and no mask. Every LSTM here is built by
-`_lstm`, which pins that recipe; input dropout is a separate Dropout layer, and there is no
-Masking layer anywhere (CuDNNLSTM had none; the attention learns to ignore padded silence).
-On a CPU under TensorFlow the same layer (`cremad.lstm.LSTM`, Keras' LSTM with the same weights
-and config) runs a fused recurrence instead of Keras' loop of small ops. Only backend-agnostic
-`keras.ops` are used, so the models run on all three backends.
+activations, a bias, no recurrent dropout, no unrolling and no mask (and reset_after for a GRU).
+Every recurrent layer here is built by `recurrent_layer`, which pins that recipe; input dropout
+is a separate Dropout layer, and there is no Masking layer anywhere (CuDNNLSTM had none; the
+attention learns to ignore padded silence). On a CPU under TensorFlow the same layer
+(`cremad.lstm.LSTM`, Keras' LSTM with the same weights and config) runs a fused recurrence
+instead of Keras' loop of small ops. Only backend-agnostic `keras.ops` are used, so the models
+run on all three backends.
 
-The facts about the models (one `ModelSpec` each: encoder, direction, attention, whether the
-paper has it) live in `cremad.model_names`, which needs no Keras; `build_model` composes a model
-from its record, its encoder from `ENCODERS`.
+The facts about the models (one `ModelSpec` each: the cell of each recurrent layer, direction,
+attention, whether the paper has it) live in `cremad.model_names`, which needs no Keras;
+`build_model` composes a model from its record, each cell's layer from `RECURRENT_LAYERS`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from keras import layers, ops
 
 from cremad.config import ModelConfig
 from cremad.lstm import LSTM
-from cremad.model_names import ATTENTION_WEIGHTS, model_spec
+from cremad.model_names import ATTENTION_WEIGHTS, ModelSpec, model_spec
 
 
 @keras.saving.register_keras_serializable(package="cremad")
@@ -55,11 +56,19 @@ def load_model(path):
     return keras.models.load_model(path, compile=False)
 
 
-def _lstm(units: int, name: str, **kwargs) -> LSTM:
-    """An LSTM that runs on the cuDNN kernel when a GPU is there (CuDNNLSTM's recipe), and on the
-    fused CPU recurrence of `cremad.lstm` under TensorFlow without one."""
+# A Cell's name -> the Keras layer that runs it: LSTMs take the fused CPU kernel of cremad.lstm.
+RECURRENT_LAYERS = {"lstm": LSTM, "gru": layers.GRU}
 
-    return LSTM(
+
+def recurrent_layer(cell: str, units: int, name: str, **kwargs) -> layers.RNN:
+    """A recurrent layer of `cell` (a key of `cremad.model_names.CELLS`) that runs on the cuDNN
+    kernel when a GPU is there (CuDNNLSTM's recipe; a GRU also keeps reset_after, cuDNN's
+    convention), and an LSTM on the fused CPU recurrence of `cremad.lstm` under TensorFlow
+    without one."""
+
+    if cell == "gru":
+        kwargs["reset_after"] = True
+    return RECURRENT_LAYERS[cell](
         units,
         activation="tanh",
         recurrent_activation="sigmoid",
@@ -73,17 +82,16 @@ def _lstm(units: int, name: str, **kwargs) -> LSTM:
     )
 
 
-def pre_lstm(inputs, units: int, bidirectional: bool):
-    """Encoder: p<1..x>, one output per frame (a BiLSTM concatenates both directions)."""
+def pre_layer(inputs, units: int, spec: ModelSpec):
+    """Encoder (Fig. 1's pre-LSTM): p<1..x>, one output per frame (a bidirectional one
+    concatenates both directions)."""
 
-    if bidirectional:
-        lstm = _lstm(units, name="lstm", return_sequences=True)  # wrapped as forward_lstm, backward_lstm
-        return layers.Bidirectional(lstm, merge_mode="concat", name="pre_lstm")(inputs)
-    return _lstm(units, name="pre_lstm", return_sequences=True)(inputs)
-
-
-# A ModelSpec's encoder -> the function that builds it: (inputs, units, bidirectional) -> (B, x, P).
-ENCODERS = {"lstm": pre_lstm}
+    encoder = spec.recurrent_layers()[0]
+    if encoder.directions == 2:
+        inner = recurrent_layer(encoder.cell.name, units, name=encoder.cell.name, return_sequences=True)
+        # wrapped as forward_lstm and backward_lstm (forward_gru, ... for a GRU)
+        return layers.Bidirectional(inner, merge_mode="concat", name=encoder.name)(inputs)
+    return recurrent_layer(encoder.cell.name, units, name=encoder.name, return_sequences=True)(inputs)
 
 
 def attention_block(pre_outputs, s_prev, energy_dense, score_dense, suffix: str = ""):
@@ -105,23 +113,23 @@ def attention_block(pre_outputs, s_prev, energy_dense, score_dense, suffix: str 
 
 
 def build_model(
-    model_id: int,
+    model: int | ModelSpec,
     n_frames: int,
     n_features: int = 13,
     n_classes: int = 6,
     config: ModelConfig = ModelConfig(),
 ) -> keras.Model:
-    """Build model `model_id` (a record of `cremad.model_names.MODELS`) for inputs of shape
-    (n_frames, n_features).
+    """Build a model for inputs of shape (n_frames, n_features) from its record: `model` is a
+    `cremad.model_names.ModelSpec`, or the id of one of `cremad.model_names.MODELS`.
 
-    Models with attention (the paper's 1 and 2) run the attention block and the post-LSTM for
+    Models with attention (the paper's 1 and 2) run the attention block and the post layer for
     `config.decoder_steps` steps (default 1: one label per utterance, one attention curve per
-    clip as in Fig. 2), starting from s<0> = c<0> = 0, with the same post-LSTM layer at every
-    step; the Dense softmax reads the last s<t>. The others (3 and 4) feed the whole dropped-out
-    pre-LSTM sequence to the post-LSTM.
+    clip as in Fig. 2), starting from zero states (s<0> = c<0> = 0 for an LSTM), with the same
+    post layer at every step; the Dense softmax reads the last s<t>. The others (3 and 4) feed
+    the whole dropped-out encoder sequence to the post layer.
     Returns an uncompiled keras.Model named "model<k>"."""
 
-    spec = model_spec(model_id)
+    spec = model if isinstance(model, ModelSpec) else model_spec(model)
     if n_frames < 1 or n_features < 1 or n_classes < 2:
         raise ValueError(
             f"need n_frames >= 1, n_features >= 1, n_classes >= 2; got {n_frames}, {n_features}, {n_classes}"
@@ -130,39 +138,56 @@ def build_model(
         raise ValueError(f"decoder_steps must be >= 1, got {config.decoder_steps}")
 
     inputs = keras.Input(shape=(n_frames, n_features), name="mfcc")  # (B, x, 13)
-    pre_outputs = ENCODERS[spec.encoder](inputs, config.pre_units, spec.bidirectional)  # (B, x, P)
+    pre_outputs = pre_layer(inputs, config.pre_units, spec)  # (B, x, P)
     pre_outputs = layers.Dropout(config.dropout_rate, name="dropout")(pre_outputs)
 
+    post = spec.recurrent_layers()[1]
     if spec.attention:
         energy_dense = layers.Dense(config.attention_units, activation="tanh", name="attention_energy")
         score_dense = layers.Dense(1, activation="relu", name="attention_score")
-        post_lstm = _lstm(config.post_units, name="post_lstm", return_state=True)
-        s = c = ZeroState(config.post_units, name="post_lstm_initial_state")(inputs)  # (B, S)
+        post_layer = recurrent_layer(post.cell.name, config.post_units, name=post.name, return_state=True)
+        zero = ZeroState(config.post_units, name=f"{post.name}_initial_state")(inputs)  # (B, S)
+        s, states = zero, [zero] * post.cell.states  # s<0>, and c<0> for an LSTM
         for step in range(1, config.decoder_steps + 1):
             suffix = f"_{step}" if config.decoder_steps > 1 else ""
             context, _ = attention_block(pre_outputs, s, energy_dense, score_dense, suffix)
-            s, _, c = post_lstm(context, initial_state=[s, c])  # s<t>, c<t>: (B, S)
+            s, *states = post_layer(context, initial_state=states)  # s<t>, then its states: (B, S)
+            states[0] = s  # h<t> is s<t>
         final_state = s
     else:
-        final_state = _lstm(config.post_units, name="post_lstm")(pre_outputs)  # (B, S)
+        final_state = recurrent_layer(post.cell.name, config.post_units, name=post.name)(
+            pre_outputs
+        )  # (B, S)
 
     outputs = layers.Dense(n_classes, activation="softmax", name="output")(final_state)
     return keras.Model(inputs, outputs, name=spec.name)
 
 
-def lstm_layers(model: keras.Model) -> list[keras.layers.LSTM]:
-    """Every LSTM in `model` at any depth: inside nested models (training's input-noise wrapper
+def recurrent_layers(model: keras.Model, cell: str | None = None) -> list[keras.layers.RNN]:
+    """Every recurrent layer in `model` at any depth (of `cell` only, a key of
+    `cremad.model_names.CELLS`, when given): inside nested models (training's input-noise wrapper
     holds the paper's model) and Bidirectional wrappers (forward, then backward)."""
 
     found = []
     for layer in model.layers:
         if isinstance(layer, layers.Bidirectional):
             found += [layer.forward_layer, layer.backward_layer]
-        elif isinstance(layer, layers.LSTM):
+        elif isinstance(layer, layers.RNN):
             found.append(layer)
         elif isinstance(layer, keras.Model):
-            found += lstm_layers(layer)
-    return found
+            found += recurrent_layers(layer)
+    return [layer for layer in found if cell is None or cell_of(layer) == cell]
+
+
+def cell_of(layer: keras.layers.RNN) -> str:
+    """The name of `layer`'s cell as `cremad.model_names.CELLS` spells it: "lstm" for an
+    LSTMCell, "gru" for a GRUCell."""
+    return type(layer.cell).__name__.removesuffix("Cell").lower()
+
+
+def lstm_layers(model: keras.Model) -> list[keras.layers.LSTM]:
+    """Every LSTM in `model` at any depth (`recurrent_layers` of the LSTM cell)."""
+    return recurrent_layers(model, "lstm")
 
 
 def attention_layers(model: keras.Model) -> list[keras.layers.Layer]:

@@ -1,13 +1,19 @@
 """Process-wide set-up that entry points run once (the `cremad` command, a fold's worker
-process, a benchmark): quiet library logs and CPU threads. Library code never calls these.
+process, a benchmark): quiet library logs, CPU threads, and a warning when a GPU is there that
+TensorFlow does not see. Library code never calls these.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import shutil
+import subprocess
 import sys
+
+log = logging.getLogger(__name__)
 
 
 def quiet_libraries(import_keras: bool = False, quiet_pooch: bool = False) -> None:
@@ -61,3 +67,41 @@ def limit_threads(threads: int | None) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def nvidia_gpus() -> list[str]:
+    """The GPUs `nvidia-smi -L` lists ("GPU 0: NVIDIA H100 ..."); none without the command, or
+    when it fails (no driver, no device)."""
+    command = shutil.which("nvidia-smi")
+    if command is None:
+        return []
+    try:
+        listed = subprocess.run([command, "-L"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in listed.stdout.splitlines() if line.startswith("GPU ")]
+
+
+@functools.cache  # once per process
+def warn_if_gpu_unseen() -> bool:
+    """Warn when nvidia-smi lists a GPU that TensorFlow does not see: training would then run on
+    the CPU without a word. The usual cause is TensorFlow installed without its CUDA libraries
+    (`pip install .[gpu]` brings them). Other Keras backends are left alone. Returns whether it
+    warned."""
+    import keras
+
+    gpus = nvidia_gpus()
+    if not gpus or keras.config.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return False
+    log.warning(
+        "nvidia-smi lists %d GPU(s) (%s) but TensorFlow sees none: this trains on the CPU. "
+        "The usual cause is TensorFlow without its CUDA libraries: pip install '.[gpu]' "
+        "(tensorflow[and-cuda]).",
+        len(gpus),
+        gpus[0],
+    )
+    return True

@@ -150,9 +150,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cremad.augment import attach_augmented
     from cremad.features import load_features
-    from cremad.process import limit_threads
+    from cremad.process import limit_threads, warn_if_gpu_unseen
 
     limit_threads(args.threads)
+    warn_if_gpu_unseen()
     config = load_experiment(args.experiment, model_id=args.model)
     if args.epochs is not None:
         config = replace(config, {"train": {"max_epochs": args.epochs}})

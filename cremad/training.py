@@ -20,6 +20,7 @@ from keras import ops
 from sklearn.metrics import balanced_accuracy_score
 
 from cremad.config import EMOTIONS, ExperimentConfig
+from cremad.model_names import ModelSpec
 from cremad.models import build_model
 from cremad.scaling import class_weights, fit_scaler, normalize_utterances, prepare_inputs
 
@@ -176,7 +177,7 @@ class SpeechFrameMasking(keras.layers.Layer):
 
 def fit_model(
     config: ExperimentConfig,
-    model_id: int,
+    model_id: int | ModelSpec,
     seed: int,
     x,
     y,
@@ -186,7 +187,8 @@ def fit_model(
     epochs: int | None = None,
 ):
     """Build, compile (optimizer, learning rate and loss from config.train, by default sparse
-    categorical cross-entropy) and fit model `model_id` from seed `seed` on arrays already standardized.
+    categorical cross-entropy) and fit model `model_id` (an id, or a `ModelSpec` record) from seed
+    `seed` on arrays already standardized.
     With `validation` data and train.early_stopping, early stopping (best weights restored) and
     the plateau schedule watch its loss; without train.early_stopping the validation data is
     only watched: its loss, accuracy and unweighted accuracy (`val_ua`) are logged per epoch.

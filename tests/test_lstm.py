@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from cremad import lstm
-from cremad.config import ExperimentConfig, replace
+from cremad.config import ExperimentConfig, ModelConfig, replace
 from cremad.lstm import LSTM, cpu_kernel, fused_available
-from cremad.model_names import MODEL_IDS
+from cremad.model_names import CELLS, MODEL_IDS, model_spec
 from cremad.models import build_model, load_model
 
 pytestmark = pytest.mark.skipif(
@@ -40,16 +40,34 @@ def fused_calls(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def keras_loops(monkeypatch):
+    """How many times a layer ran Keras' own loop (calls to keras' backend.rnn)."""
+    from keras.src import backend
+
+    calls = []
+    original = backend.rnn
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("go_backwards", False))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "rnn", counted)
+    return calls
+
+
 def padded_inputs(batch: int, frames: int, features: int, seed: int = 0) -> np.ndarray:
+    """Random frames after up to PADDING_FRAMES zero frames; the last frame is never padding, so
+    a one-frame input is speech."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, frames, features)).astype("float32")
-    x[:, :PADDING_FRAMES] = 0.0
+    x[:, : min(PADDING_FRAMES, frames - 1)] = 0.0
     return x
 
 
 def layer_run(kernel: str, weights, units: int, x, initial_state, **options):
-    """Outputs, states and gradients (input, kernel, recurrent kernel, bias) of an LSTM with
-    `weights` on `x`, traced under CPU kernel `kernel`."""
+    """Outputs, states and gradients (input, initial states h0 and c0 when given, kernel,
+    recurrent kernel, bias) of an LSTM with `weights` on `x`, traced under CPU kernel `kernel`."""
     import tensorflow as tf
 
     with cpu_kernel(kernel):
@@ -59,17 +77,18 @@ def layer_run(kernel: str, weights, units: int, x, initial_state, **options):
 
         @tf.function
         def run(x, h0, c0):
+            given = [x] if h0 is None else [x, h0, c0]
             with tf.GradientTape() as tape:
-                tape.watch(x)
+                tape.watch(given)
                 output, h, c = layer(x, initial_state=None if h0 is None else [h0, c0])
                 # a loss that weighs every output frame and both final states differently
                 weights_over_time = tf.reshape(
                     tf.sin(tf.range(tf.size(output), dtype=tf.float32)), output.shape
                 )
                 loss = tf.reduce_sum(output * weights_over_time) + tf.reduce_sum(h**2) + 3 * tf.reduce_sum(c)
-            return output, h, c, tape.gradient(loss, [x, *layer.trainable_variables])
+            return output, h, c, tape.gradient(loss, [*given, *layer.trainable_variables])
 
-        h0, c0 = (None, None) if initial_state is None else initial_state
+        h0, c0 = (None, None) if initial_state is None else (tf.constant(state) for state in initial_state)
         return [np.asarray(value) for value in tf.nest.flatten(run(tf.constant(x), h0, c0))]
 
 
@@ -78,7 +97,7 @@ def layer_run(kernel: str, weights, units: int, x, initial_state, **options):
 @pytest.mark.parametrize("n_inputs, units, frames", [(13, 64, 60), (64, 128, 40), (128, 128, 30), (5, 7, 1)])
 @pytest.mark.parametrize("initial_state", [False, True])
 def test_fused_layer_equals_keras_own(
-    go_backwards, return_sequences, n_inputs, units, frames, initial_state, fused_calls
+    go_backwards, return_sequences, n_inputs, units, frames, initial_state, fused_calls, keras_loops
 ):
     x = padded_inputs(4, frames, n_inputs)
     rng = np.random.default_rng(1)
@@ -89,55 +108,87 @@ def test_fused_layer_equals_keras_own(
     ]
     states = [rng.standard_normal((4, units)).astype("float32") for _ in range(2)] if initial_state else None
     options = {"go_backwards": go_backwards, "return_sequences": return_sequences}
+    assert np.abs(x[:, -1]).min() > 0  # the last frame, the only one of a one-frame input, is speech
     stock = layer_run("stock", weights, units, x, states, **options)
-    assert not fused_calls
+    assert keras_loops and not fused_calls  # the reference is Keras' own loop
+    keras_loops.clear()
     fused = layer_run("fused", weights, units, x, states, **options)
-    assert fused_calls
-    names = ["output", "h", "c", "d input", "d kernel", "d recurrent kernel", "d bias"]
+    assert fused_calls and not keras_loops
+    names = ["output", "h", "c", "d input", *(["d h0", "d c0"] if initial_state else [])]
+    names += ["d kernel", "d recurrent kernel", "d bias"]
+    assert len(stock) == len(fused) == len(names)
     for name, expected, got in zip(names, stock, fused):
         np.testing.assert_allclose(got, expected, **TOLERANCE, err_msg=name)
 
 
-def test_fused_gradient_matches_finite_differences():
-    """The hand-written gradient against the forward pass itself (central differences)."""
+# Entries of each argument of fused_lstm whose gradient is checked against central differences:
+# every gate block (i, f, c, o: columns 0-7, 8-15, 16-23, 24-31 of 8 units), and states.
+CHECKED_ENTRIES = {
+    "kernel": [(0, 0), (1, 5), (2, 9), (0, 17), (1, 25), (2, 31)],
+    "recurrent_kernel": [(0, 1), (3, 10), (7, 18), (5, 30)],
+    "bias": [(2,), (12,), (20,), (27,)],
+    "h0": [(0, 0), (1, 7)],
+    "c0": [(0, 3), (1, 5)],
+}
+
+
+@pytest.mark.parametrize("argument", list(CHECKED_ENTRIES))
+def test_fused_gradient_matches_finite_differences(argument):
+    """The hand-written gradient against the forward pass itself (central differences), with
+    respect to the input kernel, the recurrent kernel, the bias and the initial states."""
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.standard_normal((6, 2, 3)).astype("float32"))  # (T, B, I)
-    kernel = rng.uniform(-0.5, 0.5, (3, 32)).astype("float32")
-    recurrent, bias = (
-        tf.constant(rng.uniform(-0.5, 0.5, shape).astype("float32")) for shape in ((8, 32), (32,))
-    )
-    h0 = c0 = tf.constant(rng.standard_normal((2, 8)).astype("float32"))
+    arguments = {
+        "kernel": rng.uniform(-0.5, 0.5, (3, 32)),
+        "recurrent_kernel": rng.uniform(-0.5, 0.5, (8, 32)),
+        "bias": rng.uniform(-0.5, 0.5, 32),
+        "h0": rng.standard_normal((2, 8)),
+        "c0": rng.standard_normal((2, 8)),
+    }
+    arguments = {name: value.astype("float32") for name, value in arguments.items()}
 
-    def loss(kernel):
-        h_sequence, h, c = lstm.fused_lstm(x, kernel, recurrent, bias, h0, c0)
+    def loss(value):
+        h_sequence, h, c = lstm.fused_lstm(x, **{**arguments, argument: value})
         return tf.reduce_sum(h_sequence**2) + tf.reduce_sum(c * h)
 
-    variable = tf.constant(kernel)
+    variable = tf.constant(arguments[argument])
     with tf.GradientTape() as tape:
         tape.watch(variable)
         value = loss(variable)
     gradient = tape.gradient(value, variable).numpy()
-    for index in [(0, 0), (1, 5), (2, 9), (0, 17), (1, 25), (2, 31)]:
-        step = np.zeros_like(kernel)
+    assert np.abs(gradient).max() > 0.1  # a gradient that says something
+    for index in CHECKED_ENTRIES[argument]:
+        step = np.zeros_like(arguments[argument])
         step[index] = 1e-2
-        numeric = (float(loss(kernel + step)) - float(loss(kernel - step))) / 2e-2
+        numeric = (float(loss(arguments[argument] + step)) - float(loss(arguments[argument] - step))) / 2e-2
         assert gradient[index] == pytest.approx(numeric, abs=2e-3), index
 
 
+@pytest.mark.parametrize("decoder_steps", [1, 3])
 @pytest.mark.parametrize("model_id", MODEL_IDS)
-def test_every_model_fused_equals_keras_own(model_id, fused_calls):
-    """Predictions and the gradient of every weight, from the same weights, on padded inputs."""
+def test_every_model_fused_equals_keras_own(model_id, decoder_steps, fused_calls, keras_loops):
+    """Predictions and the gradient of every weight, from the same weights, on padded inputs;
+    with three decoder steps the post-LSTM's later steps start from states the model computed,
+    so the gradients reach them through h0 and c0. Which path each recurrent call took is counted
+    from the model's record: on "stock" every call runs Keras' loop, on "fused" the LSTM calls run
+    the fused kernel and only the others (a GRU) Keras' loop."""
     import tensorflow as tf
 
+    spec = model_spec(model_id)
+    if decoder_steps > 1 and not spec.attention:
+        pytest.skip("decoder steps are the attention models'")
+    calls = spec.recurrent_calls(decoder_steps=decoder_steps)
+    fused = sum(spec.recurrent_calls(name, decoder_steps) for name, cell in CELLS.items() if cell.fused_cpu)
+    expected = {"stock": (0, calls), "fused": (fused, calls - fused)}
     x = padded_inputs(3, 40, 13)
     y = tf.constant([0, 3, 5])
     results = {}
     for kernel in ("stock", "fused"):
         with cpu_kernel(kernel):
             keras.utils.set_random_seed(0)
-            model = build_model(model_id, 40)
+            model = build_model(model_id, 40, config=ModelConfig(decoder_steps=decoder_steps))
 
             @tf.function
             def run(x, model=model):
@@ -146,9 +197,11 @@ def test_every_model_fused_equals_keras_own(model_id, fused_calls):
                     loss = keras.losses.sparse_categorical_crossentropy(y, probabilities)
                 return probabilities, tape.gradient(loss, model.trainable_variables)
 
+            fused_calls.clear()  # count the traced step only, not the build
+            keras_loops.clear()
             probabilities, gradients = run(tf.constant(x))
+            assert (len(fused_calls), len(keras_loops)) == expected[kernel], kernel
             results[kernel] = [np.asarray(probabilities), *(np.asarray(g) for g in gradients)]
-    assert fused_calls
     for stock, fused in zip(results["stock"], results["fused"]):
         np.testing.assert_allclose(fused, stock, **TOLERANCE)
 
@@ -181,6 +234,28 @@ def test_a_two_epoch_fold_trains_on_the_fused_path(tmp_path, fused_calls):
     assert done["epochs"] == 2
     history = (tmp_path / runs.HISTORY).read_text().splitlines()
     assert len(history) == 3  # header and two epochs
+
+
+def test_a_step_compiled_by_xla_runs_keras_loop_and_says_so_once(fused_calls, keras_loops, caplog):
+    """XLA has no kernel for BlockLSTMV2: under jit_compile=True the LSTMs run Keras' loop (which
+    XLA compiles) and the log says so once; the same model trains fused without it."""
+    lstm._say_xla_runs_keras_loop.cache_clear()
+    spec = model_spec(2)
+    x, y = padded_inputs(4, 12, 13), np.arange(4)
+    for jit_compile in (True, False):
+        keras.utils.set_random_seed(0)
+        model = build_model(2, 12)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
+        fused_calls.clear()
+        keras_loops.clear()
+        with caplog.at_level("WARNING", logger="cremad.lstm"):
+            losses = [float(model.train_on_batch(x, y)) for _ in range(2)]
+        assert np.isfinite(losses).all()
+        taken, not_taken = (keras_loops, fused_calls) if jit_compile else (fused_calls, keras_loops)
+        assert not not_taken and taken, jit_compile
+        assert len(taken) % spec.recurrent_calls() == 0  # every recurrent call, once per trace
+    said = [record for record in caplog.records if "XLA has no kernel" in record.getMessage()]
+    assert len(said) == 1
 
 
 def test_an_unknown_cpu_kernel_is_refused():

@@ -13,8 +13,16 @@ import pytest
 
 from cremad.config import EMOTIONS, FeatureConfig, ModelConfig, TrainConfig
 from cremad.lstm import LSTM, cpu_kernel
-from cremad.model_names import ATTENTION_MODEL_IDS, BIDIRECTIONAL_MODEL_IDS, MODEL_IDS, PAPER_MODEL_IDS
-from cremad.models import attention_model, build_model, load_model, lstm_layers
+from cremad.model_names import (
+    ATTENTION_MODEL_IDS,
+    BIDIRECTIONAL_MODEL_IDS,
+    CELLS,
+    MODEL_IDS,
+    PAPER_MODEL_IDS,
+    ModelSpec,
+    model_spec,
+)
+from cremad.models import attention_model, build_model, cell_of, load_model, lstm_layers, recurrent_layers
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_FRAMES = 501  # a 5.005 s clip at a 10 ms hop (section II-B)
@@ -31,6 +39,19 @@ PAPER_FRAMES = 501  # a 5.005 s clip at a 10 ms hop (section II-B)
 # 131,584 + 774 = 174,875; model 3 = 19,968 + 98,816 + 774 = 119,558; model 4 = 39,936 + 131,584
 # + 774 = 172,294.
 PARAMETERS = {1: 121_499, 2: 174_875, 3: 119_558, 4: 172_294}
+
+# The first variant a reader tries: model 2 with GRU cells. Defined here and nowhere else: a new
+# model is one record.
+GRU_RECORD = ModelSpec(
+    5,
+    bidirectional=True,
+    attention=True,
+    paper=False,
+    label="bi-directional GRU",
+    colour="tab:purple",
+    pre_cell="gru",
+    post_cell="gru",
+)
 
 
 def random_mfcc(n_clips, n_frames, seed=0):
@@ -50,9 +71,35 @@ def test_each_model_maps_a_clip_to_six_emotion_probabilities(model_id, n_frames)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("model_id", MODEL_IDS)
+@pytest.mark.parametrize("model_id", PAPER_MODEL_IDS)
 def test_parameter_counts_match_the_hand_count(model_id):
     assert build_model(model_id, PAPER_FRAMES).count_params() == PARAMETERS[model_id]
+
+
+def parameters_of(spec: ModelSpec, config: ModelConfig = ModelConfig(), n_features: int = 13) -> int:
+    """The weights of `spec`'s model, counted from its record: a recurrent layer of g gates with
+    n inputs and u units has g * u * (n + u) kernel weights and g * u biases (a GRU, reset_after,
+    two sets); attention and the output layer as in the hand count above."""
+    pre, post = spec.recurrent_layers()
+
+    def recurrent(cell, inputs, units):
+        return cell.gates * units * (inputs + units + (2 if cell.name == "gru" else 1))
+
+    encoded = pre.directions * config.pre_units  # P
+    count = pre.directions * recurrent(pre.cell, n_features, config.pre_units)
+    if spec.attention:
+        count += (encoded + config.post_units) * config.attention_units + config.attention_units
+        count += config.attention_units + 1
+    count += recurrent(post.cell, encoded, config.post_units)  # a context or a frame: P wide
+    return count + config.post_units * len(EMOTIONS) + len(EMOTIONS)
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_parameter_counts_follow_the_record(model_id):
+    spec = model_spec(model_id)
+    assert build_model(model_id, 20).count_params() == parameters_of(spec)
+    if model_id in PARAMETERS:
+        assert parameters_of(spec) == PARAMETERS[model_id]
 
 
 @pytest.mark.parametrize("decoder_steps", [1, 3])
@@ -111,9 +158,9 @@ class StopBeforeFitError(Exception):
     """Raised in place of training once the model that would train is known."""
 
 
-def model_that_fits(model_id: int, n_frames: int, monkeypatch, input_noise: float = 0.0) -> keras.Model:
-    """The keras.Model that training.fit_model hands to `fit` for paper model `model_id` (two
-    decoder steps): the paper's model, or with train.input_noise the Sequential around it."""
+def model_that_fits(model_id, n_frames: int, monkeypatch, input_noise: float = 0.0) -> keras.Model:
+    """The keras.Model that training.fit_model hands to `fit` for model `model_id` (an id or a
+    record; two decoder steps): the model, or with train.input_noise the Sequential around it."""
     from cremad.config import ExperimentConfig, replace
     from cremad.training import fit_model
 
@@ -147,26 +194,79 @@ def every_layer(layer):
         yield from every_layer(child)
 
 
+def assert_cudnn_recipe(model, spec: ModelSpec):
+    """Every recurrent layer of `model` has its record's cell and CuDNNLSTM's fixed recipe, so
+    Keras picks the cuDNN kernel on a GPU (any backend); no Masking layer anywhere."""
+    found = recurrent_layers(model)
+    assert found == [layer for layer in every_layer(model) if isinstance(layer, keras.layers.RNN)]
+    planned = spec.recurrent_layers()
+    # the post layer is shared by the decoder steps: one layer per direction
+    assert [cell_of(layer) for layer in found] == [
+        layer.cell.name for layer in planned for _ in range(layer.directions)
+    ]
+    assert lstm_layers(model) == [layer for layer in found if isinstance(layer, keras.layers.LSTM)]
+    # the fused CPU kernel where the record's cell has it (cremad.lstm.LSTM), Keras' layer elsewhere
+    assert [isinstance(layer, LSTM) for layer in found] == [
+        CELLS[cell_of(layer)].fused_cpu for layer in found
+    ]
+    for layer in found:
+        config = layer.get_config()
+        assert config["activation"] == "tanh", layer.name
+        assert config["recurrent_activation"] == "sigmoid", layer.name
+        assert config["use_bias"] is True, layer.name
+        assert config["dropout"] == 0 and config["recurrent_dropout"] == 0, layer.name
+        assert config["unroll"] is False, layer.name
+        assert config.get("reset_after", True) is True, layer.name  # cuDNN's GRU convention
+        assert layer.use_cudnn == "auto", layer.name  # not in get_config(); "auto" is the default
+    assert not any(isinstance(layer, keras.layers.Masking) for layer in every_layer(model))
+
+
 @pytest.mark.parametrize("input_noise", [0.0, 0.3])
 @pytest.mark.parametrize("model_id", MODEL_IDS)
-def test_every_lstm_keeps_the_cudnn_recipe(model_id, input_noise, monkeypatch):
-    """CuDNNLSTM's fixed recipe, so Keras picks the cuDNN kernel on a GPU (any backend), in the
-    model that training fits: with train.input_noise the paper's model sits inside a Sequential,
-    so every layer is checked at any depth, not only the top level."""
+def test_every_recurrent_layer_keeps_the_cudnn_recipe(model_id, input_noise, monkeypatch):
+    """In the model that training fits: with train.input_noise the paper's model sits inside a
+    Sequential, so every layer is checked at any depth, not only the top level."""
     model = model_that_fits(model_id, 10, monkeypatch, input_noise)
     assert (model.name == f"model{model_id}") == (input_noise == 0)
-    lstms = lstm_layers(model)
-    assert lstms == [layer for layer in every_layer(model) if isinstance(layer, keras.layers.LSTM)]
-    assert len(lstms) == {1: 2, 2: 3, 3: 2, 4: 3}[model_id]  # the post-LSTM is shared by steps
-    for lstm in lstms:
-        config = lstm.get_config()
-        assert config["activation"] == "tanh", lstm.name
-        assert config["recurrent_activation"] == "sigmoid", lstm.name
-        assert config["use_bias"] is True, lstm.name
-        assert config["dropout"] == 0 and config["recurrent_dropout"] == 0, lstm.name
-        assert config["unroll"] is False, lstm.name
-        assert lstm.use_cudnn == "auto", lstm.name  # not in get_config(); "auto" is the default
-    assert not any(isinstance(layer, keras.layers.Masking) for layer in every_layer(model))
+    assert_cudnn_recipe(model, model_spec(model_id))
+
+
+def test_a_gru_record_builds_and_trains_one_step(monkeypatch):
+    """A model from a record defined in this file alone: GRU cells in both recurrent layers,
+    through the trainer's own fit (one epoch of one batch)."""
+    from cremad.config import ExperimentConfig, replace
+    from cremad.training import fit_model
+
+    model = build_model(GRU_RECORD, 10)
+    assert model.name == "model5"
+    assert {"pre_gru", "post_gru", "post_gru_initial_state", "attention_weights"} <= {
+        layer.name for layer in model.layers
+    }
+    assert_cudnn_recipe(model, GRU_RECORD)
+    assert_cudnn_recipe(model_that_fits(GRU_RECORD, 10, monkeypatch, input_noise=0.3), GRU_RECORD)
+    # A GRU with n inputs and u units has 3 * (u * (n + u) + 2u) weights (reset_after: two biases).
+    pre, post = 2 * 3 * (64 * (13 + 64) + 2 * 64), 3 * (128 * (128 + 128) + 2 * 128)
+    assert (
+        model.count_params() == pre + (256 * 10 + 10) + 11 + post + (128 * 6 + 6) == parameters_of(GRU_RECORD)
+    )
+    config = replace(ExperimentConfig(), {"train": {"max_epochs": 1, "batch_size": 4}})
+    trained, history, _ = fit_model(config, GRU_RECORD, 0, random_mfcc(4, 10), np.arange(4), None, ())
+    assert trained.name == "model5" and len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
+    weights = keras.ops.convert_to_numpy(attention_model(trained)(random_mfcc(2, 10)))
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_the_bench_floor_counts_each_cells_gates():
+    """bench/bench_models.py's floor reads the gates from the record: 3 per GRU unit, 4 per LSTM."""
+    bench_models = _load_bench("bench_models")
+    for spec in (GRU_RECORD, model_spec(2)):
+        gates = CELLS[spec.pre_cell].gates
+        products = bench_models.matrix_products(build_model(spec, 10), batch_size=2)
+        recurrent = [product for product in products if product["kind"] != "dense"]
+        assert len(recurrent) == spec.recurrent_calls()  # forward, backward, post
+        assert {product["kind"] for product in recurrent} == {spec.pre_cell}
+        assert [product["cols"] for product in recurrent] == [gates * 64, gates * 64, gates * 128]
+    assert CELLS["gru"].gates == 3 and CELLS["lstm"].gates == 4
 
 
 @pytest.mark.parametrize("model_id", [1, 2, 4])
@@ -184,11 +284,16 @@ def test_keras_file_round_trips_with_identical_predictions(model_id, tmp_path):
         )
 
 
-def _load_gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
+def _load_bench(name: str):
+    """A script of bench/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _load_gpu_check():
+    return _load_bench("gpu_check")
 
 
 def test_cudnn_checker_says_no_on_a_cpu(monkeypatch):
@@ -201,19 +306,24 @@ def test_cudnn_checker_says_no_on_a_cpu(monkeypatch):
             report = gpu_check.cudnn_report(model, batch_size=2)
         assert report["cudnn_forward_ops"] == 0
         # forward, backward pre-LSTM and the post-LSTM (two decoder steps: two calls)
-        assert len(report["lstm_calls"]) == (3 if model.name == "model2" else 4), model.name
+        decoder_steps = 1 if model.name == "model2" else 2
+        assert len(report["recurrent_calls"]) == model_spec(2).recurrent_calls(decoder_steps=decoder_steps)
         assert report["cudnn_ok"] is False
         fused = gpu_check.cudnn_report(model, batch_size=2)  # the fused CPU path never asks
-        assert fused["lstm_calls"] == [] and fused["cudnn_ok"] is False
+        assert fused["recurrent_calls"] == [] and fused["cudnn_ok"] is False
+    report = gpu_check.cudnn_report(build_model(GRU_RECORD, 8), batch_size=2)  # Keras' GRU asks too
+    assert [call["function"] for call in report["recurrent_calls"]] == ["gru"] * GRU_RECORD.recurrent_calls()
+    assert all(call["cudnn_path"] is False for call in report["recurrent_calls"])
+    assert report["cudnn_ok"] is False
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("input_noise", [0.0, 0.3])
 @pytest.mark.parametrize("model_id", MODEL_IDS)
-def test_every_lstm_runs_on_the_cudnn_kernel(model_id, input_noise, monkeypatch):
+def test_every_recurrent_layer_runs_on_its_gpu_kernel(model_id, input_noise, monkeypatch):
     """One training step on the GPU of the model training fits (behind the input-noise layer
-    too); the executed ops must include a cuDNN RNN op per LSTM call (TF: CudnnRNNV3 nodes, JAX:
-    cudnn_rnn custom calls, PyTorch: aten::_cudnn_rnn events)."""
+    too); the executed ops must include a cuDNN RNN op per call of a cell with cuDNN on the
+    backend (TF: CudnnRNNV3 nodes, JAX: cudnn_rnn custom calls, PyTorch: aten::_cudnn_rnn events)."""
     gpu_check = _load_gpu_check()
     if not gpu_check.gpu_available():
         pytest.skip(f"no GPU for the {keras.backend.backend()} backend")
@@ -365,3 +475,16 @@ def test_loso_benchmark_times_a_default_recipe_fold(tmp_path):
         measured["n_fit"] == 12 and measured["n_validation"] == 0
     )  # 2 training actors x 6 clips, no early stopping
     assert measured["projected_hours"] > 0
+
+
+@pytest.mark.slow
+def test_models_benchmark_runs_under_jit_compile(tmp_path):
+    """bench/bench_models.py --jit-compile true: XLA-compiled steps, the LSTMs on Keras' loop."""
+    out = tmp_path / "models.json"
+    command = [sys.executable, str(REPO / "bench" / "bench_models.py"), "--models", "1", "--frames", "12"]
+    command += ["--steps", "2", "--warmup", "1", "--repeats", "1", "--jit-compile", "true", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(out.read_text())["models"][0]
+    assert "fused" not in row  # XLA has no kernel for it: Keras' loop only
+    assert row["stock"]["jit_compile"] == "True" and row["stock"]["ms_per_step"] > 0
