@@ -161,15 +161,5 @@ def run(args) -> int:
     if args.list_clips:
         print("\n".join(list_clips(selected)))
         return 0
-    key = next(iter(selected))
-    make_figures(
-        args.runs,
-        args.out,
-        clip=args.clip,
-        data=args.data,
-        corpus=key.corpus,
-        experiment=key.experiment,
-        models=sorted({key.model for key in selected}),
-        seeds=sorted({key.seed for key in selected}),
-    )
+    make_figures(args.runs, args.out, clip=args.clip, data=args.data, **runs.selection_of(selected))
     return 0

@@ -410,15 +410,5 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     selected = runs.selected_runs(args)
-    key = next(iter(selected))
-    build_report(
-        args.runs,
-        args.out,
-        data=args.data,
-        corpus=key.corpus,
-        experiment=key.experiment,
-        models=sorted({key.model for key in selected}),
-        seeds=sorted({key.seed for key in selected}),
-        meta=args.meta,
-    )
+    build_report(args.runs, args.out, data=args.data, meta=args.meta, **runs.selection_of(selected))
     return 0

@@ -68,6 +68,7 @@ from cremad.runs.layout import (
     run_record,
     select_runs,
     selected_runs,
+    selection_of,
 )
 
 __all__ = [
@@ -117,4 +118,5 @@ __all__ = [
     "run_record",
     "select_runs",
     "selected_runs",
+    "selection_of",
 ]

@@ -248,6 +248,18 @@ def selected_runs(args) -> dict[RunKey, Path]:
     return select_runs(args.runs, args.corpus, args.experiment, *parse_selection(args.models, args.seeds))
 
 
+def selection_of(selected: dict[RunKey, Path]) -> dict[str, Any]:
+    """The corpus, experiment, models and seeds of selected runs, as the readers of a selection
+    (`cremad figures`, `cremad report`) take them."""
+    key = next(iter(selected))
+    return {
+        "corpus": key.corpus,
+        "experiment": key.experiment,
+        "models": sorted({key.model for key in selected}),
+        "seeds": sorted({key.seed for key in selected}),
+    }
+
+
 # --- run.json ---------------------------------------------------------------------------------
 
 
