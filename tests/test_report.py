@@ -313,7 +313,7 @@ def test_a_trained_demo_run_in_chromium(tmp_path, tiny_corpus, browser):
             str(tmp_path / "runs"),
         ]
         argv += ["--cache-dir", str(tmp_path / "cache"), "--experiment", "demo", "--epochs", "1"]
-        assert cli.main([*argv, "--folds", "1001", "--no-save-models", "--threads", "1"]) == 0
+        assert cli.main([*argv, "--folds", "1001", "--no-save-models"]) == 0
     page = build_report(tmp_path / "runs", tmp_path / "out", data=tiny_corpus)
     run_dir = runs.run_dir(tmp_path / "runs", "cremad", "demo", "model1", 0)
     predictions = runs.load_predictions(run_dir)
