@@ -168,10 +168,10 @@ def write_spectrogram(path: Path, decibels: np.ndarray) -> None:
 
 
 def encode_curve(weights: np.ndarray) -> dict:
-    """Attention weights (steps, frames) as the page decodes them: uint16 of weight / scale, base64."""
-    scale = float(weights.max()) or 1.0
-    quantized = np.rint(weights / scale * 65535).astype("<u2")  # (steps, frames)
-    return {"scale": scale, "steps": len(weights), "data": base64.b64encode(quantized.tobytes()).decode()}
+    """Attention weights (steps, frames) as the page decodes them: attention.npz's float32 values,
+    little-endian, base64 (the drawn curve is the saved one, not a rounding of it)."""
+    values = np.asarray(weights, dtype="<f4")  # (steps, frames)
+    return {"steps": len(values), "data": base64.b64encode(values.tobytes()).decode()}
 
 
 def crowd_votes(meta: str | Path | None, data: str | Path | None) -> dict[str, np.ndarray]:

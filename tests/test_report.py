@@ -219,8 +219,8 @@ def browser():
 
 def check_cell_and_curve(driver, page: Path, run_dir: Path, true: str, predicted: str) -> None:
     """Follow the link of one confusion cell of model 1: the listed clips are exactly those of
-    predictions.csv in that cell, and the first one's drawn attention is attention.npz's (to the
-    page's 16-bit precision)."""
+    predictions.csv in that cell, and the first one's drawn attention is attention.npz's, value
+    for value."""
     driver.get(page.as_uri())
     wait_rendered(driver, "#")
     predictions = runs.load_predictions(run_dir)
@@ -240,7 +240,7 @@ def check_cell_and_curve(driver, page: Path, run_dir: Path, true: str, predicted
     drawn = driver.execute_script("return document.querySelector(arguments[0]).weights", curve)
     actor = predictions.actors[list(predictions.clip_ids).index(clip)]
     weights = runs.read_attention(run_dir, actor, clip)[0]
-    np.testing.assert_allclose(drawn, weights, rtol=0, atol=weights.max() / 65535)
+    np.testing.assert_array_equal(np.asarray(drawn, dtype=np.float32), weights.astype(np.float32))
 
 
 def check_offline(driver) -> None:

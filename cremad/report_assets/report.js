@@ -200,10 +200,10 @@ function renderFilters(state) {
 
 function decodeCurve(encoded, frames) {
   const bytes = Uint8Array.from(atob(encoded.data), (c) => c.charCodeAt(0));
-  const values = new Uint16Array(bytes.buffer);
+  const values = new Float32Array(bytes.buffer); // little-endian, as every browser's platform
   const curves = [];
   for (let s = 0; s < encoded.steps; s++) {
-    curves.push(Array.from(values.subarray(s * frames, (s + 1) * frames), (v) => (v / 65535) * encoded.scale));
+    curves.push(Array.from(values.subarray(s * frames, (s + 1) * frames)));
   }
   return curves;
 }
