@@ -140,10 +140,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def system_failures(ray) -> tuple[type[BaseException], ...]:
-    """Ray's errors that say a fold's process, node or result was lost, not that its code failed."""
+def system_failures(ray) -> dict[type[BaseException], str]:
+    """Ray's errors that say a fold's process, node or result was lost, not that its code failed,
+    each with what happened to the fold."""
     errors = ray.exceptions
-    return (errors.WorkerCrashedError, errors.NodeDiedError, errors.ObjectLostError, errors.OutOfMemoryError)
+    return {
+        errors.WorkerCrashedError: "its worker died",
+        errors.NodeDiedError: "its node died",
+        errors.ObjectLostError: "its result was lost with its node",
+        errors.OutOfMemoryError: "its worker was killed for memory",
+    }
+
+
+def lost_how(error: BaseException, lost: dict[type[BaseException], str]) -> str:
+    """What happened to a fold that failed with `error`, one of `lost`'s kinds."""
+    return next(what for kind, what in lost.items() if isinstance(error, kind))
 
 
 def run_ray_folds(
@@ -199,7 +210,7 @@ def run_ray_folds(
                 actor = job["test_actor"]
                 try:
                     result = ray.get(ready)
-                except lost as error:
+                except tuple(lost) as error:
                     if tries[actor] > max_retries:
                         log.error(
                             "fold %s failed: %s on each of %d tries",
@@ -210,8 +221,9 @@ def run_ray_folds(
                         failed.append(actor)
                     else:
                         log.warning(
-                            "fold %s retried after its worker died (%s; try %d of %d)",
+                            "fold %s retried after %s (%s; try %d of %d)",
                             actor,
+                            lost_how(error, lost),
                             type(error).__name__,
                             tries[actor] + 1,
                             max_retries + 1,

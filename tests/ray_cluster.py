@@ -10,7 +10,9 @@ are written back into SCENARIO.json's "results". A driver run can
   tmpfs on that folder, copied out when it ends, so no worker can read or write it;
 - kill one fold's worker with SIGKILL once that fold trains (`kill_one_fold`), found by the
   partial history.csv that Keras' CSVLogger writes in the fold's scratch folder;
-- be interrupted (SIGINT, as Ctrl-C) once its first fold is done (`interrupt_after_a_fold`).
+- be interrupted (SIGINT, as Ctrl-C) once its first fold is done (`interrupt_after_a_fold`);
+- lose a whole node (`kill_a_node`): the raylet of a node whose worker trains a fold, SIGKILLed
+  (never the head's, which holds the cluster).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ def loopback_namespace(argv: list[str]) -> list[str]:
     return ["unshare", "--net", "--", "sh", "-c", NAMESPACE_SCRIPT, "sh", *argv]
 
 
-def fold_in_training() -> int | None:
-    """The pid of a Ray worker that is training a fold now (its scratch folder holds Keras'
-    partial history.csv, named after the pid), or None."""
+def folds_in_training() -> list[int]:
+    """The pids of the Ray workers that are training a fold now: their scratch folders hold
+    Keras' partial history.csv, named after the pid."""
+    pids = []
     for partial in Path(tempfile.gettempdir()).glob("cremad-fold-*/.history.csv.tmp-*"):
         pid = int(partial.name.rsplit("-", 1)[1])
         try:
@@ -47,11 +50,29 @@ def fold_in_training() -> int | None:
         except OSError:
             continue
         if title.startswith(b"ray::fold-"):
-            return pid
+            pids.append(pid)
+    return pids
+
+
+def fold_in_training() -> int | None:
+    """The pid of a Ray worker that is training a fold now, or None."""
+    return next(iter(folds_in_training()), None)
+
+
+def node_in_training(spare: set[int]) -> int | None:
+    """The raylet pid of a node (not in `spare`) one of whose workers trains a fold now, or None."""
+    for pid in folds_in_training():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])  # a worker's parent is its node's raylet
+        if parent not in spare:
+            return parent
     return None
 
 
-def run_driver(run: dict, env: dict[str, str]) -> dict:
+def run_driver(run: dict, env: dict[str, str], spare: set[int] = frozenset()) -> dict:
     """One `cremad loso` driver run as `run` describes it; returns its exit status, the pid it
     killed (if asked) and the seconds it took."""
     command = [sys.executable, "-m", "cremad", *run["args"]]
@@ -79,6 +100,10 @@ def run_driver(run: dict, env: dict[str, str]) -> dict:
                 killed = fold_in_training()
                 if killed is not None:
                     os.kill(killed, signal.SIGKILL)
+            if run.get("kill_a_node") and killed is None:
+                killed = node_in_training(spare)
+                if killed is not None:
+                    os.kill(killed, signal.SIGKILL)
             if run.get("interrupt_after_a_fold") and not interrupted:
                 if any(Path(run["runs"]).rglob("done.json")):
                     driver.send_signal(signal.SIGINT)
@@ -90,6 +115,11 @@ def run_driver(run: dict, env: dict[str, str]) -> dict:
         "interrupted": interrupted,
         "seconds": round(time.time() - started, 1),
     }
+
+
+def head_raylets(cluster) -> set[int]:
+    """The head node's raylet pid: the node whose death would take the cluster with it."""
+    return {process.process.pid for process in cluster.head_node.all_processes.get("raylet", [])}
 
 
 def main(path: str) -> int:
@@ -113,7 +143,7 @@ def main(path: str) -> int:
         results = []
         for run in scenario["runs"]:
             run["args"] = [arg.replace("{address}", cluster.address) for arg in run["args"]]
-            results.append(run_driver(run, env))
+            results.append(run_driver(run, env, head_raylets(cluster)))
         scenario["results"] = results
         Path(path).write_text(json.dumps(scenario, indent=2))
     finally:

@@ -7,6 +7,7 @@ run once for the tests below (tests/ray_cluster.py):
 - `kill`: the demo's three folds, one fold's worker killed (SIGKILL) while it trains;
 - `raise`: the driver's cremad raises inside fold 1002;
 - `interrupt`: the driver gets SIGINT (Ctrl-C) once a fold is done;
+- `node`: a whole node (its raylet) killed with SIGKILL while one of its workers trains a fold;
 - `local`: one fold on a Ray cluster the driver starts itself.
 Each is compared with a local `--jobs 1` run of the same folds, seed and thread count.
 """
@@ -132,6 +133,14 @@ def cluster_runs(tmp_path_factory):
                 "interrupt_after_a_fold": True,
                 "log": str(root / "interrupt.log"),
             },
+            {  # last on this cluster: it leaves one node
+                "name": "node",
+                "args": loso_args(
+                    data, cache, root / "node", "--backend", "ray", "--ray-address", "{address}"
+                ),
+                "kill_a_node": True,
+                "log": str(root / "node.log"),
+            },
             {
                 "name": "local",
                 "args": loso_args(data, cache, root / "ray-local", "--backend", "ray", "--folds", "1003"),
@@ -224,6 +233,17 @@ def test_ctrl_c_keeps_every_finished_fold_and_cancels_the_rest(cluster_runs):
         assert predictions(run_folder(root, "interrupt"), actor) == predictions(
             run_folder(root, "local"), actor
         )
+
+
+def test_a_node_that_dies_loses_no_fold(cluster_runs):
+    """A preempted machine: its fold is resubmitted to the node left, and every fold is the same."""
+    root, results = cluster_runs
+    node = results["node"]
+    log = Path(node["log"]).read_text()
+    assert node["killed"] is not None and node["status"] == 0, log
+    assert "retried after its node died (NodeDiedError; try 2 of 4)" in log
+    for actor in ACTORS:
+        assert predictions(run_folder(root, "node"), actor) == predictions(run_folder(root, "local"), actor)
 
 
 def test_a_cluster_the_driver_starts_writes_the_same_fold(cluster_runs):
