@@ -291,15 +291,6 @@ def _finished_folds(config, features, run_dir, jobs: list[dict[str, Any]], optio
     return (run_fold(config, features, **job) for job in jobs)
 
 
-def _fold_task(config, features, job, threads: int | None = None):
-    """One fold in a pool job. A pool worker has set its threads already (`_init_pool_worker`);
-    asking for the same count again is a no-op in TensorFlow."""
-    from cremad.folds import run_fold
-
-    limit_threads(threads)
-    return run_fold(config, features, **job)
-
-
 def _init_pool_worker(threads: int | None) -> None:
     """A fold process: TensorFlow imported quietly (as the cremad command does), on `threads`
     (None: TensorFlow's default, every core)."""
@@ -328,10 +319,13 @@ def fold_pool(jobs: int, threads: int | None = 1):
 
 
 def _run_pool(pool, config, features, jobs):
-    """Yield done records as the pool's folds finish (see `_gather` for failures)."""
+    """Yield done records as the pool's folds finish (see `_gather` for failures); each pool
+    process set its threads when it started (`_init_pool_worker`)."""
     import concurrent.futures
 
-    actor_of = {pool.submit(_fold_task, config, features, job): job["test_actor"] for job in jobs}
+    from cremad.folds import run_fold
+
+    actor_of = {pool.submit(run_fold, config, features, **job): job["test_actor"] for job in jobs}
     yield from _gather(
         ((actor_of[future], future.result) for future in concurrent.futures.as_completed(actor_of)), Exception
     )
