@@ -125,6 +125,16 @@ def mfcc_of_magnitude(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarra
     features. Returns float32 (frames, n_mfcc)."""
     import librosa
 
+    log_mel = log_mel_of_magnitude(magnitude, config)
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)  # (n_mfcc, frames), DCT-II ortho
+    return np.ascontiguousarray(mfcc.T, dtype=np.float32)  # (frames, n_mfcc)
+
+
+def log_mel_of_magnitude(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The log-mel power the MFCCs are the DCT of, from |STFT| (bins, frames): dB re 1, floored at
+    config.log_floor_db. Returns (n_mels, frames)."""
+    import librosa
+
     mel = librosa.feature.melspectrogram(
         S=magnitude**2.0,  # power spectrum, as melspectrogram(power=2.0) squares it
         sr=config.sample_rate,
@@ -135,9 +145,7 @@ def mfcc_of_magnitude(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarra
     )
     # top_db=None: padding and silence map to the same MFCC vector in every clip. librosa's
     # default (80 dB below each clip's own peak) would make the padding value depend on the clip.
-    log_mel = librosa.power_to_db(mel, ref=1.0, amin=10 ** (config.log_floor_db / 10), top_db=None)
-    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)  # (n_mfcc, frames), DCT-II ortho
-    return np.ascontiguousarray(mfcc.T, dtype=np.float32)  # (frames, n_mfcc)
+    return librosa.power_to_db(mel, ref=1.0, amin=10 ** (config.log_floor_db / 10), top_db=None)
 
 
 def extract_frames(signal: np.ndarray, config: FeatureConfig, pad_to: int, warp: float = 1.0) -> np.ndarray:

@@ -37,7 +37,6 @@ from cremad.config import EMOTION_NAMES, EMOTIONS
 from cremad.metrics import combined_results, load_results
 from cremad.model_names import model_id_of, model_label, model_spec
 from cremad.plots import padding_share, run_features, run_setting
-from cremad.runs.files import read_fold_attention
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +103,7 @@ def view_attention(view: View) -> tuple[dict[str, np.ndarray], str | None]:
         return {}, reason
     weights, absent = {}, []
     for actor in view.predictions.folds:
-        fold = read_fold_attention(view.run_dir, actor)
+        fold = runs.read_fold_attention(view.run_dir, actor)
         if fold is None:
             absent.append(actor)
         else:
@@ -130,26 +129,16 @@ def audio_paths(data: str | Path | None, corpus: str) -> dict[str, Path]:
 
 
 def read_audio(path: Path, out: Path, features) -> ClipAudio:
-    """The clip at `path` as the models read it: its link from `out`, length and log-mel spectrogram."""
-    import librosa
-
-    from cremad.features import n_frames, read_clip
+    """The clip at `path` as the models read it: its link from `out`, length and log-mel spectrogram
+    (the one its MFCCs are computed from)."""
+    from cremad.features import log_mel_of_magnitude, n_frames, read_clip
+    from cremad.frames import magnitude_spectrum
 
     signal, _ = read_clip(path, features)  # (n_samples,)
-    power = librosa.feature.melspectrogram(
-        y=signal,
-        sr=features.sample_rate,
-        n_fft=features.n_fft,
-        hop_length=features.hop_length,
-        win_length=features.win_length,
-        n_mels=features.n_mels,
-        center=features.center,
-    )  # (n_mels, own_frames)
+    log_mel = log_mel_of_magnitude(magnitude_spectrum(signal, features), features)  # (n_mels, own_frames)
     own_frames = n_frames(len(signal), features)
     link = urllib.parse.quote(Path(os.path.relpath(path.resolve(), out.resolve())).as_posix())
-    return ClipAudio(
-        link, len(signal) / features.sample_rate, own_frames, librosa.power_to_db(power, ref=np.max)
-    )
+    return ClipAudio(link, len(signal) / features.sample_rate, own_frames, log_mel - log_mel.max())
 
 
 def write_spectrogram(path: Path, decibels: np.ndarray) -> None:

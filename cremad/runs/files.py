@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -250,15 +251,7 @@ def load_predictions(run_dir: str | Path) -> Predictions:
 def read_attention(run_dir: str | Path, actor: str, clip_id: str) -> np.ndarray | None:
     """The attention weights (decoder steps, frames) of `clip_id` in the fold that held `actor`
     out; None when that fold has no attention.npz or not that clip."""
-    path = fold_dir(run_dir, actor) / ATTENTION
-    if not path.is_file():
-        return None
-    with np.load(path) as archive:
-        index = np.flatnonzero(archive["clips"].astype(str) == clip_id)
-        if not index.size:
-            return None
-        weights = np.asarray(archive["weights"][index[0]], dtype=float)
-    return weights.reshape(-1, weights.shape[-1])
+    return (read_fold_attention(run_dir, actor) or {}).get(clip_id)
 
 
 def read_fold_attention(run_dir: str | Path, actor: str) -> dict[str, np.ndarray] | None:
@@ -299,8 +292,6 @@ def write_fold_files(folder: str | Path, files: dict[str, bytes], **done_fields)
     """Write a fold's files (`read_fold_files`' output) into `folder`, each atomically and
     done.json last, with `done_fields` added to it; an earlier attempt's files are dropped first.
     Returns the done.json record."""
-    import json
-
     if DONE not in files:
         raise CremadError(f"{folder}: the fold's files hold no {DONE}")
     unsafe = [name for name in files if Path(name).name != name or name.startswith(".")]
