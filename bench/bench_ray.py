@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the loopback cluster harness the tests use
+from bench_models import cpu_model  # noqa: E402
 from ray_cluster import loopback_namespace  # noqa: E402
 
 INSIDE = "CREMAD_BENCH_RAY_NAMESPACE"
@@ -39,13 +39,6 @@ def cremad(*args: str, cwd: Path) -> float:
     started = time.time()
     subprocess.run([sys.executable, "-m", "cremad", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
     return time.time() - started
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def measure(args, root: Path) -> dict:

@@ -23,7 +23,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+from bench_models import cpu_model
 
 from cremad import runs
 from cremad.config import EMOTIONS, FeatureConfig
@@ -186,13 +186,6 @@ def measure_loads(page: Path, repeats: int) -> dict | str:
             "cards": loads[0]["cards"],
         }
     return summary
-
-
-def cpu_model() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:
