@@ -16,9 +16,9 @@ with the same variables in fewer, larger ops:
 
 Everything else (GPU, the JAX and PyTorch backends, masks, dropout inside the layer, other
 activations or dtypes, and a step compiled by XLA, `jit_compile=True`, which has no kernel for
-BlockLSTMV2: said once in the log) runs Keras' own code. The layer's variables, config and saved files are
-Keras' LSTM's, under the registered name `cremad>LSTM`: a model saved on one path loads and
-predicts on the other. `CREMAD_CPU_LSTM=stock` (or `cpu_kernel("stock")`) turns the fused path off,
+BlockLSTMV2: said once in the log) runs Keras' own code. The layer's variables, config and saved
+files are Keras' LSTM's, under the registered name `cremad>LSTM`: a model saved on one path loads
+and predicts on the other. `CREMAD_CPU_LSTM=stock` (or `cpu_kernel("stock")`) turns the fused path off,
 for comparisons.
 """
 
